@@ -1,0 +1,489 @@
+//! Starting a node: load or create every LDK part from the store, catch it up with the shared
+//! chain feed, and start its background work.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bitcoin::BlockHash;
+use lightning::chain::chainmonitor::ChainMonitor as LdkChainMonitor;
+use lightning::chain::{BestBlock, ChannelMonitorUpdateStatus, Watch};
+use lightning::ln::channelmanager::{ChainParameters, ChannelManagerReadArgs};
+use lightning::ln::peer_handler::{IgnoringMessageHandler, MessageHandler};
+use lightning::onion_message::messenger::DefaultMessageRouter;
+use lightning::routing::gossip::P2PGossipSync;
+use lightning::routing::router::DefaultRouter;
+use lightning::routing::scoring::{
+    ProbabilisticScorer, ProbabilisticScoringDecayParameters, ProbabilisticScoringFeeParameters,
+};
+use lightning::sign::Recipient;
+use lightning::util::config::UserConfig;
+use lightning::util::persist::{self as ldk_persist, KVStoreSync};
+use lightning::util::ser::ReadableArgs;
+use lightning_background_processor::{
+    process_events_async_with_kv_store_sync, GossipSync as BpGossipSync, NO_LIQUIDITY_MANAGER,
+    NO_ONION_MESSENGER,
+};
+use micronode_chain::{ChainServices, SharedListener};
+use tokio::sync::{broadcast, watch};
+
+use crate::chain_listener::NodeChainListener;
+use crate::config::{ChannelSettings, NodeConfig};
+use crate::error::NodeError;
+use crate::keys::{KeysBackend, WalletSigner};
+use crate::logger::NodeLogger;
+use crate::node::{Node, NodeInner, Running};
+use crate::payments::PaymentStore;
+use crate::peers::PeerStore;
+use crate::seam::WalletScriptsSignerProvider;
+use crate::types::{ChannelManager, NetworkGraph, PeerManager, Store, Sweeper};
+use crate::wallet::OnchainWallet;
+
+/// How often the node checks that it is connected to every channel peer.
+const RECONNECT_INTERVAL: Duration = Duration::from_secs(5);
+
+fn read_optional(store: &Store, ns: &str, key: &str) -> Result<Option<Vec<u8>>, NodeError> {
+    match store.read(ns, "", key) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(e) if e.kind() == lightning::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn decode_err(what: &str, e: impl std::fmt::Debug) -> NodeError {
+    NodeError::Internal(format!("cannot decode stored {what}: {e:?}"))
+}
+
+/// LDK's settings from ours.
+pub(crate) fn user_config(settings: &ChannelSettings) -> UserConfig {
+    let mut config = UserConfig::default();
+    config.channel_handshake_config.minimum_depth = settings.min_confirmations.max(1);
+    config.channel_handshake_config.announce_for_forwarding = settings.announce_channels;
+    config.channel_handshake_config.our_max_accepted_htlcs = settings.max_accepted_htlcs;
+    config
+        .channel_handshake_config
+        .max_inbound_htlc_value_in_flight_percent_of_channel = 100;
+    config
+        .channel_handshake_config
+        .negotiate_anchors_zero_fee_htlc_tx = false;
+    config
+        .channel_handshake_limits
+        .force_announced_channel_preference = false;
+    config.channel_handshake_limits.max_minimum_depth = 144;
+    config.channel_config.forwarding_fee_base_msat = settings.forwarding_fee_base_msat;
+    config.channel_config.forwarding_fee_proportional_millionths =
+        settings.forwarding_fee_proportional_millionths;
+    config.accept_inbound_channels = true;
+    config
+}
+
+fn now() -> Duration {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+}
+
+impl<K: KeysBackend> Node<K> {
+    /// Starts a node with the given keys on the shared chain services.
+    pub async fn start(
+        config: NodeConfig,
+        keys: Arc<K>,
+        chain: ChainServices,
+    ) -> Result<Node<K>, NodeError> {
+        if chain.feed.network() != config.network {
+            return Err(NodeError::Config(format!(
+                "node is configured for {} but bitcoind is on {}",
+                config.network,
+                chain.feed.network()
+            )));
+        }
+        crate::secret_file::create_private_dir(&config.data_dir)?;
+        let store = Arc::new(
+            Store::open(&config.data_dir)
+                .map_err(|e| NodeError::Storage(std::io::Error::other(e.to_string())))?,
+        );
+        let node_id = keys
+            .get_node_id(Recipient::Node)
+            .map_err(|()| NodeError::Signer("the signer did not give a node id".into()))?;
+        let label = format!("{}:{}", config.alias, &node_id.to_string()[..8]);
+        let logger = Arc::new(NodeLogger::new(label.clone()));
+        let tip = chain.feed.tip();
+        let network = config.network;
+
+        // Gossip graph and scorer.
+        let network_graph = Arc::new(
+            match read_optional(&store, "", ldk_persist::NETWORK_GRAPH_PERSISTENCE_KEY)? {
+                Some(bytes) => NetworkGraph::read(&mut &bytes[..], logger.clone())
+                    .map_err(|e| decode_err("network graph", e))?,
+                None => NetworkGraph::new(network, logger.clone()),
+            },
+        );
+        let decay = ProbabilisticScoringDecayParameters::default();
+        let scorer = Arc::new(Mutex::new(
+            match read_optional(&store, "", ldk_persist::SCORER_PERSISTENCE_KEY)? {
+                Some(bytes) => ProbabilisticScorer::read(
+                    &mut &bytes[..],
+                    (decay, network_graph.clone(), logger.clone()),
+                )
+                .map_err(|e| decode_err("scorer", e))?,
+                None => ProbabilisticScorer::new(decay, network_graph.clone(), logger.clone()),
+            },
+        ));
+        let router = Arc::new(DefaultRouter::new(
+            network_graph.clone(),
+            logger.clone(),
+            keys.clone(),
+            scorer.clone(),
+            ProbabilisticScoringFeeParameters::default(),
+        ));
+        let message_router = Arc::new(DefaultMessageRouter::new(
+            network_graph.clone(),
+            keys.clone(),
+        ));
+
+        // Wallet, through the signing seam.
+        let wallet_signer: Arc<dyn WalletSigner> = keys.clone();
+        let wallet = Arc::new(OnchainWallet::load_or_create(
+            wallet_signer,
+            store.clone(),
+            network,
+            tip,
+        )?);
+        let signer_provider = Arc::new(WalletScriptsSignerProvider::new(
+            keys.clone(),
+            wallet.clone(),
+        ));
+
+        let chain_monitor = Arc::new(LdkChainMonitor::new(
+            None,
+            chain.broadcaster.clone(),
+            logger.clone(),
+            chain.fees.clone(),
+            store.clone(),
+            keys.clone(),
+            keys.get_peer_storage_key(),
+        ));
+
+        // Channel monitors and the channel manager.
+        let monitors = ldk_persist::read_channel_monitors(
+            store.clone(),
+            keys.clone(),
+            signer_provider.clone(),
+        )?;
+        let ldk_config = user_config(&config.channels);
+        let (manager_block, channel_manager) =
+            match read_optional(&store, "", ldk_persist::CHANNEL_MANAGER_PERSISTENCE_KEY)? {
+                Some(bytes) => {
+                    let args = ChannelManagerReadArgs::new(
+                        keys.clone(),
+                        keys.clone(),
+                        signer_provider.clone(),
+                        chain.fees.clone(),
+                        chain_monitor.clone(),
+                        chain.broadcaster.clone(),
+                        router.clone(),
+                        message_router.clone(),
+                        logger.clone(),
+                        ldk_config,
+                        monitors.iter().map(|(_, m)| m).collect(),
+                    );
+                    <(BlockHash, ChannelManager<K>)>::read(&mut &bytes[..], args)
+                        .map_err(|e| decode_err("channel manager", e))?
+                }
+                None => (
+                    tip.block_hash,
+                    ChannelManager::<K>::new(
+                        chain.fees.clone(),
+                        chain_monitor.clone(),
+                        chain.broadcaster.clone(),
+                        router.clone(),
+                        message_router.clone(),
+                        logger.clone(),
+                        keys.clone(),
+                        keys.clone(),
+                        signer_provider.clone(),
+                        ldk_config,
+                        ChainParameters {
+                            network,
+                            best_block: tip,
+                        },
+                        now().as_secs() as u32,
+                    ),
+                ),
+            };
+        let channel_manager = Arc::new(channel_manager);
+
+        let sweeper: Arc<Sweeper<K>> = Arc::new(
+            match read_optional(&store, "", ldk_persist::OUTPUT_SWEEPER_PERSISTENCE_KEY)? {
+                Some(bytes) => {
+                    let (_, sweeper) = <(BestBlock, Sweeper<K>)>::read(
+                        &mut &bytes[..],
+                        (
+                            chain.broadcaster.clone(),
+                            chain.fees.clone(),
+                            None,
+                            keys.clone(),
+                            wallet.clone(),
+                            store.clone(),
+                            logger.clone(),
+                        ),
+                    )
+                    .map_err(|e| decode_err("output sweeper", e))?;
+                    sweeper
+                }
+                None => Sweeper::<K>::new(
+                    tip,
+                    chain.broadcaster.clone(),
+                    chain.fees.clone(),
+                    None,
+                    keys.clone(),
+                    wallet.clone(),
+                    store.clone(),
+                    logger.clone(),
+                ),
+            },
+        );
+
+        // Catch everything up with the feed: first the monitors (before their chain monitor
+        // watches them), then the live listener joins the fan-out.
+        let mut monitor_catch_up: Vec<(BlockHash, SharedListener)> = Vec::new();
+        let mut monitor_holders = Vec::new();
+        for (block, monitor) in monitors {
+            let holder = Arc::new((
+                monitor,
+                chain.broadcaster.clone(),
+                chain.fees.clone(),
+                logger.clone(),
+            ));
+            monitor_catch_up.push((block, holder.clone()));
+            monitor_holders.push(holder);
+        }
+        let mut first: Vec<(BlockHash, SharedListener)> = monitor_catch_up;
+        first.push((manager_block, channel_manager.clone()));
+        first.push((sweeper.current_best_block().block_hash, sweeper.clone()));
+        first.push((wallet.best_block().block_hash, wallet.clone()));
+        let caught_up = chain.feed.catch_up(first).await?;
+        for holder in monitor_holders {
+            let (monitor, ..) = Arc::try_unwrap(holder)
+                .map_err(|_| NodeError::Internal("channel monitor still shared".into()))?;
+            let channel_id = monitor.channel_id();
+            match chain_monitor.watch_channel(channel_id, monitor) {
+                Ok(ChannelMonitorUpdateStatus::Completed) => {}
+                other => {
+                    return Err(NodeError::Internal(format!(
+                        "cannot watch channel {channel_id}: {other:?}"
+                    )))
+                }
+            }
+        }
+        let live = Arc::new(NodeChainListener::new(
+            chain_monitor.clone(),
+            channel_manager.clone(),
+            sweeper.clone(),
+            wallet.clone(),
+        ));
+        let feed_listener = chain
+            .feed
+            .register(
+                vec![(caught_up.block_hash, live.clone() as SharedListener)],
+                live,
+            )
+            .await?;
+
+        // Peers.
+        let gossip_sync = Arc::new(P2PGossipSync::new(
+            network_graph.clone(),
+            None,
+            logger.clone(),
+        ));
+        let ephemeral = keys.get_secure_random_bytes();
+        let peer_manager: Arc<PeerManager<K>> = Arc::new(PeerManager::<K>::new(
+            MessageHandler {
+                chan_handler: channel_manager.clone(),
+                route_handler: gossip_sync.clone(),
+                onion_message_handler: IgnoringMessageHandler {},
+                custom_message_handler: IgnoringMessageHandler {},
+                send_only_message_handler: chain_monitor.clone(),
+            },
+            now().as_secs() as u32,
+            &ephemeral,
+            logger.clone(),
+            keys.clone(),
+        ));
+
+        let (events, _) = broadcast::channel(4096);
+        let inner = Arc::new(NodeInner {
+            payments: PaymentStore::load(store.clone())?,
+            peers: PeerStore::new(store.clone()),
+            config,
+            node_id,
+            logger_label: label.clone(),
+            logger: logger.clone(),
+            store,
+            chain,
+            wallet,
+            chain_monitor,
+            channel_manager,
+            peer_manager,
+            sweeper,
+            network_graph,
+            scorer,
+            gossip_sync,
+            events,
+        });
+
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let mut tasks = Vec::new();
+        let listen_addr = match inner.config.listen_addr {
+            Some(addr) => {
+                let (bound, task) = spawn_listener(inner.peer_manager.clone(), addr).await?;
+                tasks.push(task);
+                Some(bound)
+            }
+            None => None,
+        };
+        tasks.push(tokio::spawn(reconnect_loop(
+            inner.clone(),
+            listen_addr,
+            stop_rx.clone(),
+        )));
+        let background = spawn_background(inner.clone(), stop_rx);
+        tracing::info!(node = %label, %node_id, ?listen_addr, height = caught_up.height, "node started");
+        Ok(Node {
+            inner,
+            running: Mutex::new(Some(Running {
+                stop: stop_tx,
+                tasks,
+                background,
+                feed_listener,
+            })),
+            listen_addr,
+        })
+    }
+}
+
+async fn spawn_listener<K: KeysBackend>(
+    peer_manager: Arc<PeerManager<K>>,
+    addr: SocketAddr,
+) -> Result<(SocketAddr, tokio::task::JoinHandle<()>), NodeError> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| NodeError::Config(format!("cannot listen on {addr}: {e}")))?;
+    let bound = listener.local_addr()?;
+    let task = tokio::spawn(async move {
+        loop {
+            let stream = match listener.accept().await {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accepting a peer failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            let pm = peer_manager.clone();
+            match stream.into_std() {
+                Ok(std_stream) => {
+                    tokio::spawn(lightning_net_tokio::setup_inbound(pm, std_stream));
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot take over a peer socket"),
+            }
+        }
+    });
+    Ok((bound, task))
+}
+
+fn spawn_background<K: KeysBackend>(
+    inner: Arc<NodeInner<K>>,
+    stop: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<Result<(), std::io::Error>> {
+    let handler_inner = inner.clone();
+    let event_handler = move |event| {
+        let inner = handler_inner.clone();
+        async move { inner.handle_event(event).await }
+    };
+    let sleeper = move |d: Duration| {
+        let mut stop = stop.clone();
+        Box::pin(async move {
+            tokio::select! {
+                _ = tokio::time::sleep(d) => false,
+                _ = stop.wait_for(|s| *s) => true,
+            }
+        })
+    };
+    tokio::spawn(async move {
+        process_events_async_with_kv_store_sync(
+            inner.store.clone(),
+            event_handler,
+            inner.chain_monitor.clone(),
+            inner.channel_manager.clone(),
+            NO_ONION_MESSENGER,
+            BpGossipSync::p2p(inner.gossip_sync.clone()),
+            inner.peer_manager.clone(),
+            NO_LIQUIDITY_MANAGER,
+            Some(inner.sweeper.clone()),
+            inner.logger.clone(),
+            Some(inner.scorer.clone()),
+            sleeper,
+            false,
+            || Some(now()),
+        )
+        .await
+        .map_err(std::io::Error::from)
+    })
+}
+
+/// Keeps the node connected to every peer it has a channel with, and re-announces the node
+/// when it has public channels and a listening address.
+async fn reconnect_loop<K: KeysBackend>(
+    inner: Arc<NodeInner<K>>,
+    listen_addr: Option<SocketAddr>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut tick = tokio::time::interval(RECONNECT_INTERVAL);
+    let mut ticks: u64 = 0;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        ticks += 1;
+        let connected: std::collections::HashSet<_> = inner
+            .peer_manager
+            .list_peers()
+            .into_iter()
+            .map(|p| p.counterparty_node_id)
+            .collect();
+        let wanted: std::collections::HashSet<_> = inner
+            .channel_manager
+            .list_channels()
+            .into_iter()
+            .map(|c| c.counterparty.node_id)
+            .collect();
+        if let Ok(known) = inner.peers.all() {
+            for (node_id, addr) in known {
+                if wanted.contains(&node_id) && !connected.contains(&node_id) {
+                    if let Some(conn) = lightning_net_tokio::connect_outbound(
+                        inner.peer_manager.clone(),
+                        node_id,
+                        addr,
+                    )
+                    .await
+                    {
+                        tokio::spawn(conn);
+                    }
+                }
+            }
+        }
+        if let Some(addr) = listen_addr {
+            if ticks % 12 == 1 {
+                let mut alias = [0u8; 32];
+                let name = inner.config.alias.as_bytes();
+                alias[..name.len().min(32)].copy_from_slice(&name[..name.len().min(32)]);
+                let address = lightning::ln::msgs::SocketAddress::from(addr);
+                inner
+                    .peer_manager
+                    .broadcast_node_announcement([0; 3], alias, vec![address]);
+            }
+        }
+    }
+}

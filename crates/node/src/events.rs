@@ -1,0 +1,317 @@
+//! Handling LDK's events, and the node's own event stream.
+
+use bitcoin::FeeRate;
+use lightning::chain::chaininterface::{ConfirmationTarget, FeeEstimator};
+use lightning::events::{Event, ReplayEvent};
+use serde::Serialize;
+
+use crate::keys::KeysBackend;
+use crate::node::NodeInner;
+use crate::payments::{PaymentDirection, PaymentKind, PaymentRecord, PaymentStatus};
+use crate::wallet::SendAmount;
+
+/// Something that happened on the node, for subscribers.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum NodeEvent {
+    /// A channel's funding transaction was broadcast.
+    ChannelPending {
+        /// Channel id (hex).
+        channel_id: String,
+        /// Counterparty node id.
+        counterparty: String,
+        /// Funding outpoint `txid:vout`.
+        funding_txo: String,
+    },
+    /// A channel is ready to use.
+    ChannelReady {
+        /// Channel id (hex).
+        channel_id: String,
+        /// Counterparty node id.
+        counterparty: String,
+    },
+    /// A channel closed.
+    ChannelClosed {
+        /// Channel id (hex).
+        channel_id: String,
+        /// Counterparty node id, if known.
+        counterparty: Option<String>,
+        /// Why it closed.
+        reason: String,
+    },
+    /// We received a payment.
+    PaymentReceived {
+        /// Payment hash (hex).
+        payment_hash: String,
+        /// Amount received (msat).
+        amount_msat: u64,
+    },
+    /// A payment we sent settled.
+    PaymentSent {
+        /// Payment id (hex).
+        payment_id: String,
+        /// Payment hash (hex).
+        payment_hash: String,
+        /// Routing fee paid (msat).
+        fee_msat: Option<u64>,
+    },
+    /// A payment we sent failed for good.
+    PaymentFailed {
+        /// Payment id (hex).
+        payment_id: String,
+        /// Payment hash (hex), if known.
+        payment_hash: Option<String>,
+        /// Why.
+        reason: String,
+    },
+    /// We forwarded a payment.
+    PaymentForwarded {
+        /// Fee earned (msat).
+        fee_msat: Option<u64>,
+        /// Amount forwarded (msat).
+        amount_msat: Option<u64>,
+    },
+    /// Outputs from a closed channel are being swept to the wallet.
+    OutputsTracked {
+        /// How many outputs.
+        count: usize,
+    },
+}
+
+impl<K: KeysBackend> NodeInner<K> {
+    fn emit(&self, event: NodeEvent) {
+        // No subscriber is fine.
+        let _ = self.events.send(event);
+    }
+
+    /// Handles one LDK event. Returning `Err` makes LDK replay it later (used when a write
+    /// failed, so nothing is lost).
+    pub(crate) async fn handle_event(&self, event: Event) -> Result<(), ReplayEvent> {
+        match event {
+            Event::FundingGenerationReady {
+                temporary_channel_id,
+                counterparty_node_id,
+                channel_value_satoshis,
+                output_script,
+                ..
+            } => {
+                let sat_per_kw = self
+                    .chain
+                    .fees
+                    .get_est_sat_per_1000_weight(ConfirmationTarget::NonAnchorChannelFee);
+                let fee_rate = FeeRate::from_sat_per_kwu(u64::from(sat_per_kw));
+                let built = self.wallet.build_signed(
+                    output_script,
+                    SendAmount::Sats(channel_value_satoshis),
+                    fee_rate,
+                );
+                match built {
+                    Ok(tx) => {
+                        let applied = tx.clone();
+                        match self.channel_manager.funding_transaction_generated(
+                            temporary_channel_id,
+                            counterparty_node_id,
+                            tx,
+                        ) {
+                            Ok(()) => {
+                                if let Err(e) = self.wallet.apply_unconfirmed(&applied) {
+                                    tracing::warn!(error = %e, "wallet did not record funding tx");
+                                }
+                            }
+                            Err(e) => tracing::error!(error = ?e, "funding transaction refused"),
+                        }
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot fund channel; abandoning it");
+                        let _ = self.channel_manager.force_close_broadcasting_latest_txn(
+                            &temporary_channel_id,
+                            &counterparty_node_id,
+                            format!("funding failed: {e}"),
+                        );
+                    }
+                }
+            }
+            Event::PaymentClaimable {
+                payment_hash,
+                purpose,
+                ..
+            } => match purpose.preimage() {
+                Some(preimage) => self.channel_manager.claim_funds(preimage),
+                None => self.channel_manager.fail_htlc_backwards(&payment_hash),
+            },
+            Event::PaymentClaimed {
+                payment_hash,
+                amount_msat,
+                purpose,
+                ..
+            } => {
+                let preimage = purpose.preimage().map(|p| p.0);
+                let hash = payment_hash.0;
+                let updated = self
+                    .payments
+                    .update(PaymentDirection::Inbound, &hash, |r| {
+                        r.status = PaymentStatus::Succeeded;
+                        r.amount_msat = Some(amount_msat);
+                        r.preimage = preimage.or(r.preimage);
+                    })
+                    .map_err(|e| replay("payment claimed", e))?;
+                if updated.is_none() {
+                    let mut record = PaymentRecord::new_pending(
+                        hash,
+                        hash,
+                        PaymentDirection::Inbound,
+                        PaymentKind::Keysend,
+                        Some(amount_msat),
+                    );
+                    record.status = PaymentStatus::Succeeded;
+                    record.preimage = preimage;
+                    self.payments
+                        .upsert(record)
+                        .map_err(|e| replay("payment claimed", e))?;
+                }
+                self.emit(NodeEvent::PaymentReceived {
+                    payment_hash: hex::encode(hash),
+                    amount_msat,
+                });
+            }
+            Event::PaymentSent {
+                payment_id,
+                payment_preimage,
+                payment_hash,
+                fee_paid_msat,
+                ..
+            } => {
+                let id = payment_id.map(|p| p.0).unwrap_or(payment_hash.0);
+                self.payments
+                    .update(PaymentDirection::Outbound, &id, |r| {
+                        r.status = PaymentStatus::Succeeded;
+                        r.preimage = Some(payment_preimage.0);
+                        r.fee_msat = fee_paid_msat;
+                        r.failure_reason = None;
+                    })
+                    .map_err(|e| replay("payment sent", e))?;
+                self.emit(NodeEvent::PaymentSent {
+                    payment_id: hex::encode(id),
+                    payment_hash: hex::encode(payment_hash.0),
+                    fee_msat: fee_paid_msat,
+                });
+            }
+            Event::PaymentFailed {
+                payment_id,
+                payment_hash,
+                reason,
+            } => {
+                let reason = reason
+                    .map(|r| format!("{r:?}"))
+                    .unwrap_or_else(|| "unknown".into());
+                self.payments
+                    .update(PaymentDirection::Outbound, &payment_id.0, |r| {
+                        r.status = PaymentStatus::Failed;
+                        r.failure_reason = Some(reason.clone());
+                    })
+                    .map_err(|e| replay("payment failed", e))?;
+                self.emit(NodeEvent::PaymentFailed {
+                    payment_id: hex::encode(payment_id.0),
+                    payment_hash: payment_hash.map(|h| hex::encode(h.0)),
+                    reason,
+                });
+            }
+            Event::SpendableOutputs {
+                outputs,
+                channel_id,
+            } => {
+                let count = outputs.len();
+                // Static outputs pay to the wallet's own scripts (see `seam`), so the wallet
+                // already has them; only channel-specific outputs need a sweep.
+                self.sweeper
+                    .track_spendable_outputs(outputs, channel_id, true, None)
+                    .map_err(|()| {
+                        tracing::error!("could not persist outputs to sweep; will replay");
+                        ReplayEvent()
+                    })?;
+                self.emit(NodeEvent::OutputsTracked { count });
+            }
+            Event::ChannelPending {
+                channel_id,
+                counterparty_node_id,
+                funding_txo,
+                ..
+            } => {
+                self.emit(NodeEvent::ChannelPending {
+                    channel_id: channel_id.to_string(),
+                    counterparty: counterparty_node_id.to_string(),
+                    funding_txo: funding_txo.to_string(),
+                });
+            }
+            Event::ChannelReady {
+                channel_id,
+                counterparty_node_id,
+                ..
+            } => {
+                self.emit(NodeEvent::ChannelReady {
+                    channel_id: channel_id.to_string(),
+                    counterparty: counterparty_node_id.to_string(),
+                });
+            }
+            Event::ChannelClosed {
+                channel_id,
+                reason,
+                counterparty_node_id,
+                ..
+            } => {
+                tracing::info!(node = %self.logger_label, %channel_id, %reason, "channel closed");
+                self.emit(NodeEvent::ChannelClosed {
+                    channel_id: channel_id.to_string(),
+                    counterparty: counterparty_node_id.map(|n| n.to_string()),
+                    reason: reason.to_string(),
+                });
+            }
+            Event::PaymentForwarded {
+                total_fee_earned_msat,
+                outbound_amount_forwarded_msat,
+                ..
+            } => {
+                self.emit(NodeEvent::PaymentForwarded {
+                    fee_msat: total_fee_earned_msat,
+                    amount_msat: outbound_amount_forwarded_msat,
+                });
+            }
+            Event::ConnectionNeeded { node_id, addresses } => {
+                for address in addresses {
+                    if let Ok(mut addrs) =
+                        std::net::ToSocketAddrs::to_socket_addrs(&address.to_string())
+                    {
+                        if let Some(addr) = addrs.next() {
+                            let pm = self.peer_manager.clone();
+                            tokio::spawn(async move {
+                                let _ =
+                                    lightning_net_tokio::connect_outbound(pm, node_id, addr).await;
+                            });
+                            break;
+                        }
+                    }
+                }
+            }
+            Event::HTLCHandlingFailed {
+                prev_channel_id,
+                failure_type,
+                ..
+            } => {
+                tracing::debug!(%prev_channel_id, ?failure_type, "HTLC handling failed");
+            }
+            Event::BumpTransaction(_) => {
+                tracing::warn!("anchor fee bumping requested, but anchor channels are not enabled");
+            }
+            Event::DiscardFunding { channel_id, .. } => {
+                tracing::info!(%channel_id, "funding discarded");
+            }
+            other => tracing::debug!(event = ?other, "unhandled LDK event"),
+        }
+        Ok(())
+    }
+}
+
+fn replay(what: &str, e: crate::error::NodeError) -> ReplayEvent {
+    tracing::error!(error = %e, "{what}: could not record; the event will be replayed");
+    ReplayEvent()
+}

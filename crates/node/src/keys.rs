@@ -1,0 +1,230 @@
+//! The signing boundary.
+//!
+//! The node reaches private keys only through [`KeysBackend`]: LDK's signer traits
+//! ([`NodeSigner`], [`SignerProvider`], [`EntropySource`], [`OutputSpender`]) plus
+//! wallet signing of PSBTs and the wallet's *public* descriptors. The node itself never holds a
+//! private key: its on-chain wallet is watch-only and asks the backend to sign.
+//!
+//! [`LocalKeys`] is the in-process backend (LDK's `KeysManager` plus a BIP84 wallet key, both
+//! from one seed). A remote, validating signer plugs in by implementing the same trait.
+
+use std::path::Path;
+use std::time::SystemTime;
+
+use bitcoin::bip32::{DerivationPath, Xpriv, Xpub};
+use bitcoin::secp256k1::{All, Secp256k1};
+use bitcoin::{Network, Psbt};
+use lightning::sign::{EntropySource, KeysManager, NodeSigner, OutputSpender, SignerProvider};
+
+use crate::error::NodeError;
+
+/// The public half of the on-chain wallet, as output descriptors with key origins.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WalletDescriptors {
+    /// Receive addresses, e.g. `wpkh([fp/84'/1'/0']tpub.../0/*)`.
+    pub external: String,
+    /// Change addresses, e.g. `wpkh([fp/84'/1'/0']tpub.../1/*)`.
+    pub internal: String,
+}
+
+/// The wallet-signing interface: public descriptors out, signatures on PSBTs in.
+pub trait WalletSigner: Send + Sync {
+    /// The public descriptors of the on-chain wallet. They carry no private key.
+    fn wallet_descriptors(&self) -> Result<WalletDescriptors, NodeError>;
+
+    /// Signs every input of `psbt` that belongs to the wallet. Inputs carry BIP32 derivations
+    /// (key origins) so the backend can find its keys. Implementations MUST refuse to sign
+    /// what is unsafe for the key owner.
+    fn sign_wallet_psbt(&self, psbt: &mut Psbt) -> Result<(), NodeError>;
+}
+
+/// Everything the node may ask of its keys. Implementations MUST refuse to sign what is unsafe
+/// for the key owner; the node treats every `Err` as "not signed" and never retries blindly.
+pub trait KeysBackend:
+    NodeSigner
+    + SignerProvider<EcdsaSigner: Send + Sync + 'static>
+    + EntropySource
+    + OutputSpender
+    + WalletSigner
+    + 'static
+{
+}
+
+impl<T> KeysBackend for T where
+    T: NodeSigner
+        + SignerProvider<EcdsaSigner: Send + Sync + 'static>
+        + EntropySource
+        + OutputSpender
+        + WalletSigner
+        + 'static
+{
+}
+
+/// In-process keys: LDK's `KeysManager` for Lightning and a BIP84 account for the wallet, both
+/// derived from one 32-byte seed.
+pub struct LocalKeys {
+    keys_manager: KeysManager,
+    master: Xpriv,
+    network: Network,
+    secp: Secp256k1<All>,
+}
+
+impl LocalKeys {
+    /// Builds the keys from a seed.
+    pub fn from_seed(seed: &[u8; 32], network: Network) -> Result<Self, NodeError> {
+        let now = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_err(|e| NodeError::Internal(format!("system clock before 1970: {e}")))?;
+        let keys_manager = KeysManager::new(seed, now.as_secs(), now.subsec_nanos(), true);
+        let master = Xpriv::new_master(network, seed).map_err(|e| {
+            NodeError::Internal(format!("cannot derive the wallet master key: {e}"))
+        })?;
+        Ok(Self {
+            keys_manager,
+            master,
+            network,
+            secp: Secp256k1::new(),
+        })
+    }
+
+    /// Loads the seed from `dir/keys_seed`, creating it (mode 0600) on first use.
+    pub fn load_or_create(dir: &Path, network: Network) -> Result<Self, NodeError> {
+        crate::secret_file::create_private_dir(dir)?;
+        let seed = crate::secret_file::load_or_create_seed(&dir.join("keys_seed"))?;
+        Self::from_seed(&seed, network)
+    }
+
+    fn account_path(&self) -> Result<DerivationPath, NodeError> {
+        let coin = if self.network == Network::Bitcoin {
+            0
+        } else {
+            1
+        };
+        format!("m/84'/{coin}'/0'")
+            .parse()
+            .map_err(|e| NodeError::Internal(format!("bad derivation path: {e}")))
+    }
+}
+
+impl WalletSigner for LocalKeys {
+    fn wallet_descriptors(&self) -> Result<WalletDescriptors, NodeError> {
+        let path = self.account_path()?;
+        let account = self
+            .master
+            .derive_priv(&self.secp, &path)
+            .map_err(|e| NodeError::Internal(format!("cannot derive the wallet account: {e}")))?;
+        let xpub = Xpub::from_priv(&self.secp, &account);
+        let fingerprint = self.master.fingerprint(&self.secp);
+        let origin = format!(
+            "[{fingerprint}/{}]",
+            path.to_string().trim_start_matches("m/")
+        );
+        Ok(WalletDescriptors {
+            external: format!("wpkh({origin}{xpub}/0/*)"),
+            internal: format!("wpkh({origin}{xpub}/1/*)"),
+        })
+    }
+
+    fn sign_wallet_psbt(&self, psbt: &mut Psbt) -> Result<(), NodeError> {
+        psbt.sign(&self.master, &self.secp).map_err(|(_, errors)| {
+            NodeError::Signer(format!(
+                "wallet signing failed for {} input(s)",
+                errors.len()
+            ))
+        })?;
+        Ok(())
+    }
+}
+
+// Delegation of LDK's traits to the KeysManager.
+impl EntropySource for LocalKeys {
+    fn get_secure_random_bytes(&self) -> [u8; 32] {
+        self.keys_manager.get_secure_random_bytes()
+    }
+}
+
+impl NodeSigner for LocalKeys {
+    fn get_expanded_key(&self) -> lightning::ln::inbound_payment::ExpandedKey {
+        self.keys_manager.get_expanded_key()
+    }
+    fn get_peer_storage_key(&self) -> lightning::sign::PeerStorageKey {
+        self.keys_manager.get_peer_storage_key()
+    }
+    fn get_receive_auth_key(&self) -> lightning::sign::ReceiveAuthKey {
+        self.keys_manager.get_receive_auth_key()
+    }
+    fn get_node_id(
+        &self,
+        recipient: lightning::sign::Recipient,
+    ) -> Result<bitcoin::secp256k1::PublicKey, ()> {
+        self.keys_manager.get_node_id(recipient)
+    }
+    fn ecdh(
+        &self,
+        recipient: lightning::sign::Recipient,
+        other_key: &bitcoin::secp256k1::PublicKey,
+        tweak: Option<&bitcoin::secp256k1::Scalar>,
+    ) -> Result<bitcoin::secp256k1::ecdh::SharedSecret, ()> {
+        self.keys_manager.ecdh(recipient, other_key, tweak)
+    }
+    fn sign_invoice(
+        &self,
+        invoice: &lightning_invoice::RawBolt11Invoice,
+        recipient: lightning::sign::Recipient,
+    ) -> Result<bitcoin::secp256k1::ecdsa::RecoverableSignature, ()> {
+        self.keys_manager.sign_invoice(invoice, recipient)
+    }
+    fn sign_bolt12_invoice(
+        &self,
+        invoice: &lightning::offers::invoice::UnsignedBolt12Invoice,
+    ) -> Result<bitcoin::secp256k1::schnorr::Signature, ()> {
+        self.keys_manager.sign_bolt12_invoice(invoice)
+    }
+    fn sign_gossip_message(
+        &self,
+        msg: lightning::ln::msgs::UnsignedGossipMessage,
+    ) -> Result<bitcoin::secp256k1::ecdsa::Signature, ()> {
+        self.keys_manager.sign_gossip_message(msg)
+    }
+    fn sign_message(&self, msg: &[u8]) -> Result<String, ()> {
+        self.keys_manager.sign_message(msg)
+    }
+}
+
+impl SignerProvider for LocalKeys {
+    type EcdsaSigner = lightning::sign::InMemorySigner;
+    fn generate_channel_keys_id(&self, inbound: bool, user_channel_id: u128) -> [u8; 32] {
+        self.keys_manager
+            .generate_channel_keys_id(inbound, user_channel_id)
+    }
+    fn derive_channel_signer(&self, channel_keys_id: [u8; 32]) -> Self::EcdsaSigner {
+        self.keys_manager.derive_channel_signer(channel_keys_id)
+    }
+    fn get_destination_script(&self, channel_keys_id: [u8; 32]) -> Result<bitcoin::ScriptBuf, ()> {
+        self.keys_manager.get_destination_script(channel_keys_id)
+    }
+    fn get_shutdown_scriptpubkey(&self) -> Result<lightning::ln::script::ShutdownScript, ()> {
+        self.keys_manager.get_shutdown_scriptpubkey()
+    }
+}
+
+impl OutputSpender for LocalKeys {
+    fn spend_spendable_outputs(
+        &self,
+        descriptors: &[&lightning::sign::SpendableOutputDescriptor],
+        outputs: Vec<bitcoin::TxOut>,
+        change_destination_script: bitcoin::ScriptBuf,
+        feerate_sat_per_1000_weight: u32,
+        locktime: Option<bitcoin::absolute::LockTime>,
+        secp_ctx: &Secp256k1<All>,
+    ) -> Result<bitcoin::Transaction, ()> {
+        self.keys_manager.spend_spendable_outputs(
+            descriptors,
+            outputs,
+            change_destination_script,
+            feerate_sat_per_1000_weight,
+            locktime,
+            secp_ctx,
+        )
+    }
+}

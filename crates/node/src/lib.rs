@@ -1,0 +1,37 @@
+//! One Lightning node as a library value, built from the `lightning` (LDK) crates.
+//!
+//! A [`Node`] is generic over its keys backend ([`KeysBackend`]): the node reaches keys only
+//! through LDK's signer traits and a wallet-signing interface, so the in-process
+//! [`LocalKeys`] and a remote validating signer are interchangeable. Many nodes can live in one
+//! process; they share one [`micronode_chain::ChainServices`] (chain feed, fee estimator,
+//! broadcaster).
+#![deny(missing_docs)]
+
+mod builder;
+mod chain_listener;
+pub mod channels;
+pub mod config;
+pub mod error;
+pub mod events;
+pub mod keys;
+pub mod logger;
+mod node;
+pub mod onchain;
+pub mod pay;
+pub mod payments;
+pub mod peers;
+pub mod seam;
+pub mod secret_file;
+pub mod types;
+pub mod wallet;
+
+pub use channels::{ChannelInfo, PeerInfo};
+pub use config::{ChannelSettings, NodeConfig};
+pub use error::NodeError;
+pub use events::NodeEvent;
+pub use keys::{KeysBackend, LocalKeys, WalletDescriptors, WalletSigner};
+pub use node::{Node, NodeInfo};
+pub use onchain::{LightningBalance, OnchainBalance};
+pub use pay::CreatedInvoice;
+pub use payments::{PaymentDirection, PaymentKind, PaymentRecord, PaymentStatus};
+pub use wallet::SendAmount;

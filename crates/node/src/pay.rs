@@ -1,0 +1,292 @@
+//! Invoices and payments.
+
+use std::time::Duration;
+
+use bitcoin::hashes::{sha256, Hash};
+use bitcoin::secp256k1::PublicKey;
+use lightning::ln::channelmanager::{
+    Bolt11InvoiceParameters, Bolt11PaymentError, PaymentId, RecipientOnionFields, Retry,
+    RetryableSendFailure,
+};
+use lightning::routing::router::{PaymentParameters, RouteParameters, RouteParametersConfig};
+use lightning::types::payment::PaymentPreimage;
+use lightning_invoice::{Bolt11Invoice, Bolt11InvoiceDescription, Description};
+use serde::Serialize;
+
+use crate::error::NodeError;
+use crate::keys::KeysBackend;
+use crate::node::Node;
+use crate::payments::{PaymentDirection, PaymentKind, PaymentRecord, PaymentStatus};
+
+/// A new invoice.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct CreatedInvoice {
+    /// The BOLT11 invoice text.
+    pub invoice: String,
+    /// Its payment hash (hex).
+    pub payment_hash: String,
+}
+
+/// The final CLTV delta for keysend payments.
+const KEYSEND_FINAL_CLTV: u32 = 40;
+
+/// Parses a BOLT11 invoice.
+pub fn parse_invoice(s: &str) -> Result<Bolt11Invoice, NodeError> {
+    s.trim()
+        .parse::<Bolt11Invoice>()
+        .map_err(|e| NodeError::InvalidInput(format!("invalid invoice: {e}")))
+}
+
+/// Parses a 32-byte hex id or hash.
+pub fn parse_hash(s: &str) -> Result<[u8; 32], NodeError> {
+    hex::decode(s)
+        .ok()
+        .and_then(|b| <[u8; 32]>::try_from(b).ok())
+        .ok_or_else(|| NodeError::InvalidInput(format!("{s:?} is not a 32-byte hex value")))
+}
+
+fn map_send_failure(e: RetryableSendFailure) -> NodeError {
+    match e {
+        RetryableSendFailure::DuplicatePayment => {
+            NodeError::DuplicatePayment("a payment with this id is already pending or paid".into())
+        }
+        RetryableSendFailure::RouteNotFound => NodeError::Payment("no route found".into()),
+        RetryableSendFailure::PaymentExpired => {
+            NodeError::Payment("the invoice has expired".into())
+        }
+        other => NodeError::Payment(format!("{other:?}")),
+    }
+}
+
+impl<K: KeysBackend> Node<K> {
+    /// Creates a BOLT11 invoice. `amount_msat` of `None` makes an any-amount invoice.
+    pub fn create_invoice(
+        &self,
+        amount_msat: Option<u64>,
+        description: &str,
+        expiry_secs: u32,
+    ) -> Result<CreatedInvoice, NodeError> {
+        self.ensure_running()?;
+        if amount_msat == Some(0) {
+            return Err(NodeError::InvalidInput(
+                "invoice amount must be positive".into(),
+            ));
+        }
+        let description = Description::new(description.to_string())
+            .map_err(|e| NodeError::InvalidInput(format!("invalid description: {e}")))?;
+        let invoice = self
+            .inner
+            .channel_manager
+            .create_bolt11_invoice(Bolt11InvoiceParameters {
+                amount_msats: amount_msat,
+                description: Bolt11InvoiceDescription::Direct(description),
+                invoice_expiry_delta_secs: Some(expiry_secs),
+                ..Default::default()
+            })
+            .map_err(|e| NodeError::Payment(format!("cannot create invoice: {e}")))?;
+        let hash = *invoice.payment_hash().as_byte_array();
+        self.inner.payments.upsert(PaymentRecord::new_pending(
+            hash,
+            hash,
+            PaymentDirection::Inbound,
+            PaymentKind::Bolt11 {
+                invoice: invoice.to_string(),
+            },
+            amount_msat,
+        ))?;
+        Ok(CreatedInvoice {
+            invoice: invoice.to_string(),
+            payment_hash: hex::encode(hash),
+        })
+    }
+
+    /// Starts paying a BOLT11 invoice; returns the payment id (the payment hash). Use
+    /// [`Node::wait_payment`] for the outcome.
+    pub fn pay_invoice(
+        &self,
+        invoice: &str,
+        amount_msat: Option<u64>,
+        max_fee_msat: Option<u64>,
+    ) -> Result<[u8; 32], NodeError> {
+        self.ensure_running()?;
+        let invoice = parse_invoice(invoice)?;
+        if invoice.network() != self.inner.config.network {
+            return Err(NodeError::InvalidInput(format!(
+                "invoice is for {}, node is on {}",
+                invoice.network(),
+                self.inner.config.network
+            )));
+        }
+        if invoice.is_expired() {
+            return Err(NodeError::InvalidInput("the invoice has expired".into()));
+        }
+        let amount = match (invoice.amount_milli_satoshis(), amount_msat) {
+            (Some(a), None) => a,
+            (Some(a), Some(b)) if b >= a => b,
+            (Some(a), Some(b)) => {
+                return Err(NodeError::InvalidInput(format!(
+                    "amount {b} msat is below the invoice's {a} msat"
+                )))
+            }
+            (None, Some(b)) if b > 0 => b,
+            (None, _) => {
+                return Err(NodeError::InvalidInput(
+                    "the invoice has no amount; give one".into(),
+                ))
+            }
+        };
+        let outbound: u64 = self
+            .inner
+            .channel_manager
+            .list_usable_channels()
+            .iter()
+            .map(|c| c.next_outbound_htlc_limit_msat)
+            .sum();
+        if amount > outbound {
+            return Err(NodeError::InsufficientFunds(format!(
+                "{amount} msat is more than the {outbound} msat we can send now"
+            )));
+        }
+        let hash = *invoice.payment_hash().as_byte_array();
+        let id = PaymentId(hash);
+        if let Some(existing) = self.inner.payments.get(PaymentDirection::Outbound, &hash) {
+            if existing.status != PaymentStatus::Failed {
+                return Err(NodeError::DuplicatePayment(hex::encode(hash)));
+            }
+        }
+        let mut record = PaymentRecord::new_pending(
+            hash,
+            hash,
+            PaymentDirection::Outbound,
+            PaymentKind::Bolt11 {
+                invoice: invoice.to_string(),
+            },
+            Some(amount),
+        );
+        record.counterparty = Some(invoice.get_payee_pub_key().to_string());
+        self.inner.payments.upsert(record)?;
+        let config = RouteParametersConfig {
+            max_total_routing_fee_msat: max_fee_msat,
+            ..Default::default()
+        };
+        let retry = Retry::Timeout(Duration::from_secs(self.inner.config.payment_retry_secs));
+        let sent = self.inner.channel_manager.pay_for_bolt11_invoice(
+            &invoice,
+            id,
+            amount_msat,
+            config,
+            retry,
+        );
+        if let Err(e) = sent {
+            let err = match e {
+                Bolt11PaymentError::InvalidAmount => {
+                    NodeError::InvalidInput("invalid amount for this invoice".into())
+                }
+                Bolt11PaymentError::SendingFailed(f) => map_send_failure(f),
+            };
+            self.mark_failed(&hash, &err)?;
+            return Err(err);
+        }
+        Ok(hash)
+    }
+
+    /// Starts a keysend (spontaneous) payment; returns the payment id.
+    pub fn keysend(
+        &self,
+        node_id: PublicKey,
+        amount_msat: u64,
+        max_fee_msat: Option<u64>,
+    ) -> Result<[u8; 32], NodeError> {
+        self.ensure_running()?;
+        if amount_msat == 0 {
+            return Err(NodeError::InvalidInput(
+                "keysend amount must be positive".into(),
+            ));
+        }
+        let preimage = PaymentPreimage(rand::random());
+        let hash = sha256::Hash::hash(&preimage.0).to_byte_array();
+        let id = PaymentId(hash);
+        let mut record = PaymentRecord::new_pending(
+            hash,
+            hash,
+            PaymentDirection::Outbound,
+            PaymentKind::Keysend,
+            Some(amount_msat),
+        );
+        record.counterparty = Some(node_id.to_string());
+        record.preimage = Some(preimage.0);
+        self.inner.payments.insert_new(record)?;
+        let mut params = RouteParameters::from_payment_params_and_value(
+            PaymentParameters::for_keysend(node_id, KEYSEND_FINAL_CLTV, false),
+            amount_msat,
+        );
+        params.max_total_routing_fee_msat = max_fee_msat.or(params.max_total_routing_fee_msat);
+        let retry = Retry::Timeout(Duration::from_secs(self.inner.config.payment_retry_secs));
+        if let Err(e) = self.inner.channel_manager.send_spontaneous_payment(
+            Some(preimage),
+            RecipientOnionFields::spontaneous_empty(),
+            id,
+            params,
+            retry,
+        ) {
+            let err = map_send_failure(e);
+            self.mark_failed(&hash, &err)?;
+            return Err(err);
+        }
+        Ok(hash)
+    }
+
+    fn mark_failed(&self, id: &[u8; 32], err: &NodeError) -> Result<(), NodeError> {
+        self.inner
+            .payments
+            .update(PaymentDirection::Outbound, id, |r| {
+                r.status = PaymentStatus::Failed;
+                r.failure_reason = Some(err.to_string());
+            })?;
+        Ok(())
+    }
+
+    /// Waits until an outbound payment succeeds or fails, or `timeout` passes.
+    pub async fn wait_payment(
+        &self,
+        id: &[u8; 32],
+        timeout: Duration,
+    ) -> Result<PaymentRecord, NodeError> {
+        let mut events = self.inner.events.subscribe();
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let record = self
+                .inner
+                .payments
+                .get(PaymentDirection::Outbound, id)
+                .ok_or_else(|| NodeError::UnknownPayment(hex::encode(id)))?;
+            if record.status != PaymentStatus::Pending {
+                return Ok(record);
+            }
+            tokio::select! {
+                _ = tokio::time::sleep_until(deadline) => {
+                    return Err(NodeError::Timeout(format!("payment {} still pending", hex::encode(id))));
+                }
+                _ = events.recv() => {}
+            }
+        }
+    }
+
+    /// One payment, looked up by id (or payment hash) in either direction; outbound first.
+    pub fn payment(&self, id: &[u8; 32]) -> Option<PaymentRecord> {
+        self.inner
+            .payments
+            .get(PaymentDirection::Outbound, id)
+            .or_else(|| self.inner.payments.get(PaymentDirection::Inbound, id))
+    }
+
+    /// One payment in a given direction.
+    pub fn payment_in(&self, direction: PaymentDirection, id: &[u8; 32]) -> Option<PaymentRecord> {
+        self.inner.payments.get(direction, id)
+    }
+
+    /// The whole payment history, oldest first.
+    pub fn list_payments(&self) -> Vec<PaymentRecord> {
+        self.inner.payments.list()
+    }
+}

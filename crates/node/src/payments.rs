@@ -1,0 +1,207 @@
+//! Payment history, persisted in the node's store so a restart keeps every payment's status.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use lightning::util::persist::KVStoreSync;
+use serde::{Deserialize, Serialize};
+
+use crate::error::NodeError;
+use crate::types::Store;
+
+const PAYMENTS_NAMESPACE: &str = "payments";
+
+/// Which way the money moved.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PaymentDirection {
+    /// We received it.
+    Inbound,
+    /// We sent it.
+    Outbound,
+}
+
+/// Where a payment stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PaymentStatus {
+    /// Not settled yet (an open invoice, or a payment in flight).
+    Pending,
+    /// Settled.
+    Succeeded,
+    /// Failed for good (or an invoice that expired unpaid).
+    Failed,
+}
+
+/// What kind of payment it is.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PaymentKind {
+    /// A BOLT11 invoice payment.
+    Bolt11 {
+        /// The invoice, as text.
+        invoice: String,
+    },
+    /// A spontaneous (keysend) payment.
+    Keysend,
+}
+
+/// One payment in the history.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PaymentRecord {
+    /// The payment id: the payment hash for BOLT11 payments and for received payments.
+    pub id: [u8; 32],
+    /// The payment hash.
+    pub payment_hash: [u8; 32],
+    /// The preimage, once known.
+    pub preimage: Option<[u8; 32]>,
+    /// Which way.
+    pub direction: PaymentDirection,
+    /// Where it stands.
+    pub status: PaymentStatus,
+    /// The kind of payment.
+    pub kind: PaymentKind,
+    /// The amount the recipient gets (msat), when known.
+    pub amount_msat: Option<u64>,
+    /// Routing fees paid (outbound, msat).
+    pub fee_msat: Option<u64>,
+    /// The counterparty node (keysend destination), if known.
+    pub counterparty: Option<String>,
+    /// Why it failed, if it did.
+    pub failure_reason: Option<String>,
+    /// Unix seconds when it was created.
+    pub created_at: u64,
+    /// Unix seconds when it last changed.
+    pub updated_at: u64,
+}
+
+impl PaymentRecord {
+    /// A new pending record.
+    pub fn new_pending(
+        id: [u8; 32],
+        payment_hash: [u8; 32],
+        direction: PaymentDirection,
+        kind: PaymentKind,
+        amount_msat: Option<u64>,
+    ) -> Self {
+        let now = now_secs();
+        Self {
+            id,
+            payment_hash,
+            preimage: None,
+            direction,
+            status: PaymentStatus::Pending,
+            kind,
+            amount_msat,
+            fee_msat: None,
+            counterparty: None,
+            failure_reason: None,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    fn key(&self) -> String {
+        record_key(self.direction, &self.id)
+    }
+}
+
+fn record_key(direction: PaymentDirection, id: &[u8; 32]) -> String {
+    let prefix = match direction {
+        PaymentDirection::Inbound => "in",
+        PaymentDirection::Outbound => "out",
+    };
+    format!("{prefix}_{}", hex::encode(id))
+}
+
+pub(crate) fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// The payment history: in memory, written through to the store on every change.
+pub struct PaymentStore {
+    records: Mutex<HashMap<String, PaymentRecord>>,
+    store: Arc<Store>,
+}
+
+impl PaymentStore {
+    /// Loads every record from the store.
+    pub fn load(store: Arc<Store>) -> Result<Self, NodeError> {
+        let mut records = HashMap::new();
+        for key in store.list(PAYMENTS_NAMESPACE, "")? {
+            let bytes = store.read(PAYMENTS_NAMESPACE, "", &key)?;
+            let record: PaymentRecord = serde_json::from_slice(&bytes)
+                .map_err(|e| NodeError::Internal(format!("corrupt payment record {key}: {e}")))?;
+            records.insert(key, record);
+        }
+        Ok(Self {
+            records: Mutex::new(records),
+            store,
+        })
+    }
+
+    fn persist(&self, record: &PaymentRecord) -> Result<(), NodeError> {
+        let bytes = serde_json::to_vec(record)
+            .map_err(|e| NodeError::Internal(format!("cannot encode payment: {e}")))?;
+        self.store
+            .write(PAYMENTS_NAMESPACE, "", &record.key(), bytes)?;
+        Ok(())
+    }
+
+    /// Inserts a new record; fails if one with the same id and direction exists.
+    pub fn insert_new(&self, record: PaymentRecord) -> Result<(), NodeError> {
+        let mut records = self.records.lock().unwrap_or_else(|p| p.into_inner());
+        let key = record.key();
+        if records.contains_key(&key) {
+            return Err(NodeError::DuplicatePayment(hex::encode(record.id)));
+        }
+        self.persist(&record)?;
+        records.insert(key, record);
+        Ok(())
+    }
+
+    /// Inserts or replaces a record.
+    pub fn upsert(&self, record: PaymentRecord) -> Result<(), NodeError> {
+        let mut records = self.records.lock().unwrap_or_else(|p| p.into_inner());
+        self.persist(&record)?;
+        records.insert(record.key(), record);
+        Ok(())
+    }
+
+    /// Applies `f` to an existing record and persists it. Returns the updated record, or `None`
+    /// if there is no such record.
+    pub fn update(
+        &self,
+        direction: PaymentDirection,
+        id: &[u8; 32],
+        f: impl FnOnce(&mut PaymentRecord),
+    ) -> Result<Option<PaymentRecord>, NodeError> {
+        let mut records = self.records.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(record) = records.get_mut(&record_key(direction, id)) else {
+            return Ok(None);
+        };
+        f(record);
+        record.updated_at = now_secs();
+        let updated = record.clone();
+        self.persist(&updated)?;
+        Ok(Some(updated))
+    }
+
+    /// One record.
+    pub fn get(&self, direction: PaymentDirection, id: &[u8; 32]) -> Option<PaymentRecord> {
+        let records = self.records.lock().unwrap_or_else(|p| p.into_inner());
+        records.get(&record_key(direction, id)).cloned()
+    }
+
+    /// Every record, oldest first.
+    pub fn list(&self) -> Vec<PaymentRecord> {
+        let records = self.records.lock().unwrap_or_else(|p| p.into_inner());
+        let mut all: Vec<PaymentRecord> = records.values().cloned().collect();
+        all.sort_by_key(|r| (r.created_at, r.id));
+        all
+    }
+}

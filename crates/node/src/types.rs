@@ -1,0 +1,89 @@
+//! Short names for the long generic LDK types a node is made of. `K` is the keys backend.
+
+use std::sync::{Arc, Mutex};
+
+use lightning::chain::Filter;
+use lightning::ln::peer_handler::IgnoringMessageHandler;
+use lightning::onion_message::messenger::DefaultMessageRouter;
+use lightning::routing::gossip::{NetworkGraph as LdkNetworkGraph, P2PGossipSync};
+use lightning::routing::router::DefaultRouter;
+use lightning::routing::scoring::{ProbabilisticScorer, ProbabilisticScoringFeeParameters};
+use lightning::routing::utxo::UtxoLookup;
+use lightning::sign::SignerProvider;
+use micronode_chain::{SharedBroadcaster, SharedFeeEstimator};
+
+use crate::logger::NodeLogger;
+use crate::seam::WalletScriptsSignerProvider;
+use crate::wallet::OnchainWallet;
+
+/// The node's key-value store.
+pub type Store = micronode_store::SqliteStore;
+/// A chain filter; never set, because the shared feed delivers full blocks.
+pub type ChainFilter = dyn Filter + Send + Sync;
+/// The channel signer type a keys backend hands out.
+pub type ChannelSigner<K> = <K as SignerProvider>::EcdsaSigner;
+/// The node's channel monitor set.
+pub type ChainMonitor<K> = lightning::chain::chainmonitor::ChainMonitor<
+    ChannelSigner<K>,
+    Arc<ChainFilter>,
+    Arc<SharedBroadcaster>,
+    Arc<SharedFeeEstimator>,
+    Arc<NodeLogger>,
+    Arc<Store>,
+    Arc<K>,
+>;
+/// The gossip network graph.
+pub type NetworkGraph = LdkNetworkGraph<Arc<NodeLogger>>;
+/// The payment scorer.
+pub type Scorer = ProbabilisticScorer<Arc<NetworkGraph>, Arc<NodeLogger>>;
+/// The payment router.
+pub type Router<K> = DefaultRouter<
+    Arc<NetworkGraph>,
+    Arc<NodeLogger>,
+    Arc<K>,
+    Arc<Mutex<Scorer>>,
+    ProbabilisticScoringFeeParameters,
+    Scorer,
+>;
+/// The onion message router (required by the channel manager for blinded paths).
+pub type MessageRouter<K> = DefaultMessageRouter<Arc<NetworkGraph>, Arc<NodeLogger>, Arc<K>>;
+/// The signer provider the channel manager sees: the backend, with close and sweep scripts
+/// taken from the node's wallet.
+pub type SignerProviderFor<K> = WalletScriptsSignerProvider<K>;
+/// The channel manager.
+pub type ChannelManager<K> = lightning::ln::channelmanager::ChannelManager<
+    Arc<ChainMonitor<K>>,
+    Arc<SharedBroadcaster>,
+    Arc<K>,
+    Arc<K>,
+    Arc<SignerProviderFor<K>>,
+    Arc<SharedFeeEstimator>,
+    Arc<Router<K>>,
+    Arc<MessageRouter<K>>,
+    Arc<NodeLogger>,
+>;
+/// UTXO lookup for gossip verification (not used yet).
+pub type GossipUtxoLookup = dyn UtxoLookup + Send + Sync;
+/// Gossip sync over the P2P network.
+pub type GossipSync = P2PGossipSync<Arc<NetworkGraph>, Arc<GossipUtxoLookup>, Arc<NodeLogger>>;
+/// The peer manager.
+pub type PeerManager<K> = lightning::ln::peer_handler::PeerManager<
+    lightning_net_tokio::SocketDescriptor,
+    Arc<ChannelManager<K>>,
+    Arc<GossipSync>,
+    IgnoringMessageHandler,
+    Arc<NodeLogger>,
+    IgnoringMessageHandler,
+    Arc<K>,
+    Arc<ChainMonitor<K>>,
+>;
+/// The sweeper of spendable outputs (force-close and HTLC claims) back to the wallet.
+pub type Sweeper<K> = lightning::util::sweep::OutputSweeperSync<
+    Arc<SharedBroadcaster>,
+    Arc<OnchainWallet>,
+    Arc<SharedFeeEstimator>,
+    Arc<ChainFilter>,
+    Arc<Store>,
+    Arc<NodeLogger>,
+    Arc<K>,
+>;

@@ -1,0 +1,229 @@
+//! Shared helpers for the node's integration tests: real bitcoind, real TCP, real SQLite.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bitcoin::{Network, Transaction};
+use micronode_chain::{BitcoindRpc, ChainServices, FeedConfig};
+use micronode_node::{LocalKeys, Node, NodeConfig, NodeEvent};
+use micronode_testenv::{wait_until, Bitcoind};
+
+pub type TestNode = Node<LocalKeys>;
+
+pub const TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A bitcoind plus the chain services nodes share.
+pub struct Env {
+    pub bitcoind: Bitcoind,
+    pub chain: ChainServices,
+    pub dir: TempDir,
+}
+
+/// A directory removed on drop.
+pub struct TempDir(pub PathBuf);
+impl TempDir {
+    pub fn new(tag: &str) -> Self {
+        let base = if std::path::Path::new("/dev/shm").is_dir() {
+            PathBuf::from("/dev/shm")
+        } else {
+            std::env::temp_dir()
+        };
+        let dir = base.join(format!(
+            "micronode-test-{tag}-{}-{}",
+            std::process::id(),
+            rand::random::<u32>()
+        ));
+        std::fs::create_dir_all(&dir).expect("create temp dir");
+        Self(dir)
+    }
+}
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+impl Env {
+    pub async fn new(tag: &str) -> Env {
+        let _ = tracing_subscriber_init();
+        let bitcoind = Bitcoind::start().await.expect("start bitcoind");
+        let rpc = Arc::new(
+            BitcoindRpc::new(
+                bitcoind.rpc_host(),
+                bitcoind.rpc_port(),
+                bitcoind.rpc_auth(),
+            )
+            .expect("rpc client"),
+        );
+        let chain = ChainServices::start(
+            rpc,
+            FeedConfig {
+                network: Network::Regtest,
+                poll_interval: Duration::from_millis(100),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("chain services");
+        Env {
+            bitcoind,
+            chain,
+            dir: TempDir::new(tag),
+        }
+    }
+
+    pub fn node_config(&self, name: &str) -> NodeConfig {
+        let mut config = NodeConfig::new(self.dir.0.join(name), Network::Regtest);
+        config.alias = name.to_string();
+        config.listen_addr = Some("127.0.0.1:0".parse().expect("addr"));
+        config.channels.min_confirmations = 1;
+        config
+    }
+
+    pub async fn start_node(&self, name: &str) -> TestNode {
+        let config = self.node_config(name);
+        let keys =
+            Arc::new(LocalKeys::load_or_create(&config.data_dir, Network::Regtest).expect("keys"));
+        Node::start(config, keys, self.chain.clone())
+            .await
+            .expect("start node")
+    }
+
+    /// Mines `n` blocks and waits until the feed has delivered them.
+    pub async fn mine(&self, n: u64) {
+        let hashes = self.bitcoind.mine(n).await.expect("mine");
+        let last = *hashes.last().expect("mined");
+        let feed = self.chain.feed.clone();
+        wait_until("feed reaches the mined tip", TIMEOUT, || {
+            let feed = feed.clone();
+            async move {
+                feed.poll_now()
+                    .await
+                    .map(|t| t.block_hash == last)
+                    .unwrap_or(false)
+            }
+        })
+        .await
+        .expect("feed caught up");
+    }
+
+    /// Sends `sat` to the node's wallet and confirms it.
+    pub async fn fund(&self, node: &TestNode, sat: u64) {
+        let before = node.onchain_balance().confirmed_sat;
+        let address = node.new_address().expect("address");
+        let address = address
+            .parse::<bitcoin::Address<_>>()
+            .expect("parse")
+            .assume_checked();
+        self.bitcoind
+            .fund_address(&address, sat)
+            .await
+            .expect("fund");
+        self.mine(1).await;
+        wait_until("wallet sees the funds", TIMEOUT, || async {
+            node.onchain_balance().confirmed_sat >= before + sat
+        })
+        .await
+        .expect("funded");
+    }
+
+    /// Every transaction in bitcoind's mempool.
+    pub async fn mempool(&self) -> Vec<Transaction> {
+        let rpc = self.bitcoind.rpc();
+        let mut txs = Vec::new();
+        for txid in rpc.get_raw_mempool().await.expect("mempool") {
+            let hex: String = rpc
+                .call("getrawtransaction", &[serde_json::json!(txid.to_string())])
+                .await
+                .expect("getrawtransaction");
+            let bytes = hex::decode(hex).expect("hex");
+            txs.push(bitcoin::consensus::deserialize(&bytes).expect("tx"));
+        }
+        txs
+    }
+
+    /// The value of an output on chain or in the mempool.
+    pub async fn prevout_value(&self, outpoint: &bitcoin::OutPoint) -> u64 {
+        let tx: serde_json::Value = self
+            .bitcoind
+            .rpc()
+            .call(
+                "gettxout",
+                &[
+                    serde_json::json!(outpoint.txid.to_string()),
+                    serde_json::json!(outpoint.vout),
+                    serde_json::json!(true),
+                ],
+            )
+            .await
+            .expect("gettxout");
+        let btc = tx["value"].as_f64().expect("value");
+        (btc * 100_000_000.0).round() as u64
+    }
+}
+
+fn tracing_subscriber_init() -> Result<(), ()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("MICRONODE_TEST_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_test_writer()
+        .try_init()
+        .map_err(|_| ())
+}
+
+/// Waits for an event matching `pred`.
+pub async fn expect_event(
+    rx: &mut tokio::sync::broadcast::Receiver<NodeEvent>,
+    what: &str,
+    pred: impl Fn(&NodeEvent) -> bool,
+) -> NodeEvent {
+    let deadline = tokio::time::Instant::now() + TIMEOUT;
+    loop {
+        match tokio::time::timeout_at(deadline, rx.recv()).await {
+            Ok(Ok(ev)) if pred(&ev) => return ev,
+            Ok(Ok(_)) | Ok(Err(tokio::sync::broadcast::error::RecvError::Lagged(_))) => continue,
+            Ok(Err(e)) => panic!("event stream closed waiting for {what}: {e}"),
+            Err(_) => panic!("timed out waiting for {what}"),
+        }
+    }
+}
+
+/// Connects `a` to `b` and opens a channel of `sat` from `a`, confirmed and usable on both.
+pub async fn open_channel(env: &Env, a: &TestNode, b: &TestNode, sat: u64) -> String {
+    a.connect_peer(b.node_id(), b.listen_addr().expect("listening"))
+        .await
+        .expect("connect");
+    let mut events = a.subscribe_events();
+    a.open_channel(b.node_id(), sat, 0, Some(true))
+        .expect("open channel");
+    let pending = expect_event(&mut events, "channel pending", |e| {
+        matches!(e, NodeEvent::ChannelPending { .. })
+    })
+    .await;
+    let NodeEvent::ChannelPending { channel_id, .. } = pending else {
+        unreachable!()
+    };
+    // Wait for the funding tx in the mempool, then confirm it deep enough to announce.
+    wait_until("funding tx in mempool", TIMEOUT, || async {
+        !env.mempool().await.is_empty()
+    })
+    .await
+    .expect("funding broadcast");
+    env.mine(6).await;
+    let id = channel_id.clone();
+    wait_until("channel usable on both sides", TIMEOUT, || async {
+        let usable = |n: &TestNode| {
+            n.list_channels()
+                .iter()
+                .any(|c| c.channel_id == id && c.is_usable)
+        };
+        usable(a) && usable(b)
+    })
+    .await
+    .expect("channel usable");
+    channel_id
+}
