@@ -45,6 +45,17 @@ pub enum FeedError {
     /// The feed thread could not be started.
     #[error("could not start the chain feed thread: {0}")]
     Spawn(#[source] std::io::Error),
+    /// bitcoind did not answer (unreachable, wrong credentials, or an RPC error).
+    #[error(transparent)]
+    Rpc(#[from] crate::rpc::RpcError),
+    /// bitcoind is on another chain than the one configured.
+    #[error("bitcoind is on {actual}, but {expected} was configured")]
+    WrongNetwork {
+        /// The configured network.
+        expected: Network,
+        /// bitcoind's network.
+        actual: Network,
+    },
 }
 
 impl From<lightning_block_sync::BlockSourceError> for FeedError {

@@ -31,6 +31,13 @@ pub struct ChainServices {
 impl ChainServices {
     /// Connects to bitcoind and starts the feed, the fee refresher and the broadcaster.
     pub async fn start(rpc: Arc<BitcoindRpc>, config: FeedConfig) -> Result<Self, FeedError> {
+        let actual = rpc.network().await?;
+        if actual != config.network {
+            return Err(FeedError::WrongNetwork {
+                expected: config.network,
+                actual,
+            });
+        }
         let feed = ChainFeed::start(rpc.clone(), config).await?;
         let fees = SharedFeeEstimator::start(&feed, rpc.clone(), Duration::from_secs(60));
         let broadcaster = SharedBroadcaster::new(rpc.clone(), feed.runtime().clone());

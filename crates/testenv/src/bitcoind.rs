@@ -39,6 +39,9 @@ pub struct BitcoindOptions {
     pub startup_timeout: Duration,
     /// The executable to run; `None` means [`find_bitcoind_exe`].
     pub exe: Option<PathBuf>,
+    /// A datadir to use and keep (created if missing); `None` makes a throw-away one that is
+    /// removed on drop.
+    pub persistent_datadir: Option<PathBuf>,
 }
 
 impl Default for BitcoindOptions {
@@ -47,6 +50,7 @@ impl Default for BitcoindOptions {
             extra_args: Vec::new(),
             startup_timeout: Duration::from_secs(30),
             exe: None,
+            persistent_datadir: None,
         }
     }
 }
@@ -70,6 +74,7 @@ pub struct Bitcoind {
     wallet: BitcoindRpc,
     mining_address: tokio::sync::OnceCell<Address>,
     has_mature_coins: AtomicBool,
+    keep_datadir: bool,
 }
 
 impl std::fmt::Debug for Bitcoind {
@@ -121,7 +126,15 @@ impl Bitcoind {
         use AttemptError::Fatal;
         let rpc_port = try_free_port().map_err(Fatal)?;
         let p2p_port = try_free_port().map_err(Fatal)?;
-        let datadir = new_datadir().map_err(Fatal)?;
+        let datadir = match &options.persistent_datadir {
+            Some(dir) => {
+                fs::create_dir_all(dir).map_err(|e| {
+                    Fatal(TestEnvError::io(format!("creating {}", dir.display()), e))
+                })?;
+                dir.clone()
+            }
+            None => new_datadir().map_err(Fatal)?,
+        };
         let rpc_host = "127.0.0.1".to_string();
         let rpc_user = format!("testenv-{}", random_string(8));
         let rpc_password = random_string(32);
@@ -168,7 +181,9 @@ impl Bitcoind {
         let child = match spawn_child(cmd) {
             Ok(child) => child,
             Err(source) => {
-                let _ = fs::remove_dir_all(&datadir);
+                if options.persistent_datadir.is_none() {
+                    let _ = fs::remove_dir_all(&datadir);
+                }
                 return Err(Fatal(TestEnvError::Spawn {
                     exe: exe.to_path_buf(),
                     source,
@@ -189,6 +204,7 @@ impl Bitcoind {
             wallet,
             mining_address: tokio::sync::OnceCell::new(),
             has_mature_coins: AtomicBool::new(false),
+            keep_datadir: options.persistent_datadir.is_some(),
         };
         // From here on, dropping `bitcoind` cleans up on every error path.
         bitcoind
@@ -436,7 +452,9 @@ impl Drop for Bitcoind {
         if let Some(mut child) = self.child.take() {
             let _ = kill_and_reap(&mut child);
         }
-        let _ = fs::remove_dir_all(&self.datadir);
+        if !self.keep_datadir {
+            let _ = fs::remove_dir_all(&self.datadir);
+        }
     }
 }
 

@@ -83,7 +83,10 @@ impl Env {
     }
 
     pub async fn start_node(&self, name: &str) -> TestNode {
-        let config = self.node_config(name);
+        self.start_node_with(self.node_config(name)).await
+    }
+
+    pub async fn start_node_with(&self, config: NodeConfig) -> TestNode {
         let keys =
             Arc::new(LocalKeys::load_or_create(&config.data_dir, Network::Regtest).expect("keys"));
         Node::start(config, keys, self.chain.clone())
