@@ -36,8 +36,11 @@ use crate::node::{Node, NodeInner, Running};
 use crate::payments::PaymentStore;
 use crate::peers::PeerStore;
 use crate::seam::WalletScriptsSignerProvider;
-use crate::types::{ChannelManager, NetworkGraph, PeerManager, Store, Sweeper};
+use crate::types::{ChannelManager, MonitorPersister, NetworkGraph, PeerManager, Store, Sweeper};
 use crate::wallet::OnchainWallet;
+
+/// Monitor updates kept beside a full monitor before it is rewritten whole.
+const MAX_PENDING_MONITOR_UPDATES: u64 = 100;
 
 /// How often the node checks that it is connected to every channel peer.
 const RECONNECT_INTERVAL: Duration = Duration::from_secs(5);
@@ -154,22 +157,27 @@ impl<K: KeysBackend> Node<K> {
             wallet.clone(),
         ));
 
+        let persister = Arc::new(MonitorPersister::<K>::new(
+            store.clone(),
+            logger.clone(),
+            MAX_PENDING_MONITOR_UPDATES,
+            keys.clone(),
+            signer_provider.clone(),
+            chain.broadcaster.clone(),
+            chain.fees.clone(),
+        ));
         let chain_monitor = Arc::new(LdkChainMonitor::new(
             None,
             chain.broadcaster.clone(),
             logger.clone(),
             chain.fees.clone(),
-            store.clone(),
+            persister.clone(),
             keys.clone(),
             keys.get_peer_storage_key(),
         ));
 
         // Channel monitors and the channel manager.
-        let monitors = ldk_persist::read_channel_monitors(
-            store.clone(),
-            keys.clone(),
-            signer_provider.clone(),
-        )?;
+        let monitors = persister.read_all_channel_monitors_with_updates()?;
         let ldk_config = user_config(&config.channels);
         let (manager_block, channel_manager) =
             match read_optional(&store, "", ldk_persist::CHANNEL_MANAGER_PERSISTENCE_KEY)? {
@@ -430,6 +438,20 @@ fn spawn_background<K: KeysBackend>(
         .await
         .map_err(std::io::Error::from)
     })
+}
+
+/// Processes pending HTLCs at a fixed cadence (see `NodeConfig::htlc_processing_interval`).
+async fn htlc_processing_loop<K: KeysBackend>(inner: Arc<NodeInner<K>>, interval: Duration) {
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if inner.channel_manager.needs_pending_htlc_processing() {
+            let cm = inner.channel_manager.clone();
+            // It takes locks and may persist: keep it off the async workers.
+            let _ = tokio::task::spawn_blocking(move || cm.process_pending_htlc_forwards()).await;
+        }
+    }
 }
 
 /// Keeps the node connected to every peer it has a channel with, and re-announces the node

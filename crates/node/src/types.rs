@@ -22,6 +22,16 @@ pub type Store = micronode_store::SqliteStore;
 pub type ChainFilter = dyn Filter + Send + Sync;
 /// The channel signer type a keys backend hands out.
 pub type ChannelSigner<K> = <K as SignerProvider>::EcdsaSigner;
+/// Persists channel monitors as a full copy plus incremental updates, so a payment writes a
+/// small update instead of the whole (growing) monitor.
+pub type MonitorPersister<K> = lightning::util::persist::MonitorUpdatingPersister<
+    Arc<Store>,
+    Arc<NodeLogger>,
+    Arc<K>,
+    Arc<SignerProviderFor<K>>,
+    Arc<SharedBroadcaster>,
+    Arc<SharedFeeEstimator>,
+>;
 /// The node's channel monitor set.
 pub type ChainMonitor<K> = lightning::chain::chainmonitor::ChainMonitor<
     ChannelSigner<K>,
@@ -29,7 +39,7 @@ pub type ChainMonitor<K> = lightning::chain::chainmonitor::ChainMonitor<
     Arc<SharedBroadcaster>,
     Arc<SharedFeeEstimator>,
     Arc<NodeLogger>,
-    Arc<Store>,
+    Arc<MonitorPersister<K>>,
     Arc<K>,
 >;
 /// The gossip network graph.
