@@ -441,10 +441,15 @@ async fn feed_thread(
                             state.fanout.insert(id, live);
                             id
                         });
+                        // Release our references before answering: callers take their
+                        // listeners back out of the `Arc`s.
+                        drop(catch_up);
                         let _ = reply.send(result);
                     }
                     Command::CatchUp { catch_up, reply } => {
-                        let _ = reply.send(state.catch_up(&catch_up).await);
+                        let result = state.catch_up(&catch_up).await;
+                        drop(catch_up);
+                        let _ = reply.send(result);
                     }
                     Command::Unregister(id) => state.fanout.remove(id),
                     Command::PollNow(reply) => {

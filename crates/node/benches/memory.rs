@@ -5,12 +5,9 @@
 //! (from /proc/self/status, after a settle pause) is compared with the RSS before the first
 //! node. Run: `cargo bench -p micronode-node --bench memory` (env: BENCH_MAX_NODES).
 
-#[path = "../tests/common/mod.rs"]
-mod common;
-
 use std::time::Duration;
 
-use common::Env;
+use micronode_testenv::nodes::Env;
 
 fn rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")

@@ -7,15 +7,12 @@
 //!
 //! Run: `cargo bench -p micronode-node --bench throughput` (env: BENCH_WORKERS, BENCH_PAYMENTS).
 
-#[path = "../tests/common/mod.rs"]
-mod common;
-
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{open_channel, Env};
 use micronode_node::PaymentStatus;
+use micronode_testenv::nodes::{open_channel, Env};
 
 fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name)

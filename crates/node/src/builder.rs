@@ -101,6 +101,7 @@ impl<K: KeysBackend> Node<K> {
             )));
         }
         crate::secret_file::create_private_dir(&config.data_dir)?;
+        let dir_lock = lock_data_dir(&config.data_dir)?;
         let store = Arc::new(
             Store::open(&config.data_dir)
                 .map_err(|e| NodeError::Storage(std::io::Error::other(e.to_string())))?,
@@ -340,6 +341,11 @@ impl<K: KeysBackend> Node<K> {
             events,
         });
 
+        let lost = inner.fail_payments_lost_before_sending()?;
+        if lost > 0 {
+            tracing::warn!(node = %label, lost, "payments interrupted before sending marked failed");
+        }
+
         let (stop_tx, stop_rx) = watch::channel(false);
         let mut tasks = Vec::new();
         let listen_addr = match inner.config.listen_addr {
@@ -355,6 +361,9 @@ impl<K: KeysBackend> Node<K> {
             listen_addr,
             stop_rx.clone(),
         )));
+        if let Some(interval) = inner.config.htlc_processing_interval {
+            tasks.push(tokio::spawn(htlc_processing_loop(inner.clone(), interval)));
+        }
         let background = spawn_background(inner.clone(), stop_rx);
         tracing::info!(node = %label, %node_id, ?listen_addr, height = caught_up.height, "node started");
         Ok(Node {
@@ -364,9 +373,29 @@ impl<K: KeysBackend> Node<K> {
                 tasks,
                 background,
                 feed_listener,
+                _dir_lock: dir_lock,
             })),
             listen_addr,
         })
+    }
+}
+
+/// Takes an exclusive lock on `<dir>/node.lock`: two processes running one node would publish
+/// conflicting channel states, which can cost the channel's funds.
+fn lock_data_dir(dir: &std::path::Path) -> Result<std::fs::File, NodeError> {
+    let path = dir.join("node.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(NodeError::Config(format!(
+            "{} is in use by another running node",
+            dir.display()
+        ))),
+        Err(std::fs::TryLockError::Error(e)) => Err(e.into()),
     }
 }
 

@@ -47,6 +47,8 @@ pub(crate) struct Running {
     pub(crate) tasks: Vec<JoinHandle<()>>,
     pub(crate) background: JoinHandle<Result<(), std::io::Error>>,
     pub(crate) feed_listener: ListenerId,
+    /// Held while the node runs, so a second process cannot open the same directory.
+    pub(crate) _dir_lock: std::fs::File,
 }
 
 /// One Lightning node. Many can live in one process; they share the chain services they were

@@ -29,7 +29,8 @@ pub struct LightningBalance {
     pub claimable_sat: u64,
     /// Of that, what is in open channels (sat).
     pub in_channels_sat: u64,
-    /// Of that, what is waiting on chain after closes (timelocks, confirmations) (sat).
+    /// Of that, what is not settled: HTLCs in flight, and funds waiting on chain after closes
+    /// (timelocks, confirmations) (sat).
     pub pending_on_chain_sat: u64,
 }
 

@@ -290,3 +290,39 @@ impl<K: KeysBackend> Node<K> {
         self.inner.payments.list()
     }
 }
+
+impl<K: KeysBackend> crate::node::NodeInner<K> {
+    /// After a restart, marks as failed every outbound payment still pending in our history that
+    /// LDK does not know: the process stopped after recording it but before the HTLC was
+    /// committed, so it never left the node. Payments LDK knows resolve through its events.
+    pub(crate) fn fail_payments_lost_before_sending(&self) -> Result<usize, NodeError> {
+        use lightning::ln::channelmanager::RecentPaymentDetails;
+        let known: std::collections::HashSet<[u8; 32]> = self
+            .channel_manager
+            .list_recent_payments()
+            .into_iter()
+            .map(|p| match p {
+                RecentPaymentDetails::AwaitingInvoice { payment_id }
+                | RecentPaymentDetails::Pending { payment_id, .. }
+                | RecentPaymentDetails::Fulfilled { payment_id, .. }
+                | RecentPaymentDetails::Abandoned { payment_id, .. } => payment_id.0,
+            })
+            .collect();
+        let mut failed = 0;
+        for record in self.payments.list() {
+            if record.direction == PaymentDirection::Outbound
+                && record.status == PaymentStatus::Pending
+                && !known.contains(&record.id)
+            {
+                self.payments
+                    .update(PaymentDirection::Outbound, &record.id, |r| {
+                        r.status = PaymentStatus::Failed;
+                        r.failure_reason =
+                            Some("interrupted before the payment left the node".into());
+                    })?;
+                failed += 1;
+            }
+        }
+        Ok(failed)
+    }
+}

@@ -1,8 +1,6 @@
 //! Fifty nodes in one process share one chain feed: bitcoind serves each new block once.
 
-mod common;
-
-use common::{Env, TIMEOUT};
+use micronode_testenv::nodes::{Env, TIMEOUT};
 use micronode_testenv::wait_until;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,14 +1,12 @@
 //! A graceful restart keeps channels and payments working; bad input gets typed errors.
 
-mod common;
-
 use std::sync::Arc;
 use std::time::Duration;
 
 use bitcoin::Network;
-use common::{open_channel, Env, TIMEOUT};
 use micronode_chain::{BitcoindRpc, ChainServices, FeedConfig, FeedError, RpcAuth, RpcError};
 use micronode_node::{NodeError, NodeEvent, PaymentStatus, SendAmount};
+use micronode_testenv::nodes::{open_channel, Env, TIMEOUT};
 use micronode_testenv::{free_port, wait_until};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -21,6 +19,11 @@ async fn restart_between_payments_keeps_channels() {
     env.fund(&b, 2_000_000).await;
     open_channel(&env, &a, &b, 1_000_000).await;
     open_channel(&env, &b, &c, 1_000_000).await;
+    wait_until("A's graph has both channels", TIMEOUT, || async {
+        a.info().graph_channels >= 2
+    })
+    .await
+    .expect("gossip");
     let mut a_events = a.subscribe_events();
 
     let pay = |amount: u64| {
@@ -42,6 +45,16 @@ async fn restart_between_payments_keeps_channels() {
         config
     };
     let channels_before = b.list_channels().len();
+    // While B runs, nobody else may open its directory.
+    let keys = std::sync::Arc::new(
+        micronode_node::LocalKeys::load_or_create(&b_config.data_dir, Network::Regtest)
+            .expect("keys"),
+    );
+    let second = micronode_node::Node::start(b_config.clone(), keys, env.chain.clone()).await;
+    assert!(
+        matches!(&second, Err(NodeError::Config(m)) if m.contains("in use")),
+        "a second node on B's directory must be refused"
+    );
     b.stop().await.expect("stop b");
     drop(b);
     env.mine(1).await;

@@ -1,12 +1,10 @@
 //! Three nodes A–B–C on a real regtest bitcoind, over real TCP: multi-hop payments, keysend,
 //! cooperative and force closes, with every balance reconciled to the satoshi.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{expect_event, open_channel, Env, TestNode, TIMEOUT};
 use micronode_node::{NodeEvent, PaymentStatus};
+use micronode_testenv::nodes::{expect_event, open_channel, Env, TestNode, TIMEOUT};
 use micronode_testenv::wait_until;
 
 const CHANNEL_SAT: u64 = 1_000_000;

@@ -9,6 +9,7 @@
 #![deny(missing_docs)]
 
 mod bitcoind;
+pub mod nodes;
 
 use std::collections::HashSet;
 use std::future::Future;

@@ -1,29 +1,34 @@
-//! Shared helpers for the node's integration tests: real bitcoind, real TCP, real SQLite.
-#![allow(dead_code)]
+//! In-process nodes on a real bitcoind: the harness for integration tests and benchmarks.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::{wait_until, Bitcoind};
 use bitcoin::{Network, Transaction};
 use micronode_chain::{BitcoindRpc, ChainServices, FeedConfig};
 use micronode_node::{LocalKeys, Node, NodeConfig, NodeEvent};
-use micronode_testenv::{wait_until, Bitcoind};
 
+/// A node with in-process keys.
 pub type TestNode = Node<LocalKeys>;
 
+/// How long helpers wait before failing.
 pub const TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A bitcoind plus the chain services nodes share.
 pub struct Env {
+    /// The bitcoind.
     pub bitcoind: Bitcoind,
+    /// Chain services the nodes share.
     pub chain: ChainServices,
+    /// Where node data goes.
     pub dir: TempDir,
 }
 
 /// A directory removed on drop.
 pub struct TempDir(pub PathBuf);
 impl TempDir {
+    /// A new directory, on /dev/shm when possible.
     pub fn new(tag: &str) -> Self {
         let base = if std::path::Path::new("/dev/shm").is_dir() {
             PathBuf::from("/dev/shm")
@@ -46,6 +51,7 @@ impl Drop for TempDir {
 }
 
 impl Env {
+    /// Starts bitcoind and the chain services (100 ms polling).
     pub async fn new(tag: &str) -> Env {
         let _ = tracing_subscriber_init();
         let bitcoind = Bitcoind::start().await.expect("start bitcoind");
@@ -74,6 +80,7 @@ impl Env {
         }
     }
 
+    /// A regtest config for a node called `name`: listening on a free port, 1 confirmation.
     pub fn node_config(&self, name: &str) -> NodeConfig {
         let mut config = NodeConfig::new(self.dir.0.join(name), Network::Regtest);
         config.alias = name.to_string();
@@ -82,10 +89,12 @@ impl Env {
         config
     }
 
+    /// Starts a node with [`Env::node_config`].
     pub async fn start_node(&self, name: &str) -> TestNode {
         self.start_node_with(self.node_config(name)).await
     }
 
+    /// Starts a node with this config and keys kept in its data dir.
     pub async fn start_node_with(&self, config: NodeConfig) -> TestNode {
         let keys =
             Arc::new(LocalKeys::load_or_create(&config.data_dir, Network::Regtest).expect("keys"));

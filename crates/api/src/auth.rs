@@ -1,0 +1,277 @@
+//! Who may call the API.
+//!
+//! Every call passes through an [`Authenticator`] before its request is even decoded. The one
+//! shipped here is [`CookieAuth`]: like bitcoind's `.cookie`, a random token written to a file
+//! only the node's user can read; a client proves it may read that file by sending the token
+//! as `authorization: Bearer <hex>`. Capability tokens will replace it behind the same trait.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use micronode_proto::{ErrorCode, AUTHORIZATION_METADATA};
+use rand::RngCore;
+use tonic::metadata::MetadataMap;
+
+use crate::error::ApiError;
+
+/// The length of a cookie token in bytes (its hex text is twice as long).
+pub const COOKIE_TOKEN_BYTES: usize = 32;
+
+/// Decides whether a call may proceed, from its request metadata.
+///
+/// Implementations MUST be cheap (they run on every call, on the async workers) and MUST NOT
+/// tell apart, in their answer, a wrong credential from one that is close to right.
+pub trait Authenticator: Send + Sync + 'static {
+    /// `Ok(())` lets the call through; an `Err` status (normally `UNAUTHENTICATED`, see
+    /// [`unauthenticated`]) is returned to the caller as is.
+    fn authenticate(&self, metadata: &MetadataMap) -> Result<(), tonic::Status>;
+}
+
+/// An `UNAUTHENTICATED` status carrying [`ErrorCode::Unauthenticated`].
+pub fn unauthenticated(message: &str) -> tonic::Status {
+    ErrorCode::Unauthenticated.status(message)
+}
+
+/// A cookie file's token, checked in constant time.
+pub struct CookieAuth {
+    token: String,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for CookieAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the token.
+        f.debug_struct("CookieAuth")
+            .field("path", &self.path)
+            .finish()
+    }
+}
+
+impl CookieAuth {
+    /// Makes a fresh random token and writes it, as hex, to `path` with mode 0600 (replacing an
+    /// older cookie atomically). Creates the parent folder (mode 0700) if it is missing.
+    pub fn create(path: impl AsRef<Path>) -> Result<CookieAuth, ApiError> {
+        let path = path.as_ref().to_path_buf();
+        let mut bytes = [0u8; COOKIE_TOKEN_BYTES];
+        rand::rngs::OsRng.fill_bytes(&mut bytes);
+        let token = hex::encode(bytes);
+        write_private(&path, token.as_bytes()).map_err(|source| ApiError::Cookie {
+            path: path.clone(),
+            source,
+        })?;
+        Ok(CookieAuth { token, path })
+    }
+
+    /// The cookie file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The token (hex), for in-process clients. It is a secret.
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+}
+
+impl Authenticator for CookieAuth {
+    fn authenticate(&self, metadata: &MetadataMap) -> Result<(), tonic::Status> {
+        let Some(value) = metadata.get(AUTHORIZATION_METADATA) else {
+            return Err(unauthenticated(
+                "missing credentials: send `authorization: Bearer <token from the API cookie file>`",
+            ));
+        };
+        let presented =
+            value.to_str().ok().and_then(bearer_token).ok_or_else(|| {
+                unauthenticated("malformed credentials: expected `Bearer <token>`")
+            })?;
+        if constant_time_eq(presented.as_bytes(), self.token.as_bytes()) {
+            Ok(())
+        } else {
+            Err(unauthenticated("invalid credentials"))
+        }
+    }
+}
+
+/// Reads the token from a cookie file written by [`CookieAuth::create`], for clients.
+pub fn read_cookie(path: impl AsRef<Path>) -> Result<String, ApiError> {
+    let path = path.as_ref();
+    let cookie_err = |source| ApiError::Cookie {
+        path: path.to_path_buf(),
+        source,
+    };
+    let text = fs::read_to_string(path).map_err(cookie_err)?;
+    let token = text.trim();
+    if token.len() != 2 * COOKIE_TOKEN_BYTES || hex::decode(token).is_err() {
+        return Err(cookie_err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!(
+                "not a cookie: expected {} hex characters",
+                2 * COOKIE_TOKEN_BYTES
+            ),
+        )));
+    }
+    Ok(token.to_string())
+}
+
+/// The `authorization` metadata value for a token.
+pub fn bearer(token: &str) -> String {
+    format!("Bearer {token}")
+}
+
+/// The token of a `Bearer <token>` value (the scheme is case-insensitive, RFC 6750).
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim().split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
+}
+
+/// Compares two byte strings in time that depends on their lengths only.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        // The token's length is public (always 64 hex characters).
+        return false;
+    }
+    let diff = a
+        .iter()
+        .zip(b)
+        .fold(0u8, |acc, (x, y)| acc | std::hint::black_box(x ^ y));
+    std::hint::black_box(diff) == 0
+}
+
+/// Writes `bytes` to `path` atomically, readable and writable by the owner only.
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        if !parent.exists() {
+            let mut builder = fs::DirBuilder::new();
+            builder.recursive(true);
+            #[cfg(unix)]
+            std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+            builder.create(parent)?;
+        }
+    }
+    let mut tmp_name = path.as_os_str().to_owned();
+    tmp_name.push(".tmp");
+    let tmp = PathBuf::from(tmp_name);
+    // A leftover from a crash may have other permissions; `mode` only applies on creation.
+    match fs::remove_file(&tmp) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    let mut opts = fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    let mut file = opts.open(&tmp)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    drop(file);
+    fs::rename(&tmp, path)
+}
+
+/// Runs an [`Authenticator`] on every call, before the request is decoded.
+#[derive(Clone)]
+pub(crate) struct AuthInterceptor(pub(crate) Arc<dyn Authenticator>);
+
+impl tonic::service::Interceptor for AuthInterceptor {
+    fn call(&mut self, request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        self.0.authenticate(request.metadata())?;
+        Ok(request)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp_path(tag: &str) -> PathBuf {
+        std::env::temp_dir()
+            .join(format!(
+                "micronode-api-auth-{tag}-{}-{}",
+                std::process::id(),
+                rand::random::<u32>()
+            ))
+            .join("api.cookie")
+    }
+
+    fn metadata(value: Option<&str>) -> MetadataMap {
+        let mut map = MetadataMap::new();
+        if let Some(v) = value {
+            map.insert(AUTHORIZATION_METADATA, v.parse().expect("ascii"));
+        }
+        map
+    }
+
+    #[test]
+    fn cookie_is_private_and_round_trips() {
+        let path = temp_path("roundtrip");
+        let auth = CookieAuth::create(&path).expect("create");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = fs::metadata(&path).expect("stat").permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+            let dir_mode = fs::metadata(path.parent().expect("parent"))
+                .expect("stat")
+                .permissions()
+                .mode();
+            assert_eq!(dir_mode & 0o077, 0, "parent folder is private");
+        }
+        let token = read_cookie(&path).expect("read");
+        assert_eq!(token, auth.token());
+        assert_eq!(token.len(), 64);
+        // A new cookie replaces the old one, with a new token.
+        let again = CookieAuth::create(&path).expect("recreate");
+        assert_ne!(again.token(), auth.token());
+        assert_eq!(read_cookie(&path).expect("read"), again.token());
+        assert!(!format!("{again:?}").contains(again.token()));
+        let _ = fs::remove_dir_all(path.parent().expect("parent"));
+    }
+
+    #[test]
+    fn checks_the_bearer_token() {
+        let path = temp_path("check");
+        let auth = CookieAuth::create(&path).expect("create");
+        let good = bearer(auth.token());
+        assert!(auth.authenticate(&metadata(Some(&good))).is_ok());
+        assert!(auth
+            .authenticate(&metadata(Some(&format!("bearer  {} ", auth.token()))))
+            .is_ok());
+        let mut wrong = auth.token().to_string();
+        wrong.replace_range(0..1, if wrong.starts_with('0') { "1" } else { "0" });
+        for bad in [
+            None,
+            Some(wrong.as_str()),
+            Some(&*format!("Bearer {wrong}")),
+            Some("Bearer "),
+            Some("Basic abc"),
+            Some(&*format!("Bearer {}", &auth.token()[..63])),
+        ] {
+            let err = auth.authenticate(&metadata(bad)).expect_err("refused");
+            assert_eq!(err.code(), tonic::Code::Unauthenticated);
+            assert_eq!(ErrorCode::of_status(&err), Some(ErrorCode::Unauthenticated));
+        }
+        let _ = fs::remove_dir_all(path.parent().expect("parent"));
+    }
+
+    #[test]
+    fn read_cookie_refuses_what_is_not_a_cookie() {
+        let path = temp_path("bad");
+        assert!(matches!(read_cookie(&path), Err(ApiError::Cookie { .. })));
+        write_private(&path, b"not hex").expect("write");
+        assert!(matches!(read_cookie(&path), Err(ApiError::Cookie { .. })));
+        let _ = fs::remove_dir_all(path.parent().expect("parent"));
+    }
+
+    #[test]
+    fn constant_time_eq_compares() {
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"ab"));
+        assert!(constant_time_eq(b"", b""));
+    }
+}

@@ -1,0 +1,35 @@
+//! The gRPC API of one micronode node.
+//!
+//! [`LightningService`] implements the `micronode.v1.Lightning` service (see the documented
+//! `.proto` in `micronode-proto`) over an `Arc<`[`Node`](micronode_node::Node)`>`: one handler per
+//! RPC in [`handlers`], conversions in [`adapter`], errors mapped to gRPC codes plus a stable
+//! `x-micronode-error` code in [`error`]. [`serve`] binds an address, puts an
+//! [`Authenticator`] in front of every call (the shipped one is [`CookieAuth`]), limits request
+//! sizes, and shuts down gracefully in bounded time.
+//!
+//! ```text
+//!  client ──HTTP/2──▶ AuthInterceptor ──▶ LightningServer (decode, ≤ 1 MiB)
+//!                      (Authenticator)        │
+//!                                             ▼
+//!                                   LightningService ──▶ handlers::handle_<rpc>
+//!                                                          │  adapter: proto ⇄ node types
+//!                                                          ▼
+//!                                                 Node<K> (blocking calls on spawn_blocking)
+//! ```
+#![deny(missing_docs)]
+#![deny(rustdoc::broken_intra_doc_links)]
+
+pub mod adapter;
+pub mod auth;
+pub mod error;
+pub mod handlers;
+mod server;
+mod service;
+
+pub use auth::{bearer, read_cookie, unauthenticated, Authenticator, CookieAuth};
+pub use error::{ApiError, ErrorCode, ERROR_CODE_METADATA};
+pub use server::{
+    serve, serve_with, ServeOptions, ServerTask, DEFAULT_SHUTDOWN_GRACE, MAX_CONCURRENT_STREAMS,
+    MAX_DECODING_MESSAGE_SIZE, MAX_HEADER_LIST_SIZE,
+};
+pub use service::LightningService;

@@ -1,0 +1,214 @@
+//! Serving the API on a TCP address: bind, authenticate every call, limit request sizes, and
+//! shut down gracefully, but in bounded time.
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use futures::StreamExt;
+use micronode_node::{KeysBackend, Node};
+use micronode_proto::v1::lightning_server::LightningServer;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::server::{Connected, TcpConnectInfo, TcpIncoming};
+use tonic::transport::Server;
+
+use crate::auth::{AuthInterceptor, Authenticator};
+use crate::error::ApiError;
+use crate::handlers::{stopped, ShutdownSignal};
+use crate::service::LightningService;
+
+/// The largest request message the server decodes (1 MiB); larger ones are refused with
+/// `OUT_OF_RANGE` before decoding. No request of this API comes near it.
+pub const MAX_DECODING_MESSAGE_SIZE: usize = 1024 * 1024;
+/// Requests in flight at once on one connection (HTTP/2 streams).
+pub const MAX_CONCURRENT_STREAMS: u32 = 128;
+/// The largest block of request headers accepted.
+pub const MAX_HEADER_LIST_SIZE: u32 = 16 * 1024;
+/// How long a shutdown lets connections finish their calls before cutting them.
+pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// The task that serves until shutdown; its result is the server's.
+pub type ServerTask = JoinHandle<Result<(), ApiError>>;
+
+/// Settings of [`serve_with`].
+#[derive(Clone, Debug)]
+pub struct ServeOptions {
+    /// After the shutdown signal, how long connections may finish their calls before they are
+    /// cut. Without a bound, one client that connects and says nothing (the server waits for
+    /// its HTTP/2 handshake) would hold the shutdown forever.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        Self {
+            shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
+        }
+    }
+}
+
+/// Serves the node's API on `addr` until `shutdown` resolves, with [`ServeOptions::default`].
+///
+/// Binds first, so `addr` may have port 0: the bound address is returned with the serving task.
+/// Every call must pass `auth`. On shutdown the server stops accepting, ends event streams and
+/// payment waits, lets in-flight calls finish for up to [`DEFAULT_SHUTDOWN_GRACE`], cuts what
+/// is left, and the task returns.
+pub async fn serve<K: KeysBackend>(
+    node: Arc<Node<K>>,
+    addr: SocketAddr,
+    auth: Arc<dyn Authenticator>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(SocketAddr, ServerTask), ApiError> {
+    serve_with(node, addr, auth, shutdown, ServeOptions::default()).await
+}
+
+/// [`serve`] with explicit [`ServeOptions`].
+pub async fn serve_with<K: KeysBackend>(
+    node: Arc<Node<K>>,
+    addr: SocketAddr,
+    auth: Arc<dyn Authenticator>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    options: ServeOptions,
+) -> Result<(SocketAddr, ServerTask), ApiError> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| ApiError::Bind { addr, source })?;
+    let bound = listener
+        .local_addr()
+        .map_err(|source| ApiError::Bind { addr, source })?;
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let grace = options.shutdown_grace;
+    let conn_stop = stop_rx.clone();
+    let incoming = TcpIncoming::from(listener)
+        .with_nodelay(Some(true))
+        .map(move |conn| conn.map(|stream| Bounded::new(stream, conn_stop.clone(), grace)));
+
+    let service = LightningServer::new(LightningService::with_shutdown(node, stop_rx))
+        .max_decoding_message_size(MAX_DECODING_MESSAGE_SIZE);
+    let service = InterceptedService::new(service, AuthInterceptor(auth));
+    let router = Server::builder()
+        .max_concurrent_streams(MAX_CONCURRENT_STREAMS)
+        .http2_max_header_list_size(MAX_HEADER_LIST_SIZE)
+        .add_service(service);
+    let signal = async move {
+        shutdown.await;
+        tracing::info!(addr = %bound, "gRPC API shutting down");
+        // Ends event streams and payment waits, which would otherwise hold the shutdown, and
+        // starts the grace period of every connection.
+        let _ = stop_tx.send(true);
+    };
+    let task = tokio::spawn(async move {
+        let result = router
+            .serve_with_incoming_shutdown(incoming, signal)
+            .await
+            .map_err(ApiError::from);
+        tracing::info!(addr = %bound, "gRPC API stopped");
+        result
+    });
+    tracing::info!(addr = %bound, "gRPC API listening");
+    Ok((bound, task))
+}
+
+/// A connection that fails every read and write once the server has been shutting down for
+/// the grace period, so its task ends even if the client never finishes (or never starts) its
+/// calls.
+struct Bounded {
+    stream: TcpStream,
+    cut: Pin<Box<dyn Future<Output = ()> + Send>>,
+}
+
+impl Bounded {
+    fn new(stream: TcpStream, mut stop: ShutdownSignal, grace: Duration) -> Self {
+        Self {
+            stream,
+            cut: Box::pin(async move {
+                stopped(&mut stop).await;
+                tokio::time::sleep(grace).await;
+            }),
+        }
+    }
+
+    /// `Err` once the grace period is over; otherwise registers for its end.
+    fn check(&mut self, cx: &mut Context<'_>) -> io::Result<()> {
+        match self.cut.as_mut().poll(cx) {
+            Poll::Ready(()) => Err(io::Error::new(
+                io::ErrorKind::ConnectionAborted,
+                "the API server shut down",
+            )),
+            Poll::Pending => Ok(()),
+        }
+    }
+}
+
+impl Connected for Bounded {
+    type ConnectInfo = TcpConnectInfo;
+
+    fn connect_info(&self) -> Self::ConnectInfo {
+        self.stream.connect_info()
+    }
+}
+
+impl AsyncRead for Bounded {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if let Err(e) = this.check(cx) {
+            return Poll::Ready(Err(e));
+        }
+        Pin::new(&mut this.stream).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Bounded {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        if let Err(e) = this.check(cx) {
+            return Poll::Ready(Err(e));
+        }
+        Pin::new(&mut this.stream).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        if let Err(e) = this.check(cx) {
+            return Poll::Ready(Err(e));
+        }
+        Pin::new(&mut this.stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if let Err(e) = this.check(cx) {
+            return Poll::Ready(Err(e));
+        }
+        Pin::new(&mut this.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_shutdown(cx)
+    }
+}

@@ -1,0 +1,344 @@
+//! Settings of `micronode node run`, layered: a TOML file, then `MICRONODE_*` environment
+//! variables, then command-line flags (each overrides the one before), then built-in defaults.
+//!
+//! One struct serves as the TOML schema and the clap arguments, so a setting is declared once.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use bitcoin::Network;
+use micronode_chain::RpcAuth;
+use micronode_node::{ChannelSettings, NodeConfig};
+use serde::Deserialize;
+
+/// Errors in the configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The config file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The config file is not valid TOML for these settings.
+    #[error("invalid config file {path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// A value is invalid or a required one is missing.
+    #[error("{0}")]
+    Invalid(String),
+    /// Mainnet without the explicit flag.
+    #[error(
+        "refusing to run on mainnet: micronode is young; pass --allow-mainnet if you accept the risk"
+    )]
+    MainnetRefused,
+}
+
+/// Parses a network name; accepts `mainnet` for Bitcoin's main network.
+pub fn parse_network(s: &str) -> Result<Network, String> {
+    match s.to_ascii_lowercase().as_str() {
+        "mainnet" | "bitcoin" | "main" => Ok(Network::Bitcoin),
+        "testnet" | "testnet3" => Ok(Network::Testnet),
+        "testnet4" => Ok(Network::Testnet4),
+        "signet" => Ok(Network::Signet),
+        "regtest" => Ok(Network::Regtest),
+        other => Err(format!(
+            "unknown network {other:?} (regtest, signet, testnet, mainnet)"
+        )),
+    }
+}
+
+fn de_network<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Network>, D::Error> {
+    let s: Option<String> = Option::deserialize(d)?;
+    s.map(|s| parse_network(&s).map_err(serde::de::Error::custom))
+        .transpose()
+}
+
+/// Every setting of a node daemon. All optional here; [`NodeSettings::resolve`] fills defaults.
+#[derive(clap::Args, Deserialize, Debug, Clone, Default, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct NodeSettings {
+    /// Bitcoin network: regtest, signet, testnet or mainnet [default: regtest].
+    #[arg(long, env = "MICRONODE_NETWORK", value_parser = parse_network)]
+    #[serde(deserialize_with = "de_network")]
+    pub network: Option<Network>,
+    /// Where the node keeps its data [default: $MICRONODE_HOME/<network>/node].
+    #[arg(long, env = "MICRONODE_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// The node's alias [default: micronode].
+    #[arg(long, env = "MICRONODE_ALIAS")]
+    pub alias: Option<String>,
+    /// Address for Lightning peers [default: 127.0.0.1:9735]; port 0 picks a free port.
+    #[arg(long, env = "MICRONODE_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Address of the gRPC API [default: 127.0.0.1:10010]; keep it on loopback.
+    #[arg(long, env = "MICRONODE_API_LISTEN")]
+    pub api_listen: Option<SocketAddr>,
+    /// Where to write the API cookie (mode 0600) [default: <data-dir>/api.cookie].
+    #[arg(long, env = "MICRONODE_API_COOKIE")]
+    pub api_cookie: Option<PathBuf>,
+    /// bitcoind RPC address host:port [default: 127.0.0.1 and the network's RPC port].
+    #[arg(long, env = "MICRONODE_BITCOIND_RPC")]
+    pub bitcoind_rpc: Option<String>,
+    /// bitcoind RPC user (with --bitcoind-rpc-password).
+    #[arg(long, env = "MICRONODE_BITCOIND_RPC_USER")]
+    pub bitcoind_rpc_user: Option<String>,
+    /// bitcoind RPC password. Prefer the environment variable: flags show up in `ps`.
+    #[arg(long, env = "MICRONODE_BITCOIND_RPC_PASSWORD", hide_env_values = true)]
+    pub bitcoind_rpc_password: Option<String>,
+    /// bitcoind cookie file (instead of user and password).
+    #[arg(long, env = "MICRONODE_BITCOIND_RPC_COOKIE")]
+    pub bitcoind_rpc_cookie: Option<PathBuf>,
+    /// How often to poll bitcoind for new blocks, in milliseconds [default: 500].
+    #[arg(long, env = "MICRONODE_POLL_INTERVAL_MS")]
+    pub poll_interval_ms: Option<u64>,
+    /// Confirmations before a new channel is used [default: 3].
+    #[arg(long, env = "MICRONODE_MIN_CONFIRMATIONS")]
+    pub min_confirmations: Option<u32>,
+    /// Announce channels to the network [default: true].
+    #[arg(long, env = "MICRONODE_ANNOUNCE_CHANNELS")]
+    pub announce_channels: Option<bool>,
+}
+
+impl NodeSettings {
+    /// Reads settings from a TOML file.
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.into(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.into(),
+            message: e.to_string(),
+        })
+    }
+
+    /// Overrides every setting of `self` that `over` sets.
+    pub fn overridden_by(self, over: NodeSettings) -> NodeSettings {
+        NodeSettings {
+            network: over.network.or(self.network),
+            data_dir: over.data_dir.or(self.data_dir),
+            alias: over.alias.or(self.alias),
+            listen: over.listen.or(self.listen),
+            api_listen: over.api_listen.or(self.api_listen),
+            api_cookie: over.api_cookie.or(self.api_cookie),
+            bitcoind_rpc: over.bitcoind_rpc.or(self.bitcoind_rpc),
+            bitcoind_rpc_user: over.bitcoind_rpc_user.or(self.bitcoind_rpc_user),
+            bitcoind_rpc_password: over.bitcoind_rpc_password.or(self.bitcoind_rpc_password),
+            bitcoind_rpc_cookie: over.bitcoind_rpc_cookie.or(self.bitcoind_rpc_cookie),
+            poll_interval_ms: over.poll_interval_ms.or(self.poll_interval_ms),
+            min_confirmations: over.min_confirmations.or(self.min_confirmations),
+            announce_channels: over.announce_channels.or(self.announce_channels),
+        }
+    }
+
+    /// Fills defaults and checks the result.
+    pub fn resolve(self, allow_mainnet: bool) -> Result<ResolvedSettings, ConfigError> {
+        let network = self.network.unwrap_or(Network::Regtest);
+        if network == Network::Bitcoin && !allow_mainnet {
+            return Err(ConfigError::MainnetRefused);
+        }
+        let data_dir = self
+            .data_dir
+            .unwrap_or_else(|| micronode_home().join(network_dir(network)).join("node"));
+        let (host, port) = match &self.bitcoind_rpc {
+            Some(s) => split_host_port(s)?,
+            None => ("127.0.0.1".to_string(), default_rpc_port(network)),
+        };
+        let auth = match (
+            self.bitcoind_rpc_user,
+            self.bitcoind_rpc_password,
+            self.bitcoind_rpc_cookie,
+        ) {
+            (Some(user), Some(pass), None) => RpcAuth::UserPass { user, pass },
+            (None, None, Some(cookie)) => RpcAuth::CookieFile(cookie),
+            (None, None, None) => RpcAuth::CookieFile(default_cookie(network)),
+            _ => {
+                return Err(ConfigError::Invalid(
+                    "give either bitcoind RPC user and password, or a cookie file".into(),
+                ))
+            }
+        };
+        let mut node = NodeConfig::new(&data_dir, network);
+        node.alias = self.alias.unwrap_or_else(|| "micronode".into());
+        if node.alias.len() > 32 {
+            return Err(ConfigError::Invalid(
+                "alias must be at most 32 bytes".into(),
+            ));
+        }
+        node.listen_addr = Some(self.listen.unwrap_or_else(|| ([127, 0, 0, 1], 9735).into()));
+        node.channels = ChannelSettings {
+            min_confirmations: self.min_confirmations.unwrap_or(3),
+            announce_channels: self.announce_channels.unwrap_or(true),
+            ..ChannelSettings::default()
+        };
+        let poll = self.poll_interval_ms.unwrap_or(500);
+        if !(10..=60_000).contains(&poll) {
+            return Err(ConfigError::Invalid(
+                "poll interval must be 10 to 60000 ms".into(),
+            ));
+        }
+        Ok(ResolvedSettings {
+            api_listen: self
+                .api_listen
+                .unwrap_or_else(|| ([127, 0, 0, 1], 10010).into()),
+            api_cookie: self
+                .api_cookie
+                .unwrap_or_else(|| data_dir.join("api.cookie")),
+            bitcoind_host: host,
+            bitcoind_port: port,
+            bitcoind_auth: auth,
+            poll_interval: Duration::from_millis(poll),
+            node,
+        })
+    }
+}
+
+/// Settings with every default filled in.
+#[derive(Debug, Clone)]
+pub struct ResolvedSettings {
+    /// The node's own settings.
+    pub node: NodeConfig,
+    /// gRPC API address.
+    pub api_listen: SocketAddr,
+    /// API cookie file.
+    pub api_cookie: PathBuf,
+    /// bitcoind RPC host.
+    pub bitcoind_host: String,
+    /// bitcoind RPC port.
+    pub bitcoind_port: u16,
+    /// bitcoind RPC credentials.
+    pub bitcoind_auth: RpcAuth,
+    /// Chain poll interval.
+    pub poll_interval: Duration,
+}
+
+/// `$MICRONODE_HOME`, or `~/.micronode`.
+pub fn micronode_home() -> PathBuf {
+    if let Some(home) = std::env::var_os("MICRONODE_HOME") {
+        return PathBuf::from(home);
+    }
+    std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."))
+        .join(".micronode")
+}
+
+/// The per-network folder name.
+pub fn network_dir(network: Network) -> &'static str {
+    match network {
+        Network::Bitcoin => "mainnet",
+        Network::Testnet => "testnet",
+        Network::Testnet4 => "testnet4",
+        Network::Signet => "signet",
+        _ => "regtest",
+    }
+}
+
+fn default_rpc_port(network: Network) -> u16 {
+    match network {
+        Network::Bitcoin => 8332,
+        Network::Testnet => 18332,
+        Network::Testnet4 => 48332,
+        Network::Signet => 38332,
+        _ => 18443,
+    }
+}
+
+fn default_cookie(network: Network) -> PathBuf {
+    let base = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_default()
+        .join(".bitcoin");
+    match network {
+        Network::Bitcoin => base.join(".cookie"),
+        Network::Testnet => base.join("testnet3/.cookie"),
+        Network::Testnet4 => base.join("testnet4/.cookie"),
+        Network::Signet => base.join("signet/.cookie"),
+        _ => base.join("regtest/.cookie"),
+    }
+}
+
+fn split_host_port(s: &str) -> Result<(String, u16), ConfigError> {
+    let (host, port) = s.rsplit_once(':').ok_or_else(|| {
+        ConfigError::Invalid(format!("bitcoind RPC address {s:?} needs host:port"))
+    })?;
+    let port = port
+        .parse()
+        .map_err(|_| ConfigError::Invalid(format!("bitcoind RPC port in {s:?} is not a number")))?;
+    Ok((host.to_string(), port))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_override_env_override_file() {
+        let file: NodeSettings = toml::from_str(
+            "network = \"signet\"\nalias = \"from-file\"\nmin_confirmations = 6\nbitcoind_rpc = \"10.0.0.1:1\"\nbitcoind_rpc_user = \"u\"\nbitcoind_rpc_password = \"p\"\n",
+        )
+        .expect("toml");
+        let cli = NodeSettings {
+            alias: Some("from-flag".into()),
+            ..Default::default()
+        };
+        let resolved = file.overridden_by(cli).resolve(false).expect("resolve");
+        assert_eq!(resolved.node.network, Network::Signet);
+        assert_eq!(resolved.node.alias, "from-flag");
+        assert_eq!(resolved.node.channels.min_confirmations, 6);
+        assert_eq!(resolved.bitcoind_port, 1);
+    }
+
+    #[test]
+    fn mainnet_needs_the_flag() {
+        let s = NodeSettings {
+            network: Some(Network::Bitcoin),
+            ..Default::default()
+        };
+        assert!(matches!(
+            s.clone().resolve(false),
+            Err(ConfigError::MainnetRefused)
+        ));
+        assert!(s.resolve(true).is_ok());
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_errors() {
+        assert!(toml::from_str::<NodeSettings>("netwrk = \"regtest\"").is_err());
+        assert!(toml::from_str::<NodeSettings>("network = \"moonnet\"").is_err());
+        let half_auth = NodeSettings {
+            bitcoind_rpc_user: Some("u".into()),
+            ..Default::default()
+        };
+        assert!(matches!(
+            half_auth.resolve(false),
+            Err(ConfigError::Invalid(_))
+        ));
+    }
+
+    #[test]
+    fn env_is_read_by_clap_and_flags_win() {
+        use clap::Parser;
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            settings: NodeSettings,
+        }
+        // Only this test sets this variable.
+        std::env::set_var("MICRONODE_MIN_CONFIRMATIONS", "9");
+        let from_env = Cli::parse_from(["x"]).settings;
+        assert_eq!(from_env.min_confirmations, Some(9));
+        let from_flag = Cli::parse_from(["x", "--min-confirmations", "2"]).settings;
+        assert_eq!(from_flag.min_confirmations, Some(2));
+        std::env::remove_var("MICRONODE_MIN_CONFIRMATIONS");
+    }
+}

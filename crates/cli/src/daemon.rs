@@ -1,0 +1,99 @@
+//! `micronode node run`: one node with its gRPC API, until SIGINT or SIGTERM.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use micronode_api::CookieAuth;
+use micronode_chain::{BitcoindRpc, ChainServices, FeedConfig};
+use micronode_node::{LocalKeys, Node};
+use serde::Serialize;
+
+use crate::config::ResolvedSettings;
+
+/// The line the daemon prints on stdout once it serves, so scripts and tests can find it.
+#[derive(Serialize)]
+struct Ready<'a> {
+    event: &'a str,
+    node_id: String,
+    network: String,
+    p2p_listen: Option<String>,
+    api_listen: String,
+    api_cookie: String,
+}
+
+/// Starts the chain services for these settings, with a clear error when bitcoind is away.
+pub async fn start_chain(settings: &ResolvedSettings) -> anyhow::Result<ChainServices> {
+    let rpc = BitcoindRpc::new(
+        &settings.bitcoind_host,
+        settings.bitcoind_port,
+        settings.bitcoind_auth.clone(),
+    )
+    .context("bitcoind RPC settings")?;
+    let config = FeedConfig {
+        network: settings.node.network,
+        poll_interval: settings.poll_interval,
+        ..FeedConfig::default()
+    };
+    ChainServices::start(Arc::new(rpc), config)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot use bitcoind at {}:{}",
+                settings.bitcoind_host, settings.bitcoind_port
+            )
+        })
+}
+
+/// Runs the node until a signal arrives; stops it gracefully.
+pub async fn run(settings: ResolvedSettings) -> anyhow::Result<()> {
+    let chain = start_chain(&settings).await?;
+    let keys = LocalKeys::load_or_create(&settings.node.data_dir, settings.node.network)
+        .context("loading the node's keys")?;
+    let node = Arc::new(
+        Node::start(settings.node.clone(), Arc::new(keys), chain)
+            .await
+            .context("starting the node")?,
+    );
+    let auth = CookieAuth::create(&settings.api_cookie).context("writing the API cookie")?;
+    let (stop_api, api_stopped) = tokio::sync::oneshot::channel::<()>();
+    let (api_addr, api_task) = micronode_api::serve(
+        node.clone(),
+        settings.api_listen,
+        Arc::new(auth),
+        async move {
+            let _ = api_stopped.await;
+        },
+    )
+    .await
+    .context("starting the gRPC API")?;
+    let ready = Ready {
+        event: "ready",
+        node_id: node.node_id().to_string(),
+        network: settings.node.network.to_string(),
+        p2p_listen: node.listen_addr().map(|a| a.to_string()),
+        api_listen: api_addr.to_string(),
+        api_cookie: settings.api_cookie.display().to_string(),
+    };
+    println!("{}", serde_json::to_string(&ready)?);
+    tracing::info!(node_id = %ready.node_id, api = %api_addr, "node is serving");
+    wait_for_shutdown_signal().await;
+    tracing::info!("shutting down");
+    let _ = stop_api.send(());
+    let _ = api_task.await;
+    node.stop().await.context("stopping the node")?;
+    Ok(())
+}
+
+/// Waits for Ctrl-C or SIGTERM.
+pub async fn wait_for_shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = async {
+            match term.as_mut() {
+                Some(t) => { t.recv().await; }
+                None => std::future::pending::<()>().await,
+            }
+        } => {}
+    }
+}

@@ -1,0 +1,106 @@
+//! The `micronode` binary: `up` (the whole system on regtest), `node run` (one node daemon),
+//! `cli` (a client of a node's gRPC API) and `bench`.
+
+mod client;
+mod config;
+mod daemon;
+mod up;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::NodeSettings;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "micronode",
+    version,
+    about = "Hosted Lightning nodes whose keys stay with their owners"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Bring up the whole system on regtest: bitcoind (installed if missing), a gateway node and
+    /// a tenant node, a funded channel and payments both ways. Runs until Ctrl-C.
+    Up(up::UpArgs),
+    /// Run one node.
+    Node {
+        #[command(subcommand)]
+        command: NodeCommand,
+    },
+    /// Talk to a running node's gRPC API.
+    Cli(client::ClientArgs),
+}
+
+#[derive(Subcommand, Debug)]
+enum NodeCommand {
+    /// Run a node daemon with its gRPC API until SIGINT/SIGTERM.
+    Run {
+        /// A TOML file with settings (flags and MICRONODE_* variables override it).
+        #[arg(long, short = 'c', env = "MICRONODE_CONFIG")]
+        config: Option<PathBuf>,
+        /// Allow mainnet. Only a flag can allow it, never a file or variable.
+        #[arg(long)]
+        allow_mainnet: bool,
+        #[command(flatten)]
+        settings: NodeSettings,
+    },
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("MICRONODE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,ldk=warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Up(args) => up::run(args).await,
+            Command::Node {
+                command:
+                    NodeCommand::Run {
+                        config,
+                        allow_mainnet,
+                        settings,
+                    },
+            } => {
+                let base = match config {
+                    Some(path) => NodeSettings::from_file(&path)?,
+                    None => NodeSettings::default(),
+                };
+                let resolved = base.overridden_by(settings).resolve(allow_mainnet)?;
+                daemon::run(resolved).await
+            }
+            Command::Cli(args) => client::run(args).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

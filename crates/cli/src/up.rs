@@ -1,0 +1,435 @@
+//! `micronode up`: the whole system on an embedded regtest, in one process.
+//!
+//! It finds or installs bitcoind, starts it with a persistent datadir under
+//! `$MICRONODE_HOME/regtest`, starts the gateway (the operator's node) and a tenant node, funds
+//! them, opens a channel, pays an invoice each way, prints a summary and keeps serving until
+//! Ctrl-C.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context};
+use bitcoin::Network;
+use micronode_api::CookieAuth;
+use micronode_chain::{ChainServices, FeedConfig};
+use micronode_node::{LocalKeys, Node, NodeConfig, PaymentStatus};
+use micronode_testenv::{Bitcoind, BitcoindOptions};
+
+use crate::config::micronode_home;
+
+/// The project's bitcoind installer, embedded so `up` works from any directory.
+const INSTALL_SCRIPT: &str = include_str!("../../../scripts/install-bitcoind.sh");
+const CHANNEL_SAT: u64 = 1_000_000;
+const GATEWAY_TO_TENANT_MSAT: u64 = 50_000_000;
+const TENANT_TO_GATEWAY_MSAT: u64 = 20_000_000;
+const STEP_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Options of `micronode up`.
+#[derive(clap::Args, Debug)]
+pub struct UpArgs {
+    /// Port of the tenant node's gRPC API (the gateway's is the next one); busy ports fall
+    /// back to a free one.
+    #[arg(long, default_value_t = 10010, env = "MICRONODE_UP_API_PORT")]
+    api_port: u16,
+    /// Exit after the summary instead of serving until Ctrl-C (for scripts and tests).
+    #[arg(long)]
+    exit_after_summary: bool,
+    /// Delete the regtest chain and both nodes' data first, and start afresh.
+    #[arg(long)]
+    reset: bool,
+}
+
+type LocalNode = Node<LocalKeys>;
+
+struct Step {
+    n: usize,
+    started: Instant,
+}
+
+impl Step {
+    fn start(n: usize, what: &str) -> Step {
+        eprintln!("[{n}/7] {what} ...");
+        Step {
+            n,
+            started: Instant::now(),
+        }
+    }
+    fn done(self, detail: &str) {
+        eprintln!(
+            "[{}/7] done in {:.1}s{}",
+            self.n,
+            self.started.elapsed().as_secs_f64(),
+            detail
+        );
+    }
+}
+
+fn find_bitcoind(home: &Path) -> Option<PathBuf> {
+    let installed = home.join("bitcoind/bin/bitcoind");
+    if installed.exists() {
+        return Some(installed);
+    }
+    micronode_testenv::find_bitcoind_exe().ok()
+}
+
+fn install_bitcoind(home: &Path) -> anyhow::Result<PathBuf> {
+    let prefix = home.join("bitcoind");
+    std::fs::create_dir_all(home)?;
+    let script = home.join("install-bitcoind.sh");
+    std::fs::write(&script, INSTALL_SCRIPT)?;
+    let status = std::process::Command::new("sh")
+        .arg(&script)
+        .arg(&prefix)
+        .status()
+        .context("running the bitcoind installer")?;
+    if !status.success() {
+        bail!("the bitcoind installer failed ({status}); see its output above");
+    }
+    Ok(prefix.join("bin/bitcoind"))
+}
+
+async fn start_node(
+    name: &str,
+    dir: &Path,
+    chain: &ChainServices,
+    api_port: u16,
+) -> anyhow::Result<(Arc<LocalNode>, SocketAddr, PathBuf)> {
+    let mut config = NodeConfig::new(dir, Network::Regtest);
+    config.alias = name.to_string();
+    config.listen_addr = Some(([127, 0, 0, 1], 0).into());
+    let keys = Arc::new(LocalKeys::load_or_create(dir, Network::Regtest)?);
+    let node = Arc::new(
+        Node::start(config, keys, chain.clone())
+            .await
+            .with_context(|| format!("starting {name}"))?,
+    );
+    let cookie = dir.join("api.cookie");
+    let auth = Arc::new(CookieAuth::create(&cookie)?);
+    let wanted: SocketAddr = ([127, 0, 0, 1], api_port).into();
+    let served = match micronode_api::serve(
+        node.clone(),
+        wanted,
+        auth.clone(),
+        std::future::pending(),
+    )
+    .await
+    {
+        Ok(served) => served,
+        Err(_) => {
+            micronode_api::serve(
+                node.clone(),
+                ([127, 0, 0, 1], 0).into(),
+                auth,
+                std::future::pending(),
+            )
+            .await?
+        }
+    };
+    Ok((node, served.0, cookie))
+}
+
+async fn wait_for(what: &str, mut check: impl FnMut() -> bool) -> anyhow::Result<()> {
+    let deadline = Instant::now() + STEP_TIMEOUT;
+    while !check() {
+        if Instant::now() > deadline {
+            bail!("timed out waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok(())
+}
+
+async fn mine(bitcoind: &Bitcoind, chain: &ChainServices, n: u64) -> anyhow::Result<()> {
+    let hashes = bitcoind.mine(n).await?;
+    let last = hashes.last().copied();
+    let deadline = Instant::now() + STEP_TIMEOUT;
+    while Some(chain.feed.poll_now().await?.block_hash) != last {
+        if Instant::now() > deadline {
+            bail!("the chain feed did not reach the mined blocks");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Ok(())
+}
+
+async fn fund(
+    bitcoind: &Bitcoind,
+    chain: &ChainServices,
+    node: &LocalNode,
+    sat: u64,
+) -> anyhow::Result<()> {
+    if node.onchain_balance().confirmed_sat >= sat {
+        return Ok(());
+    }
+    let address = node
+        .new_address()?
+        .parse::<bitcoin::Address<_>>()?
+        .assume_checked();
+    bitcoind.fund_address(&address, sat).await?;
+    mine(bitcoind, chain, 1).await?;
+    wait_for("the wallet to see its funds", || {
+        node.onchain_balance().confirmed_sat >= sat
+    })
+    .await
+}
+
+/// Runs `micronode up`.
+pub async fn run(args: UpArgs) -> anyhow::Result<()> {
+    let home = micronode_home();
+    let regtest = home.join("regtest");
+    if args.reset && regtest.exists() {
+        eprintln!("removing {}", regtest.display());
+        std::fs::remove_dir_all(&regtest)
+            .with_context(|| format!("removing {}", regtest.display()))?;
+    }
+
+    let step = Step::start(1, "looking for bitcoind");
+    let exe = match find_bitcoind(&home) {
+        Some(exe) => exe,
+        None => {
+            eprintln!(
+                "      bitcoind not found; installing it into {}",
+                home.join("bitcoind").display()
+            );
+            install_bitcoind(&home)?
+        }
+    };
+    step.done(&format!(": {}", exe.display()));
+
+    let step = Step::start(2, "starting bitcoind on regtest");
+    let bitcoind = Bitcoind::start_with(BitcoindOptions {
+        exe: Some(exe),
+        persistent_datadir: Some(regtest.join("bitcoind")),
+        ..BitcoindOptions::default()
+    })
+    .await
+    .map_err(|e| anyhow!("{e} (is another `micronode up` running?)"))?;
+    step.done("");
+    let result = run_with_bitcoind(&args, &regtest, &bitcoind).await;
+    // Always stop bitcoind cleanly so its chain is flushed to disk.
+    eprintln!("stopping bitcoind ...");
+    let mut bitcoind = bitcoind;
+    if let Err(e) = bitcoind.stop().await {
+        eprintln!("warning: bitcoind did not stop cleanly: {e}");
+    }
+    result
+}
+
+async fn run_with_bitcoind(
+    args: &UpArgs,
+    regtest: &Path,
+    bitcoind: &Bitcoind,
+) -> anyhow::Result<()> {
+    let feed = FeedConfig {
+        network: Network::Regtest,
+        poll_interval: Duration::from_millis(100),
+        ..FeedConfig::default()
+    };
+    let chain = ChainServices::start(Arc::new(bitcoind.rpc().clone()), feed).await?;
+    eprintln!(
+        "      bitcoind RPC on {}:{}",
+        bitcoind.rpc_host(),
+        bitcoind.rpc_port()
+    );
+
+    let step = Step::start(3, "starting the gateway and tenant nodes");
+    let stale_hint = |e: anyhow::Error| {
+        anyhow!(
+            "{e:#}\nhint: the nodes' state may be ahead of the regtest chain (was bitcoind \
+             killed?); run `micronode up --reset` to start afresh"
+        )
+    };
+    let tenant_dir = regtest.join("tenant");
+    let (tenant, tenant_api, tenant_cookie) =
+        start_node("tenant", &tenant_dir, &chain, args.api_port)
+            .await
+            .map_err(stale_hint)?;
+    let gateway_port = args.api_port.saturating_add(1);
+    let gateway_dir = regtest.join("gateway");
+    let (gateway, gateway_api, gateway_cookie) =
+        start_node("gateway", &gateway_dir, &chain, gateway_port)
+            .await
+            .map_err(stale_hint)?;
+    step.done("");
+    let apis = [(gateway_api, &gateway_cookie), (tenant_api, &tenant_cookie)];
+    let result = run_flow(args, bitcoind, &chain, &tenant, &gateway, apis).await;
+    eprintln!("stopping the nodes ...");
+    tenant.stop().await?;
+    gateway.stop().await?;
+    result
+}
+
+async fn run_flow(
+    args: &UpArgs,
+    bitcoind: &Bitcoind,
+    chain: &ChainServices,
+    tenant: &LocalNode,
+    gateway: &LocalNode,
+    apis: [(SocketAddr, &PathBuf); 2],
+) -> anyhow::Result<()> {
+    let step = Step::start(4, "funding the gateway's wallet (mining on regtest)");
+    fund(bitcoind, chain, gateway, 5 * CHANNEL_SAT).await?;
+    step.done(&format!(
+        ": {} sat confirmed",
+        gateway.onchain_balance().confirmed_sat
+    ));
+
+    let step = Step::start(5, "opening a channel gateway -> tenant");
+    let gateway_addr = gateway
+        .listen_addr()
+        .ok_or_else(|| anyhow!("gateway is not listening"))?;
+    tenant.connect_peer(gateway.node_id(), gateway_addr).await?;
+    let tenant_id = tenant.node_id().to_string();
+    let existing = gateway
+        .list_channels()
+        .into_iter()
+        .find(|c| c.counterparty == tenant_id && c.is_ready);
+    let channel_id = match existing {
+        Some(c) => c.channel_id,
+        None => {
+            let mut events = gateway.subscribe_events();
+            gateway.open_channel(tenant.node_id(), CHANNEL_SAT, 0, Some(false))?;
+            let channel_id = loop {
+                let event = tokio::time::timeout(STEP_TIMEOUT, events.recv()).await??;
+                if let micronode_node::NodeEvent::ChannelPending { channel_id, .. } = event {
+                    break channel_id;
+                }
+            };
+            eprintln!("      funding broadcast; mining 6 blocks");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            mine(bitcoind, chain, 6).await?;
+            channel_id
+        }
+    };
+    let usable = |n: &LocalNode| {
+        n.list_channels()
+            .iter()
+            .any(|c| c.channel_id == channel_id && c.is_usable)
+    };
+    wait_for("the channel to be usable", || {
+        usable(gateway) && usable(tenant)
+    })
+    .await?;
+    step.done(&format!(": {channel_id}"));
+
+    let step = Step::start(6, "paying an invoice each way");
+    let to_tenant = pay(
+        gateway,
+        tenant,
+        GATEWAY_TO_TENANT_MSAT,
+        "gateway pays tenant",
+    )
+    .await?;
+    let to_gateway = pay(
+        tenant,
+        gateway,
+        TENANT_TO_GATEWAY_MSAT,
+        "tenant pays gateway",
+    )
+    .await?;
+    step.done("");
+
+    let step = Step::start(7, "summary");
+    print_summary(
+        gateway,
+        tenant,
+        &channel_id,
+        [&to_tenant, &to_gateway],
+        apis,
+    );
+    step.done("");
+    if !args.exit_after_summary {
+        println!("\nServing until Ctrl-C.");
+        crate::daemon::wait_for_shutdown_signal().await;
+    }
+    Ok(())
+}
+
+async fn pay(
+    from: &LocalNode,
+    to: &LocalNode,
+    amount_msat: u64,
+    what: &str,
+) -> anyhow::Result<String> {
+    // A just-received payment becomes spendable once the commitment update completes.
+    wait_for("enough outbound capacity", || {
+        from.list_channels()
+            .iter()
+            .any(|c| c.is_usable && c.outbound_capacity_msat >= amount_msat)
+    })
+    .await?;
+    let invoice = to.create_invoice(Some(amount_msat), what, 3600)?;
+    let id = from.pay_invoice(&invoice.invoice, None, None)?;
+    let record = from.wait_payment(&id, STEP_TIMEOUT).await?;
+    if record.status != PaymentStatus::Succeeded {
+        bail!(
+            "{what} failed: {}",
+            record.failure_reason.unwrap_or_default()
+        );
+    }
+    wait_for("the receiver to record the payment", || {
+        to.payment(&id)
+            .map(|p| p.status == PaymentStatus::Succeeded)
+            .unwrap_or(false)
+    })
+    .await?;
+    Ok(invoice.payment_hash)
+}
+
+fn print_summary(
+    gateway: &LocalNode,
+    tenant: &LocalNode,
+    channel_id: &str,
+    payments: [&String; 2],
+    apis: [(SocketAddr, &PathBuf); 2],
+) {
+    let channel = gateway
+        .list_channels()
+        .into_iter()
+        .find(|c| c.channel_id == channel_id);
+    println!();
+    println!("micronode is up on regtest");
+    for (name, node, (api, cookie)) in [("gateway", gateway, apis[0]), ("tenant", tenant, apis[1])]
+    {
+        let onchain = node.onchain_balance();
+        let ln = node.lightning_balance();
+        println!("  {name}");
+        println!("    node id         {}", node.node_id());
+        println!(
+            "    p2p             {}",
+            node.listen_addr()
+                .map(|a| a.to_string())
+                .unwrap_or_default()
+        );
+        println!("    gRPC API        http://{api}");
+        println!("    API cookie      {}", cookie.display());
+        println!("    on-chain        {} sat", onchain.total_sat);
+        println!("    in channels     {} sat", ln.in_channels_sat);
+    }
+    if let Some(c) = channel {
+        println!("  channel");
+        println!("    id              {}", c.channel_id);
+        println!("    capacity        {} sat", c.capacity_sat);
+        println!("    gateway balance {} sat", c.balance_sat);
+        println!("    funding         {}", c.funding_txo.unwrap_or_default());
+    }
+    println!("  payments");
+    println!(
+        "    gateway -> tenant {} sat, hash {}",
+        GATEWAY_TO_TENANT_MSAT / 1000,
+        payments[0]
+    );
+    println!(
+        "    tenant -> gateway {} sat, hash {}",
+        TENANT_TO_GATEWAY_MSAT / 1000,
+        payments[1]
+    );
+    println!();
+    println!(
+        "Try:  micronode cli --endpoint http://{} --cookie {} getinfo",
+        apis[1].0,
+        apis[1].1.display()
+    );
+}

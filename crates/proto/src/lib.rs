@@ -1,0 +1,38 @@
+//! The micronode gRPC API: the code generated from `proto/micronode/v1/lightning.proto`.
+//!
+//! The `.proto` file is the API's source of truth and documents every message and field; this
+//! crate compiles it. [`v1::lightning_client::LightningClient`] is the client and
+//! [`v1::lightning_server::LightningServer`] wraps a [`v1::lightning_server::Lightning`]
+//! implementation (see the `micronode-api` crate) into a tonic service. [`ErrorCode`] spells the
+//! machine-readable error codes a failed call carries in its `x-micronode-error` metadata.
+#![deny(missing_docs)]
+
+pub mod errors;
+
+pub use errors::{ErrorCode, AUTHORIZATION_METADATA, ERROR_CODE_METADATA};
+
+/// Version 1 of the API (protobuf package `micronode.v1`).
+pub mod v1 {
+    #![allow(missing_docs)]
+    #![allow(clippy::all)]
+    tonic::include_proto!("micronode.v1");
+}
+
+/// The protobuf package name of [`v1`].
+pub const V1_PACKAGE: &str = "micronode.v1";
+
+/// The fully qualified name of the `Lightning` service, as it appears in request paths
+/// (`/micronode.v1.Lightning/GetInfo`).
+pub const LIGHTNING_SERVICE: &str = "micronode.v1.Lightning";
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn service_name_matches_the_generated_one() {
+        assert_eq!(
+            super::LIGHTNING_SERVICE,
+            super::v1::lightning_server::SERVICE_NAME
+        );
+        assert!(super::LIGHTNING_SERVICE.starts_with(super::V1_PACKAGE));
+    }
+}

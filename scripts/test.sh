@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# The full check, as the README gives it: installs bitcoind if missing, then formatting,
+# lints and every test (unit, integration and end-to-end, against real bitcoind processes).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+echo "==> bitcoind"
+sh scripts/install-bitcoind.sh
+export BITCOIND_EXE="${BITCOIND_EXE:-$PWD/.bitcoind/bin/bitcoind}"
+"$BITCOIND_EXE" -version | head -n1
+
+echo "==> cargo fmt --check"
+cargo fmt --all -- --check
+
+echo "==> cargo clippy --all-targets -- -D warnings"
+cargo clippy --workspace --all-targets -- -D warnings
+
+echo "==> cargo test"
+cargo test --workspace "$@"
