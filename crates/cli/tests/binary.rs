@@ -1,0 +1,114 @@
+//! The `micronode` binary as a user runs it: `up` end to end, and clear errors at start-up.
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use micronode_testenv::nodes::TempDir;
+use micronode_testenv::{find_bitcoind_exe, free_port};
+
+fn micronode() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_micronode"));
+    cmd.env("MICRONODE_LOG", "warn").stdin(Stdio::null());
+    cmd
+}
+
+/// Runs a command with a deadline; returns (success, stdout, stderr).
+fn run_with_timeout(mut cmd: Command, timeout: Duration) -> (bool, String, String) {
+    let child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn");
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(timeout) {
+        Ok(Ok(out)) => (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        ),
+        _ => {
+            // SAFETY: kill(2) on our own child.
+            unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+            panic!("command timed out after {timeout:?}");
+        }
+    }
+}
+
+#[test]
+fn up_brings_up_the_system_and_pays_both_ways() {
+    let home = TempDir::new("up");
+    let exe = find_bitcoind_exe().expect("bitcoind (run scripts/install-bitcoind.sh)");
+    let mut cmd = micronode();
+    cmd.args(["up", "--exit-after-summary", "--api-port", "0"])
+        .env("MICRONODE_HOME", &home.0)
+        .env("BITCOIND_EXE", exe);
+    let (ok, stdout, stderr) = run_with_timeout(cmd, Duration::from_secs(300));
+    assert!(ok, "micronode up failed:\n{stderr}\n{stdout}");
+    assert!(stdout.contains("micronode is up on regtest"), "{stdout}");
+    assert!(stdout.contains("gateway -> tenant 50000 sat, hash "), "{stdout}");
+    assert!(stdout.contains("tenant -> gateway 20000 sat, hash "), "{stdout}");
+    for step in 1..=7 {
+        assert!(stderr.contains(&format!("[{step}/7] done")), "step {step} missing:\n{stderr}");
+    }
+    // The nodes' keys and databases are owner-only.
+    for node in ["gateway", "tenant"] {
+        let dir = home.0.join("regtest").join(node);
+        for file in ["keys_seed", "micronode.sqlite", "api.cookie"] {
+            let mode = std::os::unix::fs::PermissionsExt::mode(
+                &std::fs::metadata(dir.join(file)).expect("file").permissions(),
+            );
+            assert_eq!(mode & 0o077, 0, "{node}/{file} must be private, mode {mode:o}");
+        }
+    }
+
+    // A second run reuses the chain, the nodes and their channel.
+    let mut again = micronode();
+    again
+        .args(["up", "--exit-after-summary", "--api-port", "0"])
+        .env("MICRONODE_HOME", &home.0)
+        .env("BITCOIND_EXE", find_bitcoind_exe().expect("bitcoind"));
+    let (ok, stdout, stderr) = run_with_timeout(again, Duration::from_secs(300));
+    assert!(ok, "second micronode up failed:\n{stderr}\n{stdout}");
+    assert!(!stderr.contains("funding broadcast"), "the channel must be reused:\n{stderr}");
+}
+
+#[test]
+fn node_run_without_bitcoind_fails_clearly() {
+    let dir = TempDir::new("nobtc");
+    let port = free_port();
+    let mut cmd = micronode();
+    cmd.args(["node", "run", "--network", "regtest", "--api-listen", "127.0.0.1:0"])
+        .arg("--data-dir")
+        .arg(&dir.0)
+        .arg("--bitcoind-rpc")
+        .arg(format!("127.0.0.1:{port}"))
+        .args(["--bitcoind-rpc-user", "u"])
+        .env("MICRONODE_BITCOIND_RPC_PASSWORD", "p");
+    let (ok, stdout, stderr) = run_with_timeout(cmd, Duration::from_secs(60));
+    assert!(!ok, "must fail without bitcoind");
+    assert!(stdout.is_empty(), "no ready line: {stdout}");
+    assert!(stderr.contains("not reachable"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn mainnet_is_refused_without_the_flag() {
+    let dir = TempDir::new("mainnet");
+    let mut cmd = micronode();
+    cmd.args(["node", "run", "--network", "mainnet"]).arg("--data-dir").arg(&dir.0);
+    let (ok, _, stderr) = run_with_timeout(cmd, Duration::from_secs(30));
+    assert!(!ok);
+    assert!(stderr.contains("refusing to run on mainnet"), "{stderr}");
+}
+
+#[test]
+fn bad_config_file_is_a_clear_error() {
+    let dir = TempDir::new("badcfg");
+    let file = dir.0.join("micronode.toml");
+    std::fs::write(&file, "netwrok = \"regtest\"\n").expect("write");
+    let mut cmd = micronode();
+    cmd.args(["node", "run", "--config"]).arg(&file);
+    let (ok, _, stderr) = run_with_timeout(cmd, Duration::from_secs(30));
+    assert!(!ok);
+    assert!(stderr.contains("invalid config file") && stderr.contains("netwrok"), "{stderr}");
+}
