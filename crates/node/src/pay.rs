@@ -252,23 +252,31 @@ impl<K: KeysBackend> Node<K> {
         id: &[u8; 32],
         timeout: Duration,
     ) -> Result<PaymentRecord, NodeError> {
-        let mut events = self.inner.events.subscribe();
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            let record = self
-                .inner
-                .payments
+        let payments = &self.inner.payments;
+        let current = |id| {
+            payments
                 .get(PaymentDirection::Outbound, id)
-                .ok_or_else(|| NodeError::UnknownPayment(hex::encode(id)))?;
-            if record.status != PaymentStatus::Pending {
-                return Ok(record);
-            }
-            tokio::select! {
-                _ = tokio::time::sleep_until(deadline) => {
-                    return Err(NodeError::Timeout(format!("payment {} still pending", hex::encode(id))));
-                }
-                _ = events.recv() => {}
-            }
+                .ok_or_else(|| NodeError::UnknownPayment(hex::encode(id)))
+        };
+        let record = current(id)?;
+        if record.status != PaymentStatus::Pending {
+            return Ok(record);
+        }
+        let resolved = payments.resolved(PaymentDirection::Outbound, id);
+        // It may have resolved between the first look and registering.
+        let record = current(id)?;
+        if record.status != PaymentStatus::Pending {
+            drop(resolved);
+            payments.prune_waiters(PaymentDirection::Outbound, id);
+            return Ok(record);
+        }
+        match tokio::time::timeout(timeout, resolved).await {
+            Ok(Ok(record)) => Ok(record),
+            Ok(Err(_)) => Err(NodeError::NotRunning),
+            Err(_) => Err(NodeError::Timeout(format!(
+                "payment {} still pending",
+                hex::encode(id)
+            ))),
         }
     }
 

@@ -6,6 +6,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use lightning::util::persist::KVStoreSync;
 use serde::{Deserialize, Serialize};
+use tokio::sync::oneshot;
 
 use crate::error::NodeError;
 use crate::types::Store;
@@ -125,6 +126,8 @@ pub(crate) fn now_secs() -> u64 {
 /// The payment history: in memory, written through to the store on every change.
 pub struct PaymentStore {
     records: Mutex<HashMap<String, PaymentRecord>>,
+    /// Callers waiting for a payment to resolve, by record key.
+    waiters: Mutex<HashMap<String, Vec<oneshot::Sender<PaymentRecord>>>>,
     store: Arc<Store>,
 }
 
@@ -140,6 +143,7 @@ impl PaymentStore {
         }
         Ok(Self {
             records: Mutex::new(records),
+            waiters: Mutex::new(HashMap::new()),
             store,
         })
     }
@@ -152,6 +156,48 @@ impl PaymentStore {
         Ok(())
     }
 
+    /// Wakes whoever waits for this record, if it is resolved.
+    fn notify(&self, record: &PaymentRecord) {
+        if record.status == PaymentStatus::Pending {
+            return;
+        }
+        let waiting = self
+            .waiters
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&record.key());
+        for waiter in waiting.into_iter().flatten() {
+            let _ = waiter.send(record.clone());
+        }
+    }
+
+    /// A receiver that gets the record once it is resolved (succeeded or failed). Register
+    /// before reading the current state, so a resolution in between is not missed.
+    pub fn resolved(
+        &self,
+        direction: PaymentDirection,
+        id: &[u8; 32],
+    ) -> oneshot::Receiver<PaymentRecord> {
+        let (tx, rx) = oneshot::channel();
+        let mut waiters = self.waiters.lock().unwrap_or_else(|p| p.into_inner());
+        let list = waiters.entry(record_key(direction, id)).or_default();
+        list.retain(|w| !w.is_closed());
+        list.push(tx);
+        rx
+    }
+
+    /// Drops waiters for a record that nobody listens to any more.
+    pub fn prune_waiters(&self, direction: PaymentDirection, id: &[u8; 32]) {
+        let mut waiters = self.waiters.lock().unwrap_or_else(|p| p.into_inner());
+        let key = record_key(direction, id);
+        if let Some(list) = waiters.get_mut(&key) {
+            list.retain(|w| !w.is_closed());
+            if list.is_empty() {
+                waiters.remove(&key);
+            }
+        }
+    }
+
     /// Inserts a new record; fails if one with the same id and direction exists.
     pub fn insert_new(&self, record: PaymentRecord) -> Result<(), NodeError> {
         let mut records = self.records.lock().unwrap_or_else(|p| p.into_inner());
@@ -160,7 +206,9 @@ impl PaymentStore {
             return Err(NodeError::DuplicatePayment(hex::encode(record.id)));
         }
         self.persist(&record)?;
-        records.insert(key, record);
+        records.insert(key, record.clone());
+        drop(records);
+        self.notify(&record);
         Ok(())
     }
 
@@ -168,7 +216,9 @@ impl PaymentStore {
     pub fn upsert(&self, record: PaymentRecord) -> Result<(), NodeError> {
         let mut records = self.records.lock().unwrap_or_else(|p| p.into_inner());
         self.persist(&record)?;
-        records.insert(record.key(), record);
+        records.insert(record.key(), record.clone());
+        drop(records);
+        self.notify(&record);
         Ok(())
     }
 
@@ -188,6 +238,8 @@ impl PaymentStore {
         record.updated_at = now_secs();
         let updated = record.clone();
         self.persist(&updated)?;
+        drop(records);
+        self.notify(&updated);
         Ok(Some(updated))
     }
 
