@@ -498,6 +498,12 @@ async fn reconnect_loop<K: KeysBackend>(
             _ = stop.wait_for(|s| *s) => return,
         }
         ticks += 1;
+        if let Err(e) = inner
+            .payments
+            .fail_expired_invoices(crate::payments::now_secs())
+        {
+            tracing::warn!(error = %e, "could not mark expired invoices");
+        }
         let connected: std::collections::HashSet<_> = inner
             .peer_manager
             .list_peers()

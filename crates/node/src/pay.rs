@@ -85,7 +85,7 @@ impl<K: KeysBackend> Node<K> {
             })
             .map_err(|e| NodeError::Payment(format!("cannot create invoice: {e}")))?;
         let hash = *invoice.payment_hash().as_byte_array();
-        self.inner.payments.upsert(PaymentRecord::new_pending(
+        let mut record = PaymentRecord::new_pending(
             hash,
             hash,
             PaymentDirection::Inbound,
@@ -93,7 +93,9 @@ impl<K: KeysBackend> Node<K> {
                 invoice: invoice.to_string(),
             },
             amount_msat,
-        ))?;
+        );
+        record.expires_at = invoice.expires_at().map(|t| t.as_secs());
+        self.inner.payments.upsert(record)?;
         Ok(CreatedInvoice {
             invoice: invoice.to_string(),
             payment_hash: hex::encode(hash),

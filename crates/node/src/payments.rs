@@ -75,6 +75,9 @@ pub struct PaymentRecord {
     pub created_at: u64,
     /// Unix seconds when it last changed.
     pub updated_at: u64,
+    /// For invoices we issued: Unix seconds when the invoice expires.
+    #[serde(default)]
+    pub expires_at: Option<u64>,
 }
 
 impl PaymentRecord {
@@ -100,6 +103,7 @@ impl PaymentRecord {
             failure_reason: None,
             created_at: now,
             updated_at: now,
+            expires_at: None,
         }
     }
 
@@ -243,6 +247,32 @@ impl PaymentStore {
         Ok(Some(updated))
     }
 
+    /// Marks our unpaid invoices that expired before `now` (Unix seconds) as failed; returns how
+    /// many. A payment LDK still accepts later turns the record back to succeeded.
+    pub fn fail_expired_invoices(&self, now: u64) -> Result<usize, NodeError> {
+        let expired: Vec<[u8; 32]> = {
+            let records = self.records.lock().unwrap_or_else(|p| p.into_inner());
+            records
+                .values()
+                .filter(|r| {
+                    r.direction == PaymentDirection::Inbound
+                        && r.status == PaymentStatus::Pending
+                        && r.expires_at.is_some_and(|t| t < now)
+                })
+                .map(|r| r.id)
+                .collect()
+        };
+        for id in &expired {
+            self.update(PaymentDirection::Inbound, id, |r| {
+                if r.status == PaymentStatus::Pending {
+                    r.status = PaymentStatus::Failed;
+                    r.failure_reason = Some("invoice expired unpaid".into());
+                }
+            })?;
+        }
+        Ok(expired.len())
+    }
+
     /// One record.
     pub fn get(&self, direction: PaymentDirection, id: &[u8; 32]) -> Option<PaymentRecord> {
         let records = self.records.lock().unwrap_or_else(|p| p.into_inner());
@@ -255,5 +285,66 @@ impl PaymentStore {
         let mut all: Vec<PaymentRecord> = records.values().cloned().collect();
         all.sort_by_key(|r| (r.created_at, r.id));
         all
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp_store() -> (Arc<Store>, std::path::PathBuf) {
+        let dir = std::env::temp_dir().join(format!("mn-payments-{}", rand::random::<u64>()));
+        (Arc::new(Store::open(&dir).expect("store")), dir)
+    }
+
+    fn invoice(id: u8, expires_at: Option<u64>) -> PaymentRecord {
+        let mut r = PaymentRecord::new_pending(
+            [id; 32],
+            [id; 32],
+            PaymentDirection::Inbound,
+            PaymentKind::Bolt11 {
+                invoice: "lnbcrt...".into(),
+            },
+            Some(1000),
+        );
+        r.expires_at = expires_at;
+        r
+    }
+
+    #[tokio::test]
+    async fn expired_invoices_fail_and_waiters_wake() {
+        let (store, dir) = temp_store();
+        let payments = PaymentStore::load(store.clone()).expect("load");
+        payments.insert_new(invoice(1, Some(100))).expect("insert");
+        payments
+            .insert_new(invoice(2, Some(10_000)))
+            .expect("insert");
+        payments.insert_new(invoice(3, None)).expect("insert");
+        let waiter = payments.resolved(PaymentDirection::Inbound, &[1; 32]);
+
+        assert_eq!(payments.fail_expired_invoices(5_000).expect("expire"), 1);
+        let woke = waiter.await.expect("woken");
+        assert_eq!(woke.status, PaymentStatus::Failed);
+        assert_eq!(
+            woke.failure_reason.as_deref(),
+            Some("invoice expired unpaid")
+        );
+        let status = |p: &PaymentStore, id: u8| {
+            p.get(PaymentDirection::Inbound, &[id; 32])
+                .expect("record")
+                .status
+        };
+        assert_eq!(status(&payments, 2), PaymentStatus::Pending);
+        assert_eq!(status(&payments, 3), PaymentStatus::Pending);
+
+        // The change is durable, and a duplicate insert is refused.
+        drop(payments);
+        let reloaded = PaymentStore::load(store).expect("reload");
+        assert_eq!(status(&reloaded, 1), PaymentStatus::Failed);
+        assert!(matches!(
+            reloaded.insert_new(invoice(2, None)),
+            Err(NodeError::DuplicatePayment(_))
+        ));
+        let _ = std::fs::remove_dir_all(dir);
     }
 }
