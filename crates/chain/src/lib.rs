@@ -5,11 +5,15 @@
 pub mod broadcast;
 pub mod feed;
 pub mod fees;
+pub mod graph;
+pub mod logger;
 pub mod rpc;
 
 pub use broadcast::SharedBroadcaster;
 pub use feed::{ChainFeed, FeedConfig, FeedError, ListenerId, SharedListener};
 pub use fees::SharedFeeEstimator;
+pub use graph::{GraphLogger, SharedNetworkGraph};
+pub use logger::LdkLogger;
 pub use rpc::{BitcoindRpc, RpcAuth, RpcError};
 
 use std::sync::Arc;
@@ -26,11 +30,25 @@ pub struct ChainServices {
     pub broadcaster: Arc<SharedBroadcaster>,
     /// The RPC client everything above uses.
     pub rpc: Arc<BitcoindRpc>,
+    /// The Lightning network graph, shared by every node (gossip is public).
+    pub graph: Arc<SharedNetworkGraph>,
+    graph_file: Option<std::path::PathBuf>,
 }
 
 impl ChainServices {
-    /// Connects to bitcoind and starts the feed, the fee refresher and the broadcaster.
+    /// Connects to bitcoind and starts the feed, the fee refresher and the broadcaster, with a
+    /// network graph that lives in memory only.
     pub async fn start(rpc: Arc<BitcoindRpc>, config: FeedConfig) -> Result<Self, FeedError> {
+        Self::start_with_graph_file(rpc, config, None).await
+    }
+
+    /// Like [`ChainServices::start`], with the network graph loaded from and persisted to
+    /// `graph_file` (written every few minutes; call [`ChainServices::save_graph`] at shutdown).
+    pub async fn start_with_graph_file(
+        rpc: Arc<BitcoindRpc>,
+        config: FeedConfig,
+        graph_file: Option<std::path::PathBuf>,
+    ) -> Result<Self, FeedError> {
         let actual = rpc.network().await?;
         if actual != config.network {
             return Err(FeedError::WrongNetwork {
@@ -41,11 +59,23 @@ impl ChainServices {
         let feed = ChainFeed::start(rpc.clone(), config).await?;
         let fees = SharedFeeEstimator::start(&feed, rpc.clone(), Duration::from_secs(60));
         let broadcaster = SharedBroadcaster::new(rpc.clone(), feed.runtime().clone());
+        let graph = graph::load_graph(graph_file.as_deref(), feed.network());
+        graph::spawn_graph_maintenance(&graph, graph_file.clone(), feed.runtime());
         Ok(Self {
             feed,
             fees,
             broadcaster,
             rpc,
+            graph,
+            graph_file,
         })
+    }
+
+    /// Writes the network graph to its file now, if it has one.
+    pub fn save_graph(&self) -> std::io::Result<()> {
+        match &self.graph_file {
+            Some(path) => graph::save_graph(&self.graph, path),
+            None => Ok(()),
+        }
     }
 }

@@ -36,7 +36,10 @@ use crate::node::{Node, NodeInner, Running};
 use crate::payments::PaymentStore;
 use crate::peers::PeerStore;
 use crate::seam::WalletScriptsSignerProvider;
-use crate::types::{ChannelManager, MonitorPersister, NetworkGraph, PeerManager, Store, Sweeper};
+use crate::types::{
+    ChannelManager, GossipSync, GossipUtxoLookup, GraphLogger, MonitorPersister, NetworkGraph,
+    PeerManager, RapidSync, Store, Sweeper,
+};
 use crate::wallet::OnchainWallet;
 
 /// Monitor updates kept beside a full monitor before it is rewritten whole.
@@ -114,28 +117,25 @@ impl<K: KeysBackend> Node<K> {
         let tip = chain.feed.tip();
         let network = config.network;
 
-        // Gossip graph and scorer.
-        let network_graph = Arc::new(
-            match read_optional(&store, "", ldk_persist::NETWORK_GRAPH_PERSISTENCE_KEY)? {
-                Some(bytes) => NetworkGraph::read(&mut &bytes[..], logger.clone())
-                    .map_err(|e| decode_err("network graph", e))?,
-                None => NetworkGraph::new(network, logger.clone()),
-            },
-        );
+        // The process-wide gossip graph, and this node's own scorer over it.
+        let network_graph = chain.graph.clone();
+        let graph_logger = logger.clone();
         let decay = ProbabilisticScoringDecayParameters::default();
         let scorer = Arc::new(Mutex::new(
             match read_optional(&store, "", ldk_persist::SCORER_PERSISTENCE_KEY)? {
                 Some(bytes) => ProbabilisticScorer::read(
                     &mut &bytes[..],
-                    (decay, network_graph.clone(), logger.clone()),
+                    (decay, network_graph.clone(), graph_logger.clone()),
                 )
                 .map_err(|e| decode_err("scorer", e))?,
-                None => ProbabilisticScorer::new(decay, network_graph.clone(), logger.clone()),
+                None => {
+                    ProbabilisticScorer::new(decay, network_graph.clone(), graph_logger.clone())
+                }
             },
         ));
         let router = Arc::new(DefaultRouter::new(
             network_graph.clone(),
-            logger.clone(),
+            graph_logger.clone(),
             keys.clone(),
             scorer.clone(),
             ProbabilisticScoringFeeParameters::default(),
@@ -303,7 +303,7 @@ impl<K: KeysBackend> Node<K> {
         let gossip_sync = Arc::new(P2PGossipSync::new(
             network_graph.clone(),
             None,
-            logger.clone(),
+            graph_logger,
         ));
         let ephemeral = keys.get_secure_random_bytes();
         let peer_manager: Arc<PeerManager<K>> = Arc::new(PeerManager::<K>::new(
@@ -337,7 +337,6 @@ impl<K: KeysBackend> Node<K> {
             sweeper,
             network_graph,
             scorer,
-            gossip_sync,
             events,
         });
 
@@ -454,7 +453,15 @@ fn spawn_background<K: KeysBackend>(
             inner.chain_monitor.clone(),
             inner.channel_manager.clone(),
             NO_ONION_MESSENGER,
-            BpGossipSync::p2p(inner.gossip_sync.clone()),
+            // The graph is shared and maintained by `ChainServices`, so the node's processor
+            // neither persists nor prunes it; payment-failure updates are applied in `events`.
+            BpGossipSync::<
+                Arc<GossipSync>,
+                Arc<RapidSync>,
+                Arc<NetworkGraph>,
+                Arc<GossipUtxoLookup>,
+                Arc<GraphLogger>,
+            >::None,
             inner.peer_manager.clone(),
             NO_LIQUIDITY_MANAGER,
             Some(inner.sweeper.clone()),

@@ -2,7 +2,7 @@
 
 use bitcoin::FeeRate;
 use lightning::chain::chaininterface::{ConfirmationTarget, FeeEstimator};
-use lightning::events::{Event, ReplayEvent};
+use lightning::events::{Event, PathFailure, ReplayEvent};
 use serde::Serialize;
 
 use crate::keys::KeysBackend;
@@ -290,6 +290,16 @@ impl<K: KeysBackend> NodeInner<K> {
                             break;
                         }
                     }
+                }
+            }
+            Event::PaymentPathFailed {
+                failure: PathFailure::OnPath { network_update },
+                ..
+            } => {
+                // The background processor would apply this for a private graph; the graph is
+                // shared here, so the node applies what its own payments learned.
+                if let Some(update) = network_update {
+                    self.chain.graph.handle_network_update(&update);
                 }
             }
             Event::HTLCHandlingFailed {

@@ -1,33 +1,4 @@
 //! LDK's log records, sent to `tracing` with the node's label.
 
-use lightning::util::logger::{Level, Logger, Record};
-
-/// Forwards LDK log records to `tracing`, tagged with the node they come from.
-pub struct NodeLogger {
-    label: String,
-}
-
-impl NodeLogger {
-    /// A logger for the node with this label (usually a short node id or name).
-    pub fn new(label: impl Into<String>) -> Self {
-        Self {
-            label: label.into(),
-        }
-    }
-}
-
-impl Logger for NodeLogger {
-    fn log(&self, record: Record<'_>) {
-        let node = self.label.as_str();
-        let module = record.module_path;
-        match record.level {
-            Level::Gossip | Level::Trace => {
-                tracing::trace!(target: "ldk", node, module, "{}", record.args)
-            }
-            Level::Debug => tracing::debug!(target: "ldk", node, module, "{}", record.args),
-            Level::Info => tracing::info!(target: "ldk", node, module, "{}", record.args),
-            Level::Warn => tracing::warn!(target: "ldk", node, module, "{}", record.args),
-            Level::Error => tracing::error!(target: "ldk", node, module, "{}", record.args),
-        }
-    }
-}
+/// The node's LDK logger: the process-wide LDK logger type, labelled with the node.
+pub type NodeLogger = micronode_chain::LdkLogger;

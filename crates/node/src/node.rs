@@ -16,7 +16,7 @@ use crate::keys::KeysBackend;
 use crate::payments::PaymentStore;
 use crate::peers::PeerStore;
 use crate::types::{
-    ChainMonitor, ChannelManager, GossipSync, NetworkGraph, PeerManager, Scorer, Store, Sweeper,
+    ChainMonitor, ChannelManager, NetworkGraph, PeerManager, Scorer, Store, Sweeper,
 };
 use crate::wallet::OnchainWallet;
 
@@ -35,7 +35,6 @@ pub(crate) struct NodeInner<K: KeysBackend> {
     pub(crate) sweeper: Arc<Sweeper<K>>,
     pub(crate) network_graph: Arc<NetworkGraph>,
     pub(crate) scorer: Arc<Mutex<Scorer>>,
-    pub(crate) gossip_sync: Arc<GossipSync>,
     pub(crate) payments: PaymentStore,
     pub(crate) peers: PeerStore,
     pub(crate) events: broadcast::Sender<NodeEvent>,

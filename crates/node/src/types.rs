@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 use lightning::chain::Filter;
 use lightning::ln::peer_handler::IgnoringMessageHandler;
 use lightning::onion_message::messenger::DefaultMessageRouter;
-use lightning::routing::gossip::{NetworkGraph as LdkNetworkGraph, P2PGossipSync};
+use lightning::routing::gossip::P2PGossipSync;
 use lightning::routing::router::DefaultRouter;
 use lightning::routing::scoring::{ProbabilisticScorer, ProbabilisticScoringFeeParameters};
 use lightning::routing::utxo::UtxoLookup;
@@ -42,21 +42,23 @@ pub type ChainMonitor<K> = lightning::chain::chainmonitor::ChainMonitor<
     Arc<MonitorPersister<K>>,
     Arc<K>,
 >;
-/// The gossip network graph.
-pub type NetworkGraph = LdkNetworkGraph<Arc<NodeLogger>>;
-/// The payment scorer.
-pub type Scorer = ProbabilisticScorer<Arc<NetworkGraph>, Arc<NodeLogger>>;
+/// The gossip network graph, shared by every node in the process.
+pub type NetworkGraph = micronode_chain::SharedNetworkGraph;
+/// The logger of everything that reads the shared graph.
+pub type GraphLogger = micronode_chain::GraphLogger;
+/// The payment scorer (one per node: what it learned from its own payments).
+pub type Scorer = ProbabilisticScorer<Arc<NetworkGraph>, Arc<GraphLogger>>;
 /// The payment router.
 pub type Router<K> = DefaultRouter<
     Arc<NetworkGraph>,
-    Arc<NodeLogger>,
+    Arc<GraphLogger>,
     Arc<K>,
     Arc<Mutex<Scorer>>,
     ProbabilisticScoringFeeParameters,
     Scorer,
 >;
 /// The onion message router (required by the channel manager for blinded paths).
-pub type MessageRouter<K> = DefaultMessageRouter<Arc<NetworkGraph>, Arc<NodeLogger>, Arc<K>>;
+pub type MessageRouter<K> = DefaultMessageRouter<Arc<NetworkGraph>, Arc<GraphLogger>, Arc<K>>;
 /// The signer provider the channel manager sees: the backend, with close and sweep scripts
 /// taken from the node's wallet.
 pub type SignerProviderFor<K> = WalletScriptsSignerProvider<K>;
@@ -75,7 +77,10 @@ pub type ChannelManager<K> = lightning::ln::channelmanager::ChannelManager<
 /// UTXO lookup for gossip verification (not used yet).
 pub type GossipUtxoLookup = dyn UtxoLookup + Send + Sync;
 /// Gossip sync over the P2P network.
-pub type GossipSync = P2PGossipSync<Arc<NetworkGraph>, Arc<GossipUtxoLookup>, Arc<NodeLogger>>;
+pub type GossipSync = P2PGossipSync<Arc<NetworkGraph>, Arc<GossipUtxoLookup>, Arc<GraphLogger>>;
+/// Rapid gossip sync (not used; named for the background processor's types).
+pub type RapidSync =
+    lightning_rapid_gossip_sync::RapidGossipSync<Arc<NetworkGraph>, Arc<GraphLogger>>;
 /// The peer manager.
 pub type PeerManager<K> = lightning::ln::peer_handler::PeerManager<
     lightning_net_tokio::SocketDescriptor,
