@@ -42,6 +42,10 @@ use crate::types::{
 };
 use crate::wallet::OnchainWallet;
 
+/// Events buffered for slow subscribers before they are told they lagged. Every slot is
+/// allocated up front, per node, so this is kept small (4096 slots cost ~0.4 MiB per node).
+const EVENT_BUFFER: usize = 512;
+
 /// Monitor updates kept beside a full monitor before it is rewritten whole.
 const MAX_PENDING_MONITOR_UPDATES: u64 = 100;
 
@@ -320,7 +324,7 @@ impl<K: KeysBackend> Node<K> {
             keys.clone(),
         ));
 
-        let (events, _) = broadcast::channel(4096);
+        let (events, _) = broadcast::channel(EVENT_BUFFER);
         let inner = Arc::new(NodeInner {
             payments: PaymentStore::load(store.clone())?,
             peers: PeerStore::new(store.clone()),
