@@ -264,6 +264,24 @@ pub fn payment(r: PaymentRecord) -> v1::Payment {
     }
 }
 
+/// A registered token: ids, caveats and spending, never the token.
+pub fn token_info(t: crate::tokens::TokenInfo) -> v1::TokenInfo {
+    let msat = |v: i64| u64::try_from(v).unwrap_or_default();
+    v1::TokenInfo {
+        id: t.summary.id,
+        parent_id: t.summary.parent_id,
+        label: t.label,
+        revocation_ids: t.summary.revocation_ids,
+        blocks: t.summary.blocks,
+        revoked: t.revoked,
+        registered_at: t.registered_at,
+        spent_day_msat: msat(t.spent.day),
+        spent_week_msat: msat(t.spent.week),
+        spent_month_msat: msat(t.spent.month),
+        spent_total_msat: msat(t.spent.total),
+    }
+}
+
 /// A node event.
 pub fn event(e: NodeEvent) -> v1::Event {
     use v1::event::Event as E;

@@ -1,9 +1,15 @@
-//! Who may call the API.
+//! Who may call the API, and what they may do.
 //!
-//! Every call passes through an [`Authenticator`] before its request is even decoded. The one
-//! shipped here is [`CookieAuth`]: like bitcoind's `.cookie`, a random token written to a file
-//! only the node's user can read; a client proves it may read that file by sending the token
-//! as `authorization: Bearer <hex>`. Capability tokens will replace it behind the same trait.
+//! Every call passes through an [`Authenticator`] before its request is even decoded: it gets
+//! the RPC's name and the request metadata, and answers with a [`Grant`] (or a status that is
+//! returned to the caller as is). The grant travels to the handler in the request's extensions,
+//! so handlers that spend (PayInvoice, Keysend) can enforce a token's budgets.
+//!
+//! Two authenticators ship: [`CookieAuth`], like bitcoind's `.cookie` (a random token in a
+//! file only the node's user can read, sent as `authorization: Bearer <hex>`; it grants
+//! everything), and the capability-token [`TokenAuthority`].
+
+mod guard;
 
 use std::fs;
 use std::io::Write;
@@ -15,18 +21,76 @@ use rand::RngCore;
 use tonic::metadata::MetadataMap;
 
 use crate::error::ApiError;
+use crate::tokens::{TokenAuthority, TokenGrant};
+
+pub(crate) use guard::AuthGuard;
 
 /// The length of a cookie token in bytes (its hex text is twice as long).
 pub const COOKIE_TOKEN_BYTES: usize = 32;
 
-/// Decides whether a call may proceed, from its request metadata.
+/// Decides whether a call may proceed, from the RPC's name and the request metadata.
 ///
-/// Implementations MUST be cheap (they run on every call, on the async workers) and MUST NOT
-/// tell apart, in their answer, a wrong credential from one that is close to right.
+/// Implementations MUST be cheap (they run on every call, on the async workers, before the
+/// request is decoded) and MUST NOT tell apart, in their answer, a wrong credential from one
+/// that is close to right.
 pub trait Authenticator: Send + Sync + 'static {
-    /// `Ok(())` lets the call through; an `Err` status (normally `UNAUTHENTICATED`, see
-    /// [`unauthenticated`]) is returned to the caller as is.
-    fn authenticate(&self, metadata: &MetadataMap) -> Result<(), tonic::Status>;
+    /// Authorises a call of `method` (the RPC's name as in the request path, e.g.
+    /// `PayInvoice`). `Ok` lets the call through with its [`Grant`]; an `Err` status is returned
+    /// to the caller as is.
+    fn authorize(&self, method: &str, metadata: &MetadataMap) -> Result<Grant, tonic::Status>;
+
+    /// The token authority behind this authenticator, if it is one: the `Tokens` service
+    /// manages it, and the server settles budget reservations left open by a restart.
+    fn token_authority(&self) -> Option<TokenAuthority> {
+        None
+    }
+}
+
+impl<A: Authenticator + ?Sized> Authenticator for Box<A> {
+    fn authorize(&self, method: &str, metadata: &MetadataMap) -> Result<Grant, tonic::Status> {
+        (**self).authorize(method, metadata)
+    }
+
+    fn token_authority(&self) -> Option<TokenAuthority> {
+        (**self).token_authority()
+    }
+}
+
+/// What an authorised call may do, handed to its handler.
+#[derive(Clone, Debug)]
+pub struct Grant(GrantKind);
+
+#[derive(Clone, Debug)]
+enum GrantKind {
+    /// Everything (the cookie).
+    Unrestricted,
+    /// What a capability token allows, budgets included.
+    Token(Arc<TokenGrant>),
+}
+
+impl Grant {
+    /// A grant of everything, with no budget.
+    pub fn unrestricted() -> Grant {
+        Grant(GrantKind::Unrestricted)
+    }
+
+    /// A grant of what a verified token allows.
+    pub fn token(grant: Arc<TokenGrant>) -> Grant {
+        Grant(GrantKind::Token(grant))
+    }
+
+    /// The token behind this grant, if any.
+    pub fn token_grant(&self) -> Option<&Arc<TokenGrant>> {
+        match &self.0 {
+            GrantKind::Unrestricted => None,
+            GrantKind::Token(t) => Some(t),
+        }
+    }
+
+    /// Whether payments under this grant are metered (reserved against budgets first).
+    pub fn is_metered(&self) -> bool {
+        self.token_grant().is_some()
+    }
 }
 
 /// An `UNAUTHENTICATED` status carrying [`ErrorCode::Unauthenticated`].
@@ -76,22 +140,27 @@ impl CookieAuth {
 }
 
 impl Authenticator for CookieAuth {
-    fn authenticate(&self, metadata: &MetadataMap) -> Result<(), tonic::Status> {
-        let Some(value) = metadata.get(AUTHORIZATION_METADATA) else {
-            return Err(unauthenticated(
-                "missing credentials: send `authorization: Bearer <token from the API cookie file>`",
-            ));
-        };
-        let presented =
-            value.to_str().ok().and_then(bearer_token).ok_or_else(|| {
-                unauthenticated("malformed credentials: expected `Bearer <token>`")
-            })?;
+    fn authorize(&self, _method: &str, metadata: &MetadataMap) -> Result<Grant, tonic::Status> {
+        let presented = presented_bearer(metadata).map_err(|missing| {
+            unauthenticated(if missing {
+                "missing credentials: send `authorization: Bearer <token from the API cookie file>`"
+            } else {
+                "malformed credentials: expected `Bearer <token>`"
+            })
+        })?;
         if constant_time_eq(presented.as_bytes(), self.token.as_bytes()) {
-            Ok(())
+            Ok(Grant::unrestricted())
         } else {
             Err(unauthenticated("invalid credentials"))
         }
     }
+}
+
+/// The token of the call's `authorization: Bearer <token>`; `Err(true)` if there is no
+/// `authorization` at all, `Err(false)` if it is not a bearer token.
+pub(crate) fn presented_bearer(metadata: &MetadataMap) -> Result<&str, bool> {
+    let value = metadata.get(AUTHORIZATION_METADATA).ok_or(true)?;
+    value.to_str().ok().and_then(bearer_token).ok_or(false)
 }
 
 /// Reads the token from a cookie file written by [`CookieAuth::create`], for clients.
@@ -173,17 +242,6 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     fs::rename(&tmp, path)
 }
 
-/// Runs an [`Authenticator`] on every call, before the request is decoded.
-#[derive(Clone)]
-pub(crate) struct AuthInterceptor(pub(crate) Arc<dyn Authenticator>);
-
-impl tonic::service::Interceptor for AuthInterceptor {
-    fn call(&mut self, request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
-        self.0.authenticate(request.metadata())?;
-        Ok(request)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -237,9 +295,12 @@ mod tests {
         let path = temp_path("check");
         let auth = CookieAuth::create(&path).expect("create");
         let good = bearer(auth.token());
-        assert!(auth.authenticate(&metadata(Some(&good))).is_ok());
+        assert!(auth.authorize("GetInfo", &metadata(Some(&good))).is_ok());
         assert!(auth
-            .authenticate(&metadata(Some(&format!("bearer  {} ", auth.token()))))
+            .authorize(
+                "PayInvoice",
+                &metadata(Some(&format!("bearer  {} ", auth.token())))
+            )
             .is_ok());
         let mut wrong = auth.token().to_string();
         wrong.replace_range(0..1, if wrong.starts_with('0') { "1" } else { "0" });
@@ -251,7 +312,9 @@ mod tests {
             Some("Basic abc"),
             Some(&*format!("Bearer {}", &auth.token()[..63])),
         ] {
-            let err = auth.authenticate(&metadata(bad)).expect_err("refused");
+            let err = auth
+                .authorize("GetInfo", &metadata(bad))
+                .expect_err("refused");
             assert_eq!(err.code(), tonic::Code::Unauthenticated);
             assert_eq!(ErrorCode::of_status(&err), Some(ErrorCode::Unauthenticated));
         }

@@ -50,6 +50,9 @@ pub enum ApiError {
     /// The gRPC transport failed while serving.
     #[error("the gRPC server failed")]
     Transport(#[from] tonic::transport::Error),
+    /// A capability token was refused, or the token authority failed.
+    #[error(transparent)]
+    Token(#[from] crate::tokens::TokenError),
 }
 
 impl ApiError {
@@ -63,6 +66,7 @@ impl ApiError {
         match self {
             ApiError::InvalidRequest(_) => ErrorCode::InvalidInput,
             ApiError::Node(e) => node_error_code(e),
+            ApiError::Token(e) => e.code(),
             ApiError::Task(_)
             | ApiError::Bind { .. }
             | ApiError::Cookie { .. }
@@ -84,7 +88,9 @@ impl ApiError {
     pub fn to_status(&self) -> tonic::Status {
         let code = self.code();
         match code {
-            ErrorCode::Internal => tracing::error!(error = %self, "request failed internally"),
+            ErrorCode::Internal => {
+                tracing::error!(error = %Chain(self), "request failed internally")
+            }
             ErrorCode::ChainUnavailable => tracing::warn!(error = %self, "chain source failed"),
             _ => tracing::debug!(error = %self, %code, "request refused"),
         }
@@ -95,6 +101,21 @@ impl ApiError {
 impl From<ApiError> for tonic::Status {
     fn from(e: ApiError) -> Self {
         e.to_status()
+    }
+}
+
+/// Displays an error followed by its chain of causes (`a: b: c`), for logs.
+pub struct Chain<'a>(pub &'a (dyn std::error::Error + 'static));
+
+impl std::fmt::Display for Chain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut source = self.0.source();
+        while let Some(cause) = source {
+            write!(f, ": {cause}")?;
+            source = cause.source();
+        }
+        Ok(())
     }
 }
 

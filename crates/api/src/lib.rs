@@ -4,15 +4,17 @@
 //! `.proto` in `micronode-proto`) over an `Arc<`[`Node`](micronode_node::Node)`>`: one handler per
 //! RPC in [`handlers`], conversions in [`adapter`], errors mapped to gRPC codes plus a stable
 //! `x-micronode-error` code in [`error`]. [`serve`] binds an address, puts an
-//! [`Authenticator`] in front of every call (the shipped one is [`CookieAuth`]), limits request
-//! sizes, and shuts down gracefully in bounded time.
+//! [`Authenticator`] in front of every call ([`CookieAuth`], or capability tokens with
+//! [`TokenAuthority`]), limits request sizes, and shuts down gracefully in bounded time.
+//! [`TokensService`] manages tokens; [`tokens`] is the token model (biscuit) and its store.
 //!
 //! ```text
-//!  client ──HTTP/2──▶ AuthInterceptor ──▶ LightningServer (decode, ≤ 1 MiB)
-//!                      (Authenticator)        │
+//!  client ──HTTP/2──▶ AuthGuard ──────────▶ LightningServer (decode, ≤ 1 MiB)
+//!                      Authenticator::authorize(method, metadata) → Grant (in extensions)
 //!                                             ▼
 //!                                   LightningService ──▶ handlers::handle_<rpc>
 //!                                                          │  adapter: proto ⇄ node types
+//!                                                          │  budget: reserve before paying
 //!                                                          ▼
 //!                                                 Node<K> (blocking calls on spawn_blocking)
 //! ```
@@ -21,15 +23,20 @@
 
 pub mod adapter;
 pub mod auth;
+pub mod budget;
 pub mod error;
 pub mod handlers;
 mod server;
 mod service;
+pub mod tokens;
+mod tokens_service;
 
-pub use auth::{bearer, read_cookie, unauthenticated, Authenticator, CookieAuth};
+pub use auth::{bearer, read_cookie, unauthenticated, Authenticator, CookieAuth, Grant};
 pub use error::{ApiError, ErrorCode, ERROR_CODE_METADATA};
 pub use server::{
     serve, serve_with, ServeOptions, ServerTask, DEFAULT_SHUTDOWN_GRACE, MAX_CONCURRENT_STREAMS,
     MAX_DECODING_MESSAGE_SIZE, MAX_HEADER_LIST_SIZE,
 };
 pub use service::LightningService;
+pub use tokens::{TokenAuthority, TokenError};
+pub use tokens_service::TokensService;

@@ -12,18 +12,19 @@ use std::time::Duration;
 use futures::StreamExt;
 use micronode_node::{KeysBackend, Node};
 use micronode_proto::v1::lightning_server::LightningServer;
+use micronode_proto::v1::tokens_server::TokensServer;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tonic::service::interceptor::InterceptedService;
 use tonic::transport::server::{Connected, TcpConnectInfo, TcpIncoming};
 use tonic::transport::Server;
 
-use crate::auth::{AuthInterceptor, Authenticator};
+use crate::auth::{AuthGuard, Authenticator};
 use crate::error::ApiError;
 use crate::handlers::{stopped, ShutdownSignal};
 use crate::service::LightningService;
+use crate::tokens_service::TokensService;
 
 /// The largest request message the server decodes (1 MiB); larger ones are refused with
 /// `OUT_OF_RANGE` before decoding. No request of this API comes near it.
@@ -58,7 +59,9 @@ impl Default for ServeOptions {
 /// Serves the node's API on `addr` until `shutdown` resolves, with [`ServeOptions::default`].
 ///
 /// Binds first, so `addr` may have port 0: the bound address is returned with the serving task.
-/// Every call must pass `auth`. On shutdown the server stops accepting, ends event streams and
+/// Serves the `Lightning` and `Tokens` services; every call of either must pass `auth`, which
+/// grants it per method. If `auth` is a token authority, budget reservations a previous run left
+/// open are settled in the background. On shutdown the server stops accepting, ends event streams and
 /// payment waits, lets in-flight calls finish for up to [`DEFAULT_SHUTDOWN_GRACE`], cuts what
 /// is left, and the task returns.
 pub async fn serve<K: KeysBackend>(
@@ -92,13 +95,24 @@ pub async fn serve_with<K: KeysBackend>(
         .with_nodelay(Some(true))
         .map(move |conn| conn.map(|stream| Bounded::new(stream, conn_stop.clone(), grace)));
 
-    let service = LightningServer::new(LightningService::with_shutdown(node, stop_rx))
+    let tokens = auth.token_authority();
+    if let Some(tokens) = tokens.clone() {
+        tokio::spawn(crate::budget::reconcile(
+            node.clone(),
+            tokens,
+            stop_rx.clone(),
+        ));
+    }
+    let lightning =
+        LightningServer::new(LightningService::with_shutdown(node, stop_rx).requiring_grants())
+            .max_decoding_message_size(MAX_DECODING_MESSAGE_SIZE);
+    let tokens = TokensServer::new(TokensService::new(tokens))
         .max_decoding_message_size(MAX_DECODING_MESSAGE_SIZE);
-    let service = InterceptedService::new(service, AuthInterceptor(auth));
     let router = Server::builder()
         .max_concurrent_streams(MAX_CONCURRENT_STREAMS)
         .http2_max_header_list_size(MAX_HEADER_LIST_SIZE)
-        .add_service(service);
+        .add_service(AuthGuard::new(lightning, auth.clone()))
+        .add_service(AuthGuard::new(tokens, auth));
     let signal = async move {
         shutdown.await;
         tracing::info!(addr = %bound, "gRPC API shutting down");

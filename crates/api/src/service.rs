@@ -9,14 +9,21 @@ use micronode_proto::v1::lightning_server::Lightning;
 use tokio::sync::watch;
 use tonic::{Request, Response, Status};
 
+use crate::auth::Grant;
 use crate::handlers::{self, EventStream, ShutdownSignal};
 
 /// The gRPC service of one node. Wrap it in
 /// [`LightningServer`](micronode_proto::v1::lightning_server::LightningServer), or let
 /// [`serve`](crate::serve) do it with authentication and limits.
+///
+/// Each call's [`Grant`] comes from the request's extensions, where [`serve`](crate::serve)'s
+/// authentication puts it. A service made with [`LightningService::new`] or
+/// [`LightningService::with_shutdown`] has no authentication of its own and treats a call
+/// without a grant as unrestricted; under `serve`, a call without one is refused.
 pub struct LightningService<K: KeysBackend> {
     node: Arc<Node<K>>,
     stop: ShutdownSignal,
+    require_grant: bool,
 }
 
 impl<K: KeysBackend> LightningService<K> {
@@ -25,12 +32,35 @@ impl<K: KeysBackend> LightningService<K> {
     pub fn new(node: Arc<Node<K>>) -> Self {
         // The sender is dropped at once: nobody can signal a shutdown.
         let (_, stop) = watch::channel(false);
-        Self { node, stop }
+        Self::with_shutdown(node, stop)
     }
 
     /// A service over `node` whose long calls end once `stop` becomes `true`.
     pub fn with_shutdown(node: Arc<Node<K>>, stop: ShutdownSignal) -> Self {
-        Self { node, stop }
+        Self {
+            node,
+            stop,
+            require_grant: false,
+        }
+    }
+
+    /// Refuses calls that carry no [`Grant`] (set by [`serve`](crate::serve), whose
+    /// authentication always adds one: a missing grant is a bug, and fails closed).
+    pub(crate) fn requiring_grants(mut self) -> Self {
+        self.require_grant = true;
+        self
+    }
+
+    /// The grant of a call.
+    fn grant<T>(&self, request: &Request<T>) -> Result<Grant, Status> {
+        match request.extensions().get::<Grant>() {
+            Some(grant) => Ok(grant.clone()),
+            None if !self.require_grant => Ok(Grant::unrestricted()),
+            None => {
+                tracing::error!("a call reached the service without a grant");
+                Err(crate::ErrorCode::Internal.status(crate::error::INTERNAL_MESSAGE))
+            }
+        }
     }
 
     /// The node served.
@@ -127,8 +157,15 @@ impl<K: KeysBackend> Lightning for LightningService<K> {
         &self,
         request: Request<v1::PayInvoiceRequest>,
     ) -> Result<Response<v1::Payment>, Status> {
+        let grant = self.grant(&request)?;
         respond(
-            handlers::handle_pay_invoice(&self.node, self.stop.clone(), request.into_inner()).await,
+            handlers::handle_pay_invoice(
+                &self.node,
+                self.stop.clone(),
+                &grant,
+                request.into_inner(),
+            )
+            .await,
         )
     }
 
@@ -136,7 +173,11 @@ impl<K: KeysBackend> Lightning for LightningService<K> {
         &self,
         request: Request<v1::KeysendRequest>,
     ) -> Result<Response<v1::Payment>, Status> {
-        respond(handlers::handle_keysend(&self.node, self.stop.clone(), request.into_inner()).await)
+        let grant = self.grant(&request)?;
+        respond(
+            handlers::handle_keysend(&self.node, self.stop.clone(), &grant, request.into_inner())
+                .await,
+        )
     }
 
     async fn get_payment(

@@ -1,19 +1,21 @@
 //! `micronode cli`: a client of a running node's gRPC API.
 //!
-//! It reads the node's API cookie, sends its token as `authorization: Bearer <hex>` on every
-//! call, and prints each result as aligned `key: value` lines or a table (or, with `--json`, one
+//! It sends a capability token (`--token` / `MICRONODE_TOKEN`, for a node initialised with
+//! tokens) or else the node's API cookie as `authorization: Bearer <token>` on every call, and prints each result as aligned `key: value` lines or a table (or, with `--json`, one
 //! JSON document per result and one JSON line per event). A failed call prints its gRPC code,
 //! the `x-micronode-error` code and the message, and the process exits non-zero.
 
 #[cfg(test)]
 mod e2e;
 mod render;
+mod token;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context};
 use micronode_proto::v1::lightning_client::LightningClient;
+use micronode_proto::v1::tokens_client::TokensClient;
 use micronode_proto::v1::{self, send_onchain_request::Amount};
 use micronode_proto::{ErrorCode, AUTHORIZATION_METADATA};
 use tonic::metadata::{Ascii, MetadataValue};
@@ -45,6 +47,10 @@ pub struct ClientArgs {
     /// MICRONODE_HOME defaults to ~/.micronode].
     #[arg(long, env = "MICRONODE_COOKIE", global = true)]
     pub cookie: Option<PathBuf>,
+    /// A capability token, for a node initialised with `node init --stateless` (then the
+    /// cookie is not used). Prefer the variable: flags show up in `ps`.
+    #[arg(long, env = "MICRONODE_TOKEN", global = true, hide_env_values = true)]
+    pub token: Option<String>,
     /// Print JSON: one document per result, one line per event.
     #[arg(long, global = true)]
     pub json: bool,
@@ -158,6 +164,12 @@ pub enum ClientCommand {
     Payments,
     /// Follow the node's events until interrupted.
     Events,
+    /// Capability tokens: bake (attenuate offline and register), list, revoke, inspect.
+    Token {
+        /// What to do.
+        #[command(subcommand)]
+        command: token::TokenCommand,
+    },
 }
 
 /// `$MICRONODE_HOME` (default `~/.micronode`) `/regtest/node/api.cookie`.
@@ -250,9 +262,41 @@ pub(crate) async fn execute(args: ClientArgs, out: &mut Printer) -> anyhow::Resu
 }
 
 async fn dispatch(args: ClientArgs, out: &mut Printer) -> anyhow::Result<()> {
-    let mut client = connect(&args).await?;
-    let json = args.json;
-    match args.command {
+    let ClientArgs {
+        endpoint,
+        cookie,
+        token,
+        json,
+        command,
+    } = args;
+    let target = Target {
+        endpoint,
+        cookie,
+        token,
+    };
+    match command {
+        // Token commands reach the node only when they need it (not `inspect`, nor a bake with
+        // `--no-register`).
+        ClientCommand::Token { command } => token::run(&target, json, command, out).await,
+        command => node_command(&target, json, command, out).await,
+    }
+}
+
+/// The node and the credentials a command uses.
+pub(crate) struct Target {
+    endpoint: String,
+    cookie: Option<PathBuf>,
+    token: Option<String>,
+}
+
+async fn node_command(
+    target: &Target,
+    json: bool,
+    command: ClientCommand,
+    out: &mut Printer,
+) -> anyhow::Result<()> {
+    let mut client = connect(target).await?;
+    match command {
         ClientCommand::Getinfo => {
             let info = call(client.get_info(request(v1::GetInfoRequest {}))).await?;
             out.result(json, &info);
@@ -417,20 +461,51 @@ async fn dispatch(args: ClientArgs, out: &mut Printer) -> anyhow::Result<()> {
                 eprintln!("the node closed the event stream");
             }
         }
+        ClientCommand::Token { command } => token::run(target, json, command, out).await?,
     }
     Ok(())
 }
 
-/// Connects to the API with the cookie's token.
-async fn connect(args: &ClientArgs) -> anyhow::Result<Client> {
-    let cookie = args.cookie.clone().unwrap_or_else(default_cookie_path);
-    let token = micronode_api::read_cookie(&cookie).context(
-        "cannot read the node's API cookie (is the node running? pass --cookie or set \
-         MICRONODE_COOKIE)",
-    )?;
+/// The credentials to send: the capability token if one was given, else the cookie's token.
+fn credentials(args: &Target) -> anyhow::Result<BearerToken> {
+    let token = match &args.token {
+        Some(token) => token.trim().to_string(),
+        None => {
+            let cookie = args.cookie.clone().unwrap_or_else(default_cookie_path);
+            micronode_api::read_cookie(&cookie).context(
+                "cannot read the node's API cookie (is the node running? pass --cookie or set \
+                 MICRONODE_COOKIE, or --token for a node that uses capability tokens)",
+            )?
+        }
+    };
     let value = micronode_api::bearer(&token)
         .parse::<MetadataValue<Ascii>>()
-        .context("the cookie's token is not valid metadata")?;
+        .context("the token is not valid metadata")?;
+    Ok(BearerToken(value))
+}
+
+/// Connects to the API with the credentials of `args`.
+async fn connect(args: &Target) -> anyhow::Result<Client> {
+    let credentials = credentials(args)?;
+    Ok(
+        LightningClient::with_interceptor(channel(args).await?, credentials)
+            .max_decoding_message_size(MAX_RESPONSE_SIZE),
+    )
+}
+
+/// Connects to the token management service with the credentials of `args`.
+async fn connect_tokens(
+    args: &Target,
+) -> anyhow::Result<TokensClient<InterceptedService<Channel, BearerToken>>> {
+    let credentials = credentials(args)?;
+    Ok(TokensClient::with_interceptor(
+        channel(args).await?,
+        credentials,
+    ))
+}
+
+/// The connection to the node's API.
+async fn channel(args: &Target) -> anyhow::Result<Channel> {
     let endpoint = if args.endpoint.contains("://") {
         args.endpoint.clone()
     } else {
@@ -444,10 +519,7 @@ async fn connect(args: &ClientArgs) -> anyhow::Result<Client> {
         .connect()
         .await
         .with_context(|| format!("cannot connect to the node's API at {endpoint}"))?;
-    Ok(
-        LightningClient::with_interceptor(channel, BearerToken(value))
-            .max_decoding_message_size(MAX_RESPONSE_SIZE),
-    )
+    Ok(channel)
 }
 
 /// A request with the default deadline.

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use anyhow::Context;
-use micronode_api::CookieAuth;
+use micronode_api::{Authenticator, CookieAuth, TokenAuthority};
 use micronode_chain::{BitcoindRpc, ChainServices, FeedConfig};
 use micronode_node::{LocalKeys, Node};
 use serde::Serialize;
@@ -18,7 +18,8 @@ struct Ready<'a> {
     network: String,
     p2p_listen: Option<String>,
     api_listen: String,
-    api_cookie: String,
+    /// `null` when the node authenticates with capability tokens.
+    api_cookie: Option<String>,
 }
 
 /// Starts the chain services for these settings, with a clear error when bitcoind is away.
@@ -34,7 +35,8 @@ pub async fn start_chain(settings: &ResolvedSettings) -> anyhow::Result<ChainSer
         poll_interval: settings.poll_interval,
         ..FeedConfig::default()
     };
-    ChainServices::start(Arc::new(rpc), config)
+    let graph_file = Some(settings.node.data_dir.join("network_graph.bin"));
+    ChainServices::start_with_graph_file(Arc::new(rpc), config, graph_file)
         .await
         .with_context(|| {
             format!(
@@ -50,11 +52,20 @@ pub async fn run(settings: ResolvedSettings) -> anyhow::Result<()> {
     let keys = LocalKeys::load_or_create(&settings.node.data_dir, settings.node.network)
         .context("loading the node's keys")?;
     let node = Arc::new(
-        Node::start(settings.node.clone(), Arc::new(keys), chain)
+        Node::start(settings.node.clone(), Arc::new(keys), chain.clone())
             .await
             .context("starting the node")?,
     );
-    let auth = CookieAuth::create(&settings.api_cookie).context("writing the API cookie")?;
+    // Capability tokens if `node init --stateless` made a token store, else the cookie.
+    let node_id = node.node_id().to_string();
+    let tokens = TokenAuthority::open_if_initialised(&settings.node.data_dir, &node_id)
+        .context("opening the token store")?;
+    let auth: Box<dyn Authenticator> = match tokens.clone() {
+        Some(tokens) => Box::new(tokens),
+        None => {
+            Box::new(CookieAuth::create(&settings.api_cookie).context("writing the API cookie")?)
+        }
+    };
     let (stop_api, api_stopped) = tokio::sync::oneshot::channel::<()>();
     let (api_addr, api_task) = micronode_api::serve(
         node.clone(),
@@ -72,7 +83,9 @@ pub async fn run(settings: ResolvedSettings) -> anyhow::Result<()> {
         network: settings.node.network.to_string(),
         p2p_listen: node.listen_addr().map(|a| a.to_string()),
         api_listen: api_addr.to_string(),
-        api_cookie: settings.api_cookie.display().to_string(),
+        api_cookie: tokens
+            .is_none()
+            .then(|| settings.api_cookie.display().to_string()),
     };
     println!("{}", serde_json::to_string(&ready)?);
     tracing::info!(node_id = %ready.node_id, api = %api_addr, "node is serving");
@@ -81,6 +94,9 @@ pub async fn run(settings: ResolvedSettings) -> anyhow::Result<()> {
     let _ = stop_api.send(());
     let _ = api_task.await;
     node.stop().await.context("stopping the node")?;
+    if let Err(e) = chain.save_graph() {
+        tracing::warn!(error = %e, "could not save the network graph");
+    }
     Ok(())
 }
 

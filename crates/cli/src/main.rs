@@ -4,6 +4,8 @@
 mod client;
 mod config;
 mod daemon;
+mod init;
+mod nwc_cmd;
 mod up;
 
 use std::path::PathBuf;
@@ -36,6 +38,8 @@ enum Command {
     },
     /// Talk to a running node's gRPC API.
     Cli(client::ClientArgs),
+    /// Manage Nostr Wallet Connect connections: connect, list, revoke, tenant.
+    Nwc(nwc_cmd::NwcArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -51,6 +55,9 @@ enum NodeCommand {
         #[command(flatten)]
         settings: NodeSettings,
     },
+    /// Initialise the node's capability tokens (`--stateless`): keep only the token root's
+    /// public key in <data-dir>/tokens/ and print the admin token once.
+    Init(init::InitArgs),
 }
 
 fn init_logging() {
@@ -93,7 +100,11 @@ fn main() -> ExitCode {
                 let resolved = base.overridden_by(settings).resolve(allow_mainnet)?;
                 daemon::run(resolved).await
             }
+            Command::Node {
+                command: NodeCommand::Init(args),
+            } => init::run(args),
             Command::Cli(args) => client::run(args).await,
+            Command::Nwc(args) => nwc_cmd::run(args).await,
         }
     });
     match result {

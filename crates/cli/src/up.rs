@@ -15,6 +15,11 @@ use bitcoin::Network;
 use micronode_api::CookieAuth;
 use micronode_chain::{ChainServices, FeedConfig};
 use micronode_node::{LocalKeys, Node, NodeConfig, PaymentStatus};
+use micronode_nwc::embedded_relay::EmbeddedRelay;
+use micronode_nwc::{
+    render_qr_terminal, BudgetRenewal, ConnectionSpec, NodeBackend, NwcConfig, NwcHandle,
+    NwcService,
+};
 use micronode_testenv::{Bitcoind, BitcoindOptions};
 
 use crate::config::micronode_home;
@@ -25,6 +30,10 @@ const CHANNEL_SAT: u64 = 1_000_000;
 const GATEWAY_TO_TENANT_MSAT: u64 = 50_000_000;
 const TENANT_TO_GATEWAY_MSAT: u64 = 20_000_000;
 const STEP_TIMEOUT: Duration = Duration::from_secs(120);
+/// The embedded Nostr relay's port (a free one if it is taken).
+const NWC_RELAY_PORT: u16 = 7447;
+/// The daily budget of the app connection `up` creates.
+const NWC_DAILY_BUDGET_MSAT: u64 = 100_000_000;
 
 /// Options of `micronode up`.
 #[derive(clap::Args, Debug)]
@@ -227,7 +236,10 @@ async fn run_with_bitcoind(
         poll_interval: Duration::from_millis(100),
         ..FeedConfig::default()
     };
-    let chain = ChainServices::start(Arc::new(bitcoind.rpc().clone()), feed).await?;
+    let graph_file = Some(regtest.join("network_graph.bin"));
+    let chain =
+        ChainServices::start_with_graph_file(Arc::new(bitcoind.rpc().clone()), feed, graph_file)
+            .await?;
     eprintln!(
         "      bitcoind RPC on {}:{}",
         bitcoind.rpc_host(),
@@ -254,11 +266,49 @@ async fn run_with_bitcoind(
             .map_err(stale_hint)?;
     step.done("");
     let apis = [(gateway_api, &gateway_cookie), (tenant_api, &tenant_cookie)];
-    let result = run_flow(args, bitcoind, &chain, &tenant, &gateway, apis).await;
+    let nwc = start_nwc(regtest, &tenant).await;
+    let result = match &nwc {
+        Ok((_, service)) => {
+            run_flow(args, bitcoind, &chain, &tenant, &gateway, apis, service).await
+        }
+        Err(e) => Err(anyhow!("starting Nostr Wallet Connect: {e:#}")),
+    };
+    if let Ok((relay, service)) = nwc {
+        service.stop().await;
+        drop(relay);
+    }
     eprintln!("stopping the nodes ...");
     tenant.stop().await?;
     gateway.stop().await?;
+    if let Err(e) = chain.save_graph() {
+        eprintln!("warning: could not save the network graph: {e}");
+    }
     result
+}
+
+/// The Nostr relay `up` runs in-process, and the tenant's NWC service on it.
+async fn start_nwc(
+    regtest: &Path,
+    tenant: &Arc<LocalNode>,
+) -> anyhow::Result<(EmbeddedRelay, NwcHandle)> {
+    let relay = match EmbeddedRelay::start(([127, 0, 0, 1], NWC_RELAY_PORT).into()).await {
+        Ok(relay) => relay,
+        Err(_) => EmbeddedRelay::start(([127, 0, 0, 1], 0).into()).await?,
+    };
+    let config = NwcConfig::new(regtest.join("nwc"), vec![relay.url().to_string()]);
+    let service = NwcService::start(config, NodeBackend::new(tenant.clone())).await?;
+    // Operator-facing management of app connections, authorised by the tenant's Nostr key
+    // (NIP-98); it runs until the process ends.
+    let relays = vec![relay.url().to_string()];
+    let (addr, _task) = micronode_nwc::http_api::serve_management(
+        service.store().clone(),
+        relays,
+        micronode_nwc::http_api::loopback(0),
+        std::future::pending(),
+    )
+    .await?;
+    eprintln!("      NWC management API on http://{addr} (NIP-98; set the tenant key with `micronode nwc tenant`)");
+    Ok((relay, service))
 }
 
 async fn run_flow(
@@ -268,6 +318,7 @@ async fn run_flow(
     tenant: &LocalNode,
     gateway: &LocalNode,
     apis: [(SocketAddr, &PathBuf); 2],
+    nwc: &NwcHandle,
 ) -> anyhow::Result<()> {
     let step = Step::start(4, "funding the gateway's wallet (mining on regtest)");
     fund(bitcoind, chain, gateway, 5 * CHANNEL_SAT).await?;
@@ -331,7 +382,15 @@ async fn run_flow(
     .await?;
     step.done("");
 
-    let step = Step::start(7, "summary");
+    let step = Step::start(7, "connecting an app over Nostr Wallet Connect");
+    // The app secret is shown once and not stored, so each run makes a fresh connection.
+    let spec = ConnectionSpec::full("micronode up")
+        .with_budget(NWC_DAILY_BUDGET_MSAT, BudgetRenewal::Daily);
+    let store = nwc.store().clone();
+    let relays = nwc.relays().to_vec();
+    let connection =
+        tokio::task::spawn_blocking(move || store.replace_connection(&spec, &relays)).await??;
+    step.done("");
     print_summary(
         gateway,
         tenant,
@@ -339,7 +398,16 @@ async fn run_flow(
         [&to_tenant, &to_gateway],
         apis,
     );
-    step.done("");
+    let uri = connection.uri();
+    println!(
+        "  Nostr Wallet Connect (tenant; {} sat a day)",
+        NWC_DAILY_BUDGET_MSAT / 1000
+    );
+    println!("    {uri}");
+    match render_qr_terminal(&uri) {
+        Ok(qr) => println!("{qr}"),
+        Err(e) => eprintln!("warning: cannot draw the QR code: {e}"),
+    }
     if !args.exit_after_summary {
         println!("\nServing until Ctrl-C.");
         crate::daemon::wait_for_shutdown_signal().await;

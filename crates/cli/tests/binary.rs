@@ -14,7 +14,11 @@ fn micronode() -> Command {
 
 /// Runs a command with a deadline; returns (success, stdout, stderr).
 fn run_with_timeout(mut cmd: Command, timeout: Duration) -> (bool, String, String) {
-    let child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn");
+    let child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
     let pid = child.id();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -45,19 +49,38 @@ fn up_brings_up_the_system_and_pays_both_ways() {
     let (ok, stdout, stderr) = run_with_timeout(cmd, Duration::from_secs(300));
     assert!(ok, "micronode up failed:\n{stderr}\n{stdout}");
     assert!(stdout.contains("micronode is up on regtest"), "{stdout}");
-    assert!(stdout.contains("gateway -> tenant 50000 sat, hash "), "{stdout}");
-    assert!(stdout.contains("tenant -> gateway 20000 sat, hash "), "{stdout}");
+    assert!(
+        stdout.contains("gateway -> tenant 50000 sat, hash "),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("tenant -> gateway 20000 sat, hash "),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("nostr+walletconnect://"),
+        "an NWC URI is printed: {stdout}"
+    );
     for step in 1..=7 {
-        assert!(stderr.contains(&format!("[{step}/7] done")), "step {step} missing:\n{stderr}");
+        assert!(
+            stderr.contains(&format!("[{step}/7] done")),
+            "step {step} missing:\n{stderr}"
+        );
     }
     // The nodes' keys and databases are owner-only.
     for node in ["gateway", "tenant"] {
         let dir = home.0.join("regtest").join(node);
         for file in ["keys_seed", "micronode.sqlite", "api.cookie"] {
             let mode = std::os::unix::fs::PermissionsExt::mode(
-                &std::fs::metadata(dir.join(file)).expect("file").permissions(),
+                &std::fs::metadata(dir.join(file))
+                    .expect("file")
+                    .permissions(),
             );
-            assert_eq!(mode & 0o077, 0, "{node}/{file} must be private, mode {mode:o}");
+            assert_eq!(
+                mode & 0o077,
+                0,
+                "{node}/{file} must be private, mode {mode:o}"
+            );
         }
     }
 
@@ -69,7 +92,10 @@ fn up_brings_up_the_system_and_pays_both_ways() {
         .env("BITCOIND_EXE", find_bitcoind_exe().expect("bitcoind"));
     let (ok, stdout, stderr) = run_with_timeout(again, Duration::from_secs(300));
     assert!(ok, "second micronode up failed:\n{stderr}\n{stdout}");
-    assert!(!stderr.contains("funding broadcast"), "the channel must be reused:\n{stderr}");
+    assert!(
+        !stderr.contains("funding broadcast"),
+        "the channel must be reused:\n{stderr}"
+    );
 }
 
 #[test]
@@ -77,13 +103,20 @@ fn node_run_without_bitcoind_fails_clearly() {
     let dir = TempDir::new("nobtc");
     let port = free_port();
     let mut cmd = micronode();
-    cmd.args(["node", "run", "--network", "regtest", "--api-listen", "127.0.0.1:0"])
-        .arg("--data-dir")
-        .arg(&dir.0)
-        .arg("--bitcoind-rpc")
-        .arg(format!("127.0.0.1:{port}"))
-        .args(["--bitcoind-rpc-user", "u"])
-        .env("MICRONODE_BITCOIND_RPC_PASSWORD", "p");
+    cmd.args([
+        "node",
+        "run",
+        "--network",
+        "regtest",
+        "--api-listen",
+        "127.0.0.1:0",
+    ])
+    .arg("--data-dir")
+    .arg(&dir.0)
+    .arg("--bitcoind-rpc")
+    .arg(format!("127.0.0.1:{port}"))
+    .args(["--bitcoind-rpc-user", "u"])
+    .env("MICRONODE_BITCOIND_RPC_PASSWORD", "p");
     let (ok, stdout, stderr) = run_with_timeout(cmd, Duration::from_secs(60));
     assert!(!ok, "must fail without bitcoind");
     assert!(stdout.is_empty(), "no ready line: {stdout}");
@@ -95,7 +128,9 @@ fn node_run_without_bitcoind_fails_clearly() {
 fn mainnet_is_refused_without_the_flag() {
     let dir = TempDir::new("mainnet");
     let mut cmd = micronode();
-    cmd.args(["node", "run", "--network", "mainnet"]).arg("--data-dir").arg(&dir.0);
+    cmd.args(["node", "run", "--network", "mainnet"])
+        .arg("--data-dir")
+        .arg(&dir.0);
     let (ok, _, stderr) = run_with_timeout(cmd, Duration::from_secs(30));
     assert!(!ok);
     assert!(stderr.contains("refusing to run on mainnet"), "{stderr}");
@@ -110,5 +145,8 @@ fn bad_config_file_is_a_clear_error() {
     cmd.args(["node", "run", "--config"]).arg(&file);
     let (ok, _, stderr) = run_with_timeout(cmd, Duration::from_secs(30));
     assert!(!ok);
-    assert!(stderr.contains("invalid config file") && stderr.contains("netwrok"), "{stderr}");
+    assert!(
+        stderr.contains("invalid config file") && stderr.contains("netwrok"),
+        "{stderr}"
+    );
 }

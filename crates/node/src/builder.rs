@@ -35,19 +35,17 @@ use crate::logger::NodeLogger;
 use crate::node::{Node, NodeInner, Running};
 use crate::payments::PaymentStore;
 use crate::peers::PeerStore;
+use crate::persist::{ManagerWriter, OrderedMonitorPersister, ProcessorStore};
 use crate::seam::WalletScriptsSignerProvider;
 use crate::types::{
-    ChannelManager, GossipSync, GossipUtxoLookup, GraphLogger, MonitorPersister, NetworkGraph,
-    PeerManager, RapidSync, Store, Sweeper,
+    ChannelManager, GossipSync, GossipUtxoLookup, GraphLogger, NetworkGraph, PeerManager,
+    RapidSync, Store, Sweeper,
 };
 use crate::wallet::OnchainWallet;
 
 /// Events buffered for slow subscribers before they are told they lagged. Every slot is
 /// allocated up front, per node, so this is kept small (4096 slots cost ~0.4 MiB per node).
 const EVENT_BUFFER: usize = 512;
-
-/// Monitor updates kept beside a full monitor before it is rewritten whole.
-const MAX_PENDING_MONITOR_UPDATES: u64 = 100;
 
 /// How often the node checks that it is connected to every channel peer.
 const RECONNECT_INTERVAL: Duration = Duration::from_secs(5);
@@ -162,15 +160,10 @@ impl<K: KeysBackend> Node<K> {
             wallet.clone(),
         ));
 
-        let persister = Arc::new(MonitorPersister::<K>::new(
-            store.clone(),
-            logger.clone(),
-            MAX_PENDING_MONITOR_UPDATES,
-            keys.clone(),
-            signer_provider.clone(),
-            chain.broadcaster.clone(),
-            chain.fees.clone(),
-        ));
+        // Monitor updates reach disk only after a manager that knows them (see `persist`).
+        let persister = Arc::new(OrderedMonitorPersister::new(store.clone()));
+        let manager_writer = Arc::new(ManagerWriter::<K>::new(store.clone()));
+        let processor_store = Arc::new(ProcessorStore::new(store.clone(), manager_writer.clone()));
         let chain_monitor = Arc::new(LdkChainMonitor::new(
             None,
             chain.broadcaster.clone(),
@@ -182,7 +175,11 @@ impl<K: KeysBackend> Node<K> {
         ));
 
         // Channel monitors and the channel manager.
-        let monitors = persister.read_all_channel_monitors_with_updates()?;
+        let monitors = ldk_persist::read_channel_monitors(
+            store.clone(),
+            keys.clone(),
+            signer_provider.clone(),
+        )?;
         let ldk_config = user_config(&config.channels);
         let (manager_block, channel_manager) =
             match read_optional(&store, "", ldk_persist::CHANNEL_MANAGER_PERSISTENCE_KEY)? {
@@ -225,6 +222,7 @@ impl<K: KeysBackend> Node<K> {
                 ),
             };
         let channel_manager = Arc::new(channel_manager);
+        manager_writer.attach(&channel_manager);
 
         let sweeper: Arc<Sweeper<K>> = Arc::new(
             match read_optional(&store, "", ldk_persist::OUTPUT_SWEEPER_PERSISTENCE_KEY)? {
@@ -237,7 +235,7 @@ impl<K: KeysBackend> Node<K> {
                             None,
                             keys.clone(),
                             wallet.clone(),
-                            store.clone(),
+                            processor_store.clone(),
                             logger.clone(),
                         ),
                     )
@@ -251,7 +249,7 @@ impl<K: KeysBackend> Node<K> {
                     None,
                     keys.clone(),
                     wallet.clone(),
-                    store.clone(),
+                    processor_store.clone(),
                     logger.clone(),
                 ),
             },
@@ -280,8 +278,10 @@ impl<K: KeysBackend> Node<K> {
             let (monitor, ..) = Arc::try_unwrap(holder)
                 .map_err(|_| NodeError::Internal("channel monitor still shared".into()))?;
             let channel_id = monitor.channel_id();
+            // Re-watching a loaded monitor queues a rewrite of it (completed by the monitor
+            // writer once it runs).
             match chain_monitor.watch_channel(channel_id, monitor) {
-                Ok(ChannelMonitorUpdateStatus::Completed) => {}
+                Ok(ChannelMonitorUpdateStatus::InProgress) => {}
                 other => {
                     return Err(NodeError::Internal(format!(
                         "cannot watch channel {channel_id}: {other:?}"
@@ -332,7 +332,9 @@ impl<K: KeysBackend> Node<K> {
             node_id,
             logger_label: label.clone(),
             logger: logger.clone(),
-            store,
+            monitor_persister: persister.clone(),
+            manager_writer: manager_writer.clone(),
+            processor_store: processor_store.clone(),
             chain,
             wallet,
             chain_monitor,
@@ -362,6 +364,10 @@ impl<K: KeysBackend> Node<K> {
         tasks.push(tokio::spawn(reconnect_loop(
             inner.clone(),
             listen_addr,
+            stop_rx.clone(),
+        )));
+        tasks.push(tokio::spawn(monitor_write_loop(
+            inner.clone(),
             stop_rx.clone(),
         )));
         if let Some(interval) = inner.config.htlc_processing_interval {
@@ -452,7 +458,7 @@ fn spawn_background<K: KeysBackend>(
     };
     tokio::spawn(async move {
         process_events_async_with_kv_store_sync(
-            inner.store.clone(),
+            inner.processor_store.clone(),
             event_handler,
             inner.chain_monitor.clone(),
             inner.channel_manager.clone(),
@@ -478,6 +484,28 @@ fn spawn_background<K: KeysBackend>(
         .await
         .map_err(std::io::Error::from)
     })
+}
+
+/// Writes queued monitor updates (after the manager) as soon as they are queued.
+async fn monitor_write_loop<K: KeysBackend>(
+    inner: Arc<NodeInner<K>>,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            _ = inner.monitor_persister.wake.notified() => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        let node = inner.clone();
+        let flushed = tokio::task::spawn_blocking(move || {
+            node.manager_writer
+                .flush(&node.monitor_persister, &node.chain_monitor)
+        })
+        .await;
+        if let Err(e) = flushed {
+            tracing::error!(error = %e, "monitor writer failed");
+        }
+    }
 }
 
 /// Processes pending HTLCs at a fixed cadence (see `NodeConfig::htlc_processing_interval`).

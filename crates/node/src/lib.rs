@@ -20,6 +20,7 @@ pub mod onchain;
 pub mod pay;
 pub mod payments;
 pub mod peers;
+pub mod persist;
 pub mod seam;
 pub mod secret_file;
 pub mod types;

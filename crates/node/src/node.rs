@@ -15,9 +15,7 @@ use crate::events::NodeEvent;
 use crate::keys::KeysBackend;
 use crate::payments::PaymentStore;
 use crate::peers::PeerStore;
-use crate::types::{
-    ChainMonitor, ChannelManager, NetworkGraph, PeerManager, Scorer, Store, Sweeper,
-};
+use crate::types::{ChainMonitor, ChannelManager, NetworkGraph, PeerManager, Scorer, Sweeper};
 use crate::wallet::OnchainWallet;
 
 /// The parts of a running node, shared by its tasks.
@@ -26,7 +24,6 @@ pub(crate) struct NodeInner<K: KeysBackend> {
     pub(crate) node_id: PublicKey,
     pub(crate) logger_label: String,
     pub(crate) logger: Arc<crate::logger::NodeLogger>,
-    pub(crate) store: Arc<Store>,
     pub(crate) chain: ChainServices,
     pub(crate) wallet: Arc<OnchainWallet>,
     pub(crate) chain_monitor: Arc<ChainMonitor<K>>,
@@ -38,6 +35,9 @@ pub(crate) struct NodeInner<K: KeysBackend> {
     pub(crate) payments: PaymentStore,
     pub(crate) peers: PeerStore,
     pub(crate) events: broadcast::Sender<NodeEvent>,
+    pub(crate) monitor_persister: Arc<crate::persist::OrderedMonitorPersister>,
+    pub(crate) manager_writer: Arc<crate::persist::ManagerWriter<K>>,
+    pub(crate) processor_store: Arc<crate::persist::ProcessorStore<K>>,
 }
 
 /// Background work of a running node.
@@ -156,6 +156,15 @@ impl<K: KeysBackend> Node<K> {
             .await
             .map_err(|e| NodeError::Internal(format!("background task panicked: {e}")))?;
         result.map_err(NodeError::Storage)?;
+        // Whatever monitor updates are still queued go to disk, after the manager.
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            inner
+                .manager_writer
+                .flush(&inner.monitor_persister, &inner.chain_monitor)
+        })
+        .await
+        .map_err(|e| NodeError::Internal(format!("final flush failed: {e}")))?;
         tracing::info!(node = %self.inner.logger_label, "node stopped");
         Ok(())
     }

@@ -22,16 +22,6 @@ pub type Store = micronode_store::SqliteStore;
 pub type ChainFilter = dyn Filter + Send + Sync;
 /// The channel signer type a keys backend hands out.
 pub type ChannelSigner<K> = <K as SignerProvider>::EcdsaSigner;
-/// Persists channel monitors as a full copy plus incremental updates, so a payment writes a
-/// small update instead of the whole (growing) monitor.
-pub type MonitorPersister<K> = lightning::util::persist::MonitorUpdatingPersister<
-    Arc<Store>,
-    Arc<NodeLogger>,
-    Arc<K>,
-    Arc<SignerProviderFor<K>>,
-    Arc<SharedBroadcaster>,
-    Arc<SharedFeeEstimator>,
->;
 /// The node's channel monitor set.
 pub type ChainMonitor<K> = lightning::chain::chainmonitor::ChainMonitor<
     ChannelSigner<K>,
@@ -39,7 +29,7 @@ pub type ChainMonitor<K> = lightning::chain::chainmonitor::ChainMonitor<
     Arc<SharedBroadcaster>,
     Arc<SharedFeeEstimator>,
     Arc<NodeLogger>,
-    Arc<MonitorPersister<K>>,
+    Arc<crate::persist::OrderedMonitorPersister>,
     Arc<K>,
 >;
 /// The gossip network graph, shared by every node in the process.
@@ -98,7 +88,7 @@ pub type Sweeper<K> = lightning::util::sweep::OutputSweeperSync<
     Arc<OnchainWallet>,
     Arc<SharedFeeEstimator>,
     Arc<ChainFilter>,
-    Arc<Store>,
+    Arc<crate::persist::ProcessorStore<K>>,
     Arc<NodeLogger>,
     Arc<K>,
 >;

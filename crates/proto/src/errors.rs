@@ -47,11 +47,31 @@ pub enum ErrorCode {
     Internal,
     /// Missing or wrong credentials.
     Unauthenticated,
+    /// The node uses capability tokens and the call carries none.
+    TokenMissing,
+    /// The token is malformed, its signature does not verify against the node's root key, or
+    /// it cannot be evaluated.
+    TokenInvalid,
+    /// The token's expiry caveat has passed.
+    TokenExpired,
+    /// The token, or one it was attenuated from, is revoked.
+    TokenRevoked,
+    /// The token was made for another node (another tenant).
+    TokenWrongTenant,
+    /// The token's rights or caveats do not allow this method.
+    MethodNotAllowed,
+    /// The payment would exceed a budget or the per-payment maximum of the token (or of one it
+    /// was attenuated from).
+    BudgetExceeded,
+    /// The node does not use capability tokens (it authenticates with its cookie).
+    TokensDisabled,
+    /// No registered token has this id.
+    UnknownToken,
 }
 
 impl ErrorCode {
     /// Every code.
-    pub const ALL: [ErrorCode; 16] = [
+    pub const ALL: [ErrorCode; 25] = [
         ErrorCode::InvalidInput,
         ErrorCode::UnknownPeer,
         ErrorCode::UnknownChannel,
@@ -68,6 +88,15 @@ impl ErrorCode {
         ErrorCode::Timeout,
         ErrorCode::Internal,
         ErrorCode::Unauthenticated,
+        ErrorCode::TokenMissing,
+        ErrorCode::TokenInvalid,
+        ErrorCode::TokenExpired,
+        ErrorCode::TokenRevoked,
+        ErrorCode::TokenWrongTenant,
+        ErrorCode::MethodNotAllowed,
+        ErrorCode::BudgetExceeded,
+        ErrorCode::TokensDisabled,
+        ErrorCode::UnknownToken,
     ];
 
     /// The code as it appears in the metadata, e.g. `INVALID_INPUT`.
@@ -89,6 +118,15 @@ impl ErrorCode {
             ErrorCode::Timeout => "TIMEOUT",
             ErrorCode::Internal => "INTERNAL",
             ErrorCode::Unauthenticated => "UNAUTHENTICATED",
+            ErrorCode::TokenMissing => "TOKEN_MISSING",
+            ErrorCode::TokenInvalid => "TOKEN_INVALID",
+            ErrorCode::TokenExpired => "TOKEN_EXPIRED",
+            ErrorCode::TokenRevoked => "TOKEN_REVOKED",
+            ErrorCode::TokenWrongTenant => "TOKEN_WRONG_TENANT",
+            ErrorCode::MethodNotAllowed => "METHOD_NOT_ALLOWED",
+            ErrorCode::BudgetExceeded => "BUDGET_EXCEEDED",
+            ErrorCode::TokensDisabled => "TOKENS_DISABLED",
+            ErrorCode::UnknownToken => "UNKNOWN_TOKEN",
         }
     }
 
@@ -97,10 +135,12 @@ impl ErrorCode {
         use tonic::Code;
         match self {
             ErrorCode::InvalidInput => Code::InvalidArgument,
-            ErrorCode::UnknownPeer | ErrorCode::UnknownChannel | ErrorCode::UnknownPayment => {
-                Code::NotFound
-            }
+            ErrorCode::UnknownPeer
+            | ErrorCode::UnknownChannel
+            | ErrorCode::UnknownPayment
+            | ErrorCode::UnknownToken => Code::NotFound,
             ErrorCode::InsufficientFunds
+            | ErrorCode::TokensDisabled
             | ErrorCode::ChannelError
             | ErrorCode::PaymentError
             | ErrorCode::WalletError => Code::FailedPrecondition,
@@ -111,7 +151,14 @@ impl ErrorCode {
             | ErrorCode::NotRunning => Code::Unavailable,
             ErrorCode::Timeout => Code::DeadlineExceeded,
             ErrorCode::Internal => Code::Internal,
-            ErrorCode::Unauthenticated => Code::Unauthenticated,
+            ErrorCode::Unauthenticated
+            | ErrorCode::TokenMissing
+            | ErrorCode::TokenInvalid
+            | ErrorCode::TokenExpired
+            | ErrorCode::TokenRevoked
+            | ErrorCode::TokenWrongTenant => Code::Unauthenticated,
+            ErrorCode::MethodNotAllowed => Code::PermissionDenied,
+            ErrorCode::BudgetExceeded => Code::ResourceExhausted,
         }
     }
 

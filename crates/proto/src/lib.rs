@@ -1,9 +1,11 @@
-//! The micronode gRPC API: the code generated from `proto/micronode/v1/lightning.proto`.
+//! The micronode gRPC API: the code generated from `proto/micronode/v1/lightning.proto` and
+//! `proto/micronode/v1/tokens.proto`.
 //!
-//! The `.proto` file is the API's source of truth and documents every message and field; this
-//! crate compiles it. [`v1::lightning_client::LightningClient`] is the client and
+//! The `.proto` files are the API's source of truth and document every message and field; this
+//! crate compiles them. [`v1::lightning_client::LightningClient`] is the client and
 //! [`v1::lightning_server::LightningServer`] wraps a [`v1::lightning_server::Lightning`]
-//! implementation (see the `micronode-api` crate) into a tonic service. [`ErrorCode`] spells the
+//! implementation (see the `micronode-api` crate) into a tonic service; `v1::tokens_client` and
+//! `v1::tokens_server` do the same for token management. [`ErrorCode`] spells the
 //! machine-readable error codes a failed call carries in its `x-micronode-error` metadata.
 #![deny(missing_docs)]
 
@@ -25,6 +27,9 @@ pub const V1_PACKAGE: &str = "micronode.v1";
 /// (`/micronode.v1.Lightning/GetInfo`).
 pub const LIGHTNING_SERVICE: &str = "micronode.v1.Lightning";
 
+/// The fully qualified name of the `Tokens` service (`/micronode.v1.Tokens/ListTokens`).
+pub const TOKENS_SERVICE: &str = "micronode.v1.Tokens";
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -34,5 +39,9 @@ mod tests {
             super::v1::lightning_server::SERVICE_NAME
         );
         assert!(super::LIGHTNING_SERVICE.starts_with(super::V1_PACKAGE));
+        assert_eq!(
+            super::TOKENS_SERVICE,
+            super::v1::tokens_server::SERVICE_NAME
+        );
     }
 }

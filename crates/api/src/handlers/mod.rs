@@ -1,4 +1,6 @@
-//! One handler per RPC, one file each: `handle_<rpc>(node, req) -> Result<Resp, ApiError>`.
+//! One handler per RPC, one file each: `handle_<rpc>(node, req) -> Result<Resp, ApiError>`
+//! (the `Tokens` service's take the [`TokenAuthority`](crate::tokens::TokenAuthority) instead of
+//! the node; the paying ones also take the call's [`Grant`](crate::auth::Grant)).
 //!
 //! Handlers check the request's fields (through [`crate::adapter`]), call the node, and convert
 //! the answer. Node methods that may touch disk run in [`tokio::task::spawn_blocking`] (see
@@ -21,10 +23,13 @@ mod lightning_balance;
 mod list_channels;
 mod list_payments;
 mod list_peers;
+mod list_tokens;
 mod new_address;
 mod onchain_balance;
 mod open_channel;
 mod pay_invoice;
+mod register_token;
+mod revoke_token;
 mod send_onchain;
 mod subscribe_events;
 
@@ -38,10 +43,13 @@ pub use lightning_balance::handle_lightning_balance;
 pub use list_channels::handle_list_channels;
 pub use list_payments::handle_list_payments;
 pub use list_peers::handle_list_peers;
+pub use list_tokens::handle_list_tokens;
 pub use new_address::handle_new_address;
 pub use onchain_balance::handle_onchain_balance;
 pub use open_channel::handle_open_channel;
 pub use pay_invoice::handle_pay_invoice;
+pub use register_token::handle_register_token;
+pub use revoke_token::handle_revoke_token;
 pub use send_onchain::handle_send_onchain;
 pub use subscribe_events::{handle_subscribe_events, EventStream};
 
@@ -65,6 +73,18 @@ where
 {
     let node = node.clone();
     tokio::task::spawn_blocking(move || f(&node))
+        .await
+        .map_err(|e| ApiError::Task(e.to_string()))?
+        .map_err(ApiError::from)
+}
+
+/// Runs a token-store operation (disk) on the blocking pool.
+pub(crate) async fn blocking_tokens<T, F>(f: F) -> Result<T, ApiError>
+where
+    T: Send + 'static,
+    F: FnOnce() -> Result<T, crate::tokens::TokenError> + Send + 'static,
+{
+    tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| ApiError::Task(e.to_string()))?
         .map_err(ApiError::from)

@@ -2,18 +2,24 @@
 
 use std::sync::Arc;
 
+use bitcoin::hashes::Hash;
 use micronode_node::{KeysBackend, Node};
 use micronode_proto::v1::{PayInvoiceRequest, Payment};
 
 use super::{blocking, outbound_record, wait_outcome, ShutdownSignal};
 use crate::adapter;
+use crate::auth::Grant;
+use crate::budget;
 use crate::error::ApiError;
 
-/// Handles `PayInvoice`. Starting the payment writes its record, so it runs blocking; with
-/// `wait`, the call then waits for the outcome (or the timeout, or the server's shutdown).
+/// Handles `PayInvoice`. Under a metered grant (a capability token), the payment's cost (amount
+/// plus routing-fee limit) is first reserved against the token's budgets, and nothing is paid
+/// if that fails. Starting the payment writes its record, so it runs blocking; with `wait`, the
+/// call then waits for the outcome (or the timeout, or the server's shutdown).
 pub async fn handle_pay_invoice<K: KeysBackend>(
     node: &Arc<Node<K>>,
     stop: ShutdownSignal,
+    grant: &Grant,
     req: PayInvoiceRequest,
 ) -> Result<Payment, ApiError> {
     let invoice = adapter::required("invoice", &req.invoice)?.to_string();
@@ -21,15 +27,48 @@ pub async fn handle_pay_invoice<K: KeysBackend>(
         .amount_msat
         .map(|a| adapter::msat("amount_msat", a, false))
         .transpose()?;
-    let max_fee_msat = req
+    let mut max_fee_msat = req
         .max_fee_msat
         .map(|a| adapter::msat("max_fee_msat", a, true))
         .transpose()?;
     let timeout = adapter::payment_timeout(req.timeout_secs)?;
-    let id = blocking(node, move |n| {
+    let reservation = if grant.is_metered() {
+        let parsed = micronode_node::pay::parse_invoice(&invoice)?;
+        // The node pays the larger of the two (it refuses an amount below the invoice's).
+        let amount = match (parsed.amount_milli_satoshis(), amount_msat) {
+            (Some(a), Some(b)) => a.max(b),
+            (Some(a), None) | (None, Some(a)) => a,
+            (None, None) => {
+                return Err(ApiError::invalid(
+                    "the invoice has no amount; give amount_msat",
+                ))
+            }
+        };
+        let fee_limit = *max_fee_msat.get_or_insert(budget::default_fee_limit_msat(amount));
+        let cost = amount
+            .checked_add(fee_limit)
+            .ok_or_else(|| ApiError::invalid("amount plus fee limit overflows"))?;
+        let hash = parsed.payment_hash().to_byte_array();
+        budget::reserve(grant, cost, Some(hash)).await?
+    } else {
+        None
+    };
+    let started = blocking(node, move |n| {
         n.pay_invoice(&invoice, amount_msat, max_fee_msat)
     })
-    .await?;
+    .await;
+    let id = match (started, reservation) {
+        (Ok(id), Some(reservation)) => {
+            reservation.track(node.clone(), id, stop.clone()).await;
+            id
+        }
+        (Ok(id), None) => id,
+        (Err(e), Some(reservation)) => {
+            reservation.release().await;
+            return Err(e);
+        }
+        (Err(e), None) => return Err(e),
+    };
     let record = if req.wait {
         wait_outcome(node, &id, timeout, stop).await?
     } else {

@@ -9,10 +9,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bitcoin::Network;
-use micronode_api::{bearer, read_cookie, CookieAuth, ServeOptions, ServerTask};
+use micronode_api::{bearer, read_cookie, Authenticator, CookieAuth, ServeOptions, ServerTask};
 use micronode_chain::{BitcoindRpc, ChainServices, FeedConfig};
 use micronode_node::{LocalKeys, Node, NodeConfig};
 use micronode_proto::v1::lightning_client::LightningClient;
+use micronode_proto::v1::tokens_client::TokensClient;
 use micronode_proto::{ErrorCode, ERROR_CODE_METADATA};
 use micronode_testenv::{wait_until, Bitcoind};
 use tonic::metadata::{Ascii, MetadataValue};
@@ -166,6 +167,8 @@ impl tonic::service::Interceptor for Credentials {
 
 /// The generated client with credentials.
 pub type Client = LightningClient<InterceptedService<Channel, Credentials>>;
+/// The generated token management client with credentials.
+pub type Tokens = TokensClient<InterceptedService<Channel, Credentials>>;
 
 /// A node's API, served until dropped (or [`Api::shutdown`]).
 pub struct Api {
@@ -209,6 +212,29 @@ impl Api {
             stop: Some(stop),
             task: Some(task),
         }
+    }
+
+    /// Serves with any authenticator (no cookie file).
+    pub async fn serve_with_auth(node: Arc<TestNode>, auth: Arc<dyn Authenticator>) -> Api {
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let addr = "127.0.0.1:0".parse().expect("addr");
+        let (addr, task) = micronode_api::serve(node, addr, auth, async move {
+            let _ = stopped.await;
+        })
+        .await
+        .expect("serve");
+        Api {
+            addr,
+            cookie: PathBuf::new(),
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    /// A token management client sending `token` (`None`: no credentials at all).
+    pub async fn tokens_with(&self, token: Option<&str>) -> Tokens {
+        let value = token.map(|t| bearer(t).parse().expect("ascii token"));
+        TokensClient::with_interceptor(self.channel().await, Credentials(value))
     }
 
     pub fn endpoint(&self) -> String {

@@ -48,6 +48,7 @@ impl Cli {
         ClientArgs {
             endpoint: self.endpoint.clone(),
             cookie: Some(self.cookie.clone()),
+            token: None,
             json,
             command,
         }
