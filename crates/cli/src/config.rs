@@ -106,6 +106,15 @@ pub struct NodeSettings {
     /// Announce channels to the network [default: true].
     #[arg(long, env = "MICRONODE_ANNOUNCE_CHANNELS")]
     pub announce_channels: Option<bool>,
+    /// Nostr relays for the node's Nostr Wallet Connect service (repeat the flag, or separate
+    /// with commas); none runs no NWC service. Connections live in `<data-dir>/nwc` (manage
+    /// them with `micronode nwc --data-dir <data-dir>/nwc`).
+    #[arg(
+        long = "nwc-relay",
+        env = "MICRONODE_NWC_RELAYS",
+        value_delimiter = ','
+    )]
+    pub nwc_relays: Option<Vec<String>>,
 }
 
 impl NodeSettings {
@@ -137,6 +146,7 @@ impl NodeSettings {
             poll_interval_ms: over.poll_interval_ms.or(self.poll_interval_ms),
             min_confirmations: over.min_confirmations.or(self.min_confirmations),
             announce_channels: over.announce_channels.or(self.announce_channels),
+            nwc_relays: over.nwc_relays.or(self.nwc_relays),
         }
     }
 
@@ -197,6 +207,7 @@ impl NodeSettings {
             bitcoind_port: port,
             bitcoind_auth: auth,
             poll_interval: Duration::from_millis(poll),
+            nwc_relays: self.nwc_relays.unwrap_or_default(),
             node,
         })
     }
@@ -219,6 +230,8 @@ pub struct ResolvedSettings {
     pub bitcoind_auth: RpcAuth,
     /// Chain poll interval.
     pub poll_interval: Duration,
+    /// Relays of the node's NWC service (empty: no service).
+    pub nwc_relays: Vec<String>,
 }
 
 /// `$MICRONODE_HOME`, or `~/.micronode`.

@@ -87,10 +87,28 @@ pub async fn run(settings: ResolvedSettings) -> anyhow::Result<()> {
             .is_none()
             .then(|| settings.api_cookie.display().to_string()),
     };
+    // Nostr Wallet Connect for this node, if relays are configured.
+    let nwc = if settings.nwc_relays.is_empty() {
+        None
+    } else {
+        let config = micronode_nwc::NwcConfig::new(
+            settings.node.data_dir.join("nwc"),
+            settings.nwc_relays.clone(),
+        );
+        let backend = micronode_nwc::NodeBackend::new(node.clone());
+        Some(
+            micronode_nwc::NwcService::start(config, backend)
+                .await
+                .context("starting NWC")?,
+        )
+    };
     println!("{}", serde_json::to_string(&ready)?);
     tracing::info!(node_id = %ready.node_id, api = %api_addr, "node is serving");
     wait_for_shutdown_signal().await;
     tracing::info!("shutting down");
+    if let Some(nwc) = nwc {
+        nwc.stop().await;
+    }
     let _ = stop_api.send(());
     let _ = api_task.await;
     node.stop().await.context("stopping the node")?;

@@ -39,6 +39,11 @@ pub struct Daemon {
 impl Daemon {
     /// Starts a daemon on `data_dir` and waits for its ready line.
     pub fn start(env: &Env, data_dir: &Path) -> Daemon {
+        Self::start_with_args(env, data_dir, &[])
+    }
+
+    /// Like [`Daemon::start`], with extra flags.
+    pub fn start_with_args(env: &Env, data_dir: &Path, extra: &[String]) -> Daemon {
         let mut child = Command::new(env!("CARGO_BIN_EXE_micronode"))
             .args(["node", "run", "--network", "regtest"])
             .arg("--data-dir")
@@ -53,6 +58,7 @@ impl Daemon {
             ))
             .arg("--bitcoind-rpc-user")
             .arg(env.bitcoind.rpc_user())
+            .args(extra)
             .env(
                 "MICRONODE_BITCOIND_RPC_PASSWORD",
                 env.bitcoind.rpc_password(),
