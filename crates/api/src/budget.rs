@@ -27,6 +27,18 @@ pub fn default_fee_limit_msat(amount_msat: u64) -> u64 {
     amount_msat / 100 + 50_000
 }
 
+/// What a metered payment reserves: the amount plus its routing-fee limit. Fills in LDK's default
+/// limit when the caller set none, so the node can never spend more than was reserved.
+pub(crate) fn metered_cost(
+    amount_msat: u64,
+    max_fee_msat: &mut Option<u64>,
+) -> Result<u64, crate::error::ApiError> {
+    let fee_limit = *max_fee_msat.get_or_insert(default_fee_limit_msat(amount_msat));
+    amount_msat
+        .checked_add(fee_limit)
+        .ok_or_else(|| crate::error::ApiError::invalid("amount plus fee limit overflows"))
+}
+
 /// How long a watcher waits between looks at a payment that is still pending.
 const WATCH_SLICE: Duration = Duration::from_secs(3600);
 

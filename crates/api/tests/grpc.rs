@@ -25,7 +25,7 @@ fn unknown_node_id() -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_call_needs_the_cookie_token() {
     let env = Env::new("auth").await;
-    let node = env.start_node("a").await;
+    let node = Arc::new(env.start_node("a").await);
     let api = Api::serve(&env, node.clone(), "a").await;
 
     #[cfg(unix)]
@@ -112,8 +112,8 @@ async fn every_call_needs_the_cookie_token() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rpcs_answer_and_errors_carry_codes() {
     let env = Env::new("rpcs").await;
-    let a = env.start_node("a").await;
-    let b = env.start_node("b").await;
+    let a = Arc::new(env.start_node("a").await);
+    let b = Arc::new(env.start_node("b").await);
     env.fund(&a, 500_000).await;
     let api = Api::serve(&env, a.clone(), "a").await;
     let mut c = api.client().await;
@@ -522,7 +522,7 @@ fn frame(compressed: bool, declared: u32, message: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn garbage_is_refused_and_the_server_survives() {
     let env = Env::new("garbage").await;
-    let node = env.start_node("a").await;
+    let node = Arc::new(env.start_node("a").await);
     let grace = Duration::from_secs(2);
     let mut api = Api::serve_with(
         &env,

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use micronode_node::{KeysBackend, Node};
 use micronode_proto::v1::{KeysendRequest, Payment};
 
-use super::{blocking, outbound_record, wait_outcome, ShutdownSignal};
+use super::{blocking, finish_payment, ShutdownSignal};
 use crate::adapter;
 use crate::auth::Grant;
 use crate::budget;
@@ -29,32 +29,19 @@ pub async fn handle_keysend<K: KeysBackend>(
         .transpose()?;
     let timeout = adapter::payment_timeout(req.timeout_secs)?;
     let reservation = if grant.is_metered() {
-        let fee_limit = *max_fee_msat.get_or_insert(budget::default_fee_limit_msat(amount_msat));
-        let cost = amount_msat
-            .checked_add(fee_limit)
-            .ok_or_else(|| ApiError::invalid("amount plus fee limit overflows"))?;
+        let cost = budget::metered_cost(amount_msat, &mut max_fee_msat)?;
         // The id is the node's to choose; it is attached once the payment starts.
         budget::reserve(grant, cost, None).await?
     } else {
         None
     };
     let started = blocking(node, move |n| n.keysend(node_id, amount_msat, max_fee_msat)).await;
-    let id = match (started, reservation) {
-        (Ok(id), Some(reservation)) => {
-            reservation.track(node.clone(), id, stop.clone()).await;
-            id
-        }
-        (Ok(id), None) => id,
-        (Err(e), Some(reservation)) => {
-            reservation.release().await;
-            return Err(e);
-        }
-        (Err(e), None) => return Err(e),
-    };
-    let record = if req.wait {
-        wait_outcome(node, &id, timeout, stop).await?
-    } else {
-        outbound_record(node, &id)?
-    };
-    Ok(adapter::payment(record))
+    finish_payment(
+        node,
+        started,
+        reservation,
+        req.wait.then_some(timeout),
+        stop,
+    )
+    .await
 }

@@ -103,6 +103,34 @@ pub(crate) async fn wait_outcome<K: KeysBackend>(
     }
 }
 
+/// Ends a pay handler: attaches the budget reservation to the started payment (or releases it
+/// if the node refused at once), then waits for the outcome or returns the pending record.
+pub(crate) async fn finish_payment<K: KeysBackend>(
+    node: &Arc<Node<K>>,
+    started: Result<[u8; 32], ApiError>,
+    reservation: Option<crate::budget::Reservation>,
+    wait: Option<std::time::Duration>,
+    stop: ShutdownSignal,
+) -> Result<micronode_proto::v1::Payment, ApiError> {
+    let id = match (started, reservation) {
+        (Ok(id), Some(reservation)) => {
+            reservation.track(node.clone(), id, stop.clone()).await;
+            id
+        }
+        (Ok(id), None) => id,
+        (Err(e), Some(reservation)) => {
+            reservation.release().await;
+            return Err(e);
+        }
+        (Err(e), None) => return Err(e),
+    };
+    let record = match wait {
+        Some(timeout) => wait_outcome(node, &id, timeout, stop).await?,
+        None => outbound_record(node, &id)?,
+    };
+    Ok(crate::adapter::payment(record))
+}
+
 /// The current record of an outbound payment that was just started.
 pub(crate) fn outbound_record<K: KeysBackend>(
     node: &Node<K>,

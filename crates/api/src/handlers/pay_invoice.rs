@@ -6,7 +6,7 @@ use bitcoin::hashes::Hash;
 use micronode_node::{KeysBackend, Node};
 use micronode_proto::v1::{PayInvoiceRequest, Payment};
 
-use super::{blocking, outbound_record, wait_outcome, ShutdownSignal};
+use super::{blocking, finish_payment, ShutdownSignal};
 use crate::adapter;
 use crate::auth::Grant;
 use crate::budget;
@@ -44,10 +44,7 @@ pub async fn handle_pay_invoice<K: KeysBackend>(
                 ))
             }
         };
-        let fee_limit = *max_fee_msat.get_or_insert(budget::default_fee_limit_msat(amount));
-        let cost = amount
-            .checked_add(fee_limit)
-            .ok_or_else(|| ApiError::invalid("amount plus fee limit overflows"))?;
+        let cost = budget::metered_cost(amount, &mut max_fee_msat)?;
         let hash = parsed.payment_hash().to_byte_array();
         budget::reserve(grant, cost, Some(hash)).await?
     } else {
@@ -57,22 +54,12 @@ pub async fn handle_pay_invoice<K: KeysBackend>(
         n.pay_invoice(&invoice, amount_msat, max_fee_msat)
     })
     .await;
-    let id = match (started, reservation) {
-        (Ok(id), Some(reservation)) => {
-            reservation.track(node.clone(), id, stop.clone()).await;
-            id
-        }
-        (Ok(id), None) => id,
-        (Err(e), Some(reservation)) => {
-            reservation.release().await;
-            return Err(e);
-        }
-        (Err(e), None) => return Err(e),
-    };
-    let record = if req.wait {
-        wait_outcome(node, &id, timeout, stop).await?
-    } else {
-        outbound_record(node, &id)?
-    };
-    Ok(adapter::payment(record))
+    finish_payment(
+        node,
+        started,
+        reservation,
+        req.wait.then_some(timeout),
+        stop,
+    )
+    .await
 }

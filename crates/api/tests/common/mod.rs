@@ -8,149 +8,15 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bitcoin::Network;
 use micronode_api::{bearer, read_cookie, Authenticator, CookieAuth, ServeOptions, ServerTask};
-use micronode_chain::{BitcoindRpc, ChainServices, FeedConfig};
-use micronode_node::{LocalKeys, Node, NodeConfig};
 use micronode_proto::v1::lightning_client::LightningClient;
 use micronode_proto::v1::tokens_client::TokensClient;
 use micronode_proto::{ErrorCode, ERROR_CODE_METADATA};
-use micronode_testenv::{wait_until, Bitcoind};
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
-pub type TestNode = Node<LocalKeys>;
-
-pub const TIMEOUT: Duration = Duration::from_secs(60);
-
-/// A directory removed on drop.
-pub struct TempDir(pub PathBuf);
-impl TempDir {
-    pub fn new(tag: &str) -> Self {
-        let base = if std::path::Path::new("/dev/shm").is_dir() {
-            PathBuf::from("/dev/shm")
-        } else {
-            std::env::temp_dir()
-        };
-        let dir = base.join(format!(
-            "micronode-api-test-{tag}-{}-{}",
-            std::process::id(),
-            rand::random::<u32>()
-        ));
-        std::fs::create_dir_all(&dir).expect("create temp dir");
-        Self(dir)
-    }
-}
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// A bitcoind plus the chain services nodes share.
-pub struct Env {
-    pub bitcoind: Bitcoind,
-    pub chain: ChainServices,
-    pub dir: TempDir,
-}
-
-impl Env {
-    pub async fn new(tag: &str) -> Env {
-        init_tracing();
-        let bitcoind = Bitcoind::start().await.expect("start bitcoind");
-        let rpc = Arc::new(
-            BitcoindRpc::new(
-                bitcoind.rpc_host(),
-                bitcoind.rpc_port(),
-                bitcoind.rpc_auth(),
-            )
-            .expect("rpc client"),
-        );
-        let chain = ChainServices::start(
-            rpc,
-            FeedConfig {
-                network: Network::Regtest,
-                poll_interval: Duration::from_millis(100),
-                ..Default::default()
-            },
-        )
-        .await
-        .expect("chain services");
-        Env {
-            bitcoind,
-            chain,
-            dir: TempDir::new(tag),
-        }
-    }
-
-    pub fn node_config(&self, name: &str) -> NodeConfig {
-        let mut config = NodeConfig::new(self.dir.0.join(name), Network::Regtest);
-        config.alias = name.to_string();
-        config.listen_addr = Some("127.0.0.1:0".parse().expect("addr"));
-        config.channels.min_confirmations = 1;
-        config
-    }
-
-    pub async fn start_node(&self, name: &str) -> Arc<TestNode> {
-        let config = self.node_config(name);
-        let keys =
-            Arc::new(LocalKeys::load_or_create(&config.data_dir, Network::Regtest).expect("keys"));
-        Arc::new(
-            Node::start(config, keys, self.chain.clone())
-                .await
-                .expect("start node"),
-        )
-    }
-
-    /// Mines `n` blocks and waits until the feed has delivered them.
-    pub async fn mine(&self, n: u64) {
-        let hashes = self.bitcoind.mine(n).await.expect("mine");
-        let last = *hashes.last().expect("mined");
-        let feed = self.chain.feed.clone();
-        wait_until("feed reaches the mined tip", TIMEOUT, || {
-            let feed = feed.clone();
-            async move {
-                feed.poll_now()
-                    .await
-                    .map(|t| t.block_hash == last)
-                    .unwrap_or(false)
-            }
-        })
-        .await
-        .expect("feed caught up");
-    }
-
-    /// Sends `sat` to the node's wallet and confirms it.
-    pub async fn fund(&self, node: &TestNode, sat: u64) {
-        let before = node.onchain_balance().confirmed_sat;
-        let address = node.new_address().expect("address");
-        let address = address
-            .parse::<bitcoin::Address<_>>()
-            .expect("parse")
-            .assume_checked();
-        self.bitcoind
-            .fund_address(&address, sat)
-            .await
-            .expect("fund");
-        self.mine(1).await;
-        wait_until("wallet sees the funds", TIMEOUT, || async {
-            node.onchain_balance().confirmed_sat >= before + sat
-        })
-        .await
-        .expect("funded");
-    }
-}
-
-fn init_tracing() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("MICRONODE_TEST_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_test_writer()
-        .try_init();
-}
+pub use micronode_testenv::nodes::{Env, TestNode, TIMEOUT};
 
 /// Adds `authorization: Bearer <token>` to every call, or nothing.
 #[derive(Clone)]
