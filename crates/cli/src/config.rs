@@ -115,6 +115,13 @@ pub struct NodeSettings {
         value_delimiter = ','
     )]
     pub nwc_relays: Option<Vec<String>>,
+    /// Where the keys live: `local` (in-process, in the data directory) or `remote` (the
+    /// tenant's `micronode signer` dials in; the node holds no private key) [default: local].
+    #[arg(long, env = "MICRONODE_SIGNER", value_parser = ["local", "remote"])]
+    pub signer: Option<String>,
+    /// Address where a remote signer dials in [default: 127.0.0.1:9736]; port 0 picks one.
+    #[arg(long, env = "MICRONODE_SIGNER_LISTEN")]
+    pub signer_listen: Option<SocketAddr>,
 }
 
 impl NodeSettings {
@@ -147,6 +154,8 @@ impl NodeSettings {
             min_confirmations: over.min_confirmations.or(self.min_confirmations),
             announce_channels: over.announce_channels.or(self.announce_channels),
             nwc_relays: over.nwc_relays.or(self.nwc_relays),
+            signer: over.signer.or(self.signer),
+            signer_listen: over.signer_listen.or(self.signer_listen),
         }
     }
 
@@ -208,6 +217,18 @@ impl NodeSettings {
             bitcoind_auth: auth,
             poll_interval: Duration::from_millis(poll),
             nwc_relays: self.nwc_relays.unwrap_or_default(),
+            remote_signer: match self.signer.as_deref() {
+                None | Some("local") => None,
+                Some("remote") => Some(
+                    self.signer_listen
+                        .unwrap_or_else(|| ([127, 0, 0, 1], 9736).into()),
+                ),
+                Some(other) => {
+                    return Err(ConfigError::Invalid(format!(
+                        "signer must be local or remote, not {other}"
+                    )))
+                }
+            },
             node,
         })
     }
@@ -232,6 +253,8 @@ pub struct ResolvedSettings {
     pub poll_interval: Duration,
     /// Relays of the node's NWC service (empty: no service).
     pub nwc_relays: Vec<String>,
+    /// `Some(listen address)` when the keys live in a remote signer.
+    pub remote_signer: Option<SocketAddr>,
 }
 
 /// `$MICRONODE_HOME`, or `~/.micronode`.

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use micronode_api::{Authenticator, CookieAuth, TokenAuthority};
 use micronode_chain::{BitcoindRpc, ChainServices, FeedConfig};
-use micronode_node::{LocalKeys, Node};
+use micronode_node::{KeysBackend, LocalKeys, Node};
 use serde::Serialize;
 
 use crate::config::ResolvedSettings;
@@ -49,10 +49,26 @@ pub async fn start_chain(settings: &ResolvedSettings) -> anyhow::Result<ChainSer
 /// Runs the node until a signal arrives; stops it gracefully.
 pub async fn run(settings: ResolvedSettings) -> anyhow::Result<()> {
     let chain = start_chain(&settings).await?;
-    let keys = LocalKeys::load_or_create(&settings.node.data_dir, settings.node.network)
-        .context("loading the node's keys")?;
+    match settings.remote_signer {
+        None => {
+            let keys = LocalKeys::load_or_create(&settings.node.data_dir, settings.node.network)
+                .context("loading the node's keys")?;
+            serve(settings, chain, Arc::new(keys)).await
+        }
+        Some(listen) => {
+            let keys = crate::remote_keys::connect(&settings.node.data_dir, listen).await?;
+            serve(settings, chain, Arc::new(keys)).await
+        }
+    }
+}
+
+async fn serve<K: KeysBackend>(
+    settings: ResolvedSettings,
+    chain: ChainServices,
+    keys: Arc<K>,
+) -> anyhow::Result<()> {
     let node = Arc::new(
-        Node::start(settings.node.clone(), Arc::new(keys), chain.clone())
+        Node::start(settings.node.clone(), keys, chain.clone())
             .await
             .context("starting the node")?,
     );

@@ -6,6 +6,8 @@ mod config;
 mod daemon;
 mod init;
 mod nwc_cmd;
+mod remote_keys;
+mod signer_cmd;
 mod up;
 
 use std::path::PathBuf;
@@ -40,6 +42,8 @@ enum Command {
     Cli(client::ClientArgs),
     /// Manage Nostr Wallet Connect connections: connect, list, revoke, tenant.
     Nwc(nwc_cmd::NwcArgs),
+    /// The tenant's signer: init, restore, export-public, run, revoke.
+    Signer(signer_cmd::SignerArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -105,6 +109,7 @@ fn main() -> ExitCode {
             } => init::run(args),
             Command::Cli(args) => client::run(args).await,
             Command::Nwc(args) => nwc_cmd::run(args).await,
+            Command::Signer(args) => signer_cmd::run(args).await,
         }
     });
     match result {

@@ -155,6 +155,10 @@ impl<K: KeysBackend> Node<K> {
             network,
             tip,
         )?);
+        {
+            let wallet = wallet.clone();
+            keys.attach_wallet_paths(Arc::new(move |script| wallet.derivation_of(script)));
+        }
         let signer_provider = Arc::new(WalletScriptsSignerProvider::new(
             keys.clone(),
             wallet.clone(),
@@ -326,6 +330,8 @@ impl<K: KeysBackend> Node<K> {
 
         let (events, _) = broadcast::channel(EVENT_BUFFER);
         let inner = Arc::new(NodeInner {
+            keys: keys.clone(),
+            store: store.clone(),
             payments: PaymentStore::load(store.clone())?,
             peers: PeerStore::new(store.clone()),
             config,
@@ -370,6 +376,12 @@ impl<K: KeysBackend> Node<K> {
             inner.clone(),
             stop_rx.clone(),
         )));
+        if let Some(connections) = inner.keys.signer_connections() {
+            tasks.push(tokio::spawn(signer_reconnect_loop(
+                inner.clone(),
+                connections,
+            )));
+        }
         if let Some(interval) = inner.config.htlc_processing_interval {
             tasks.push(tokio::spawn(htlc_processing_loop(inner.clone(), interval)));
         }
@@ -405,6 +417,27 @@ fn lock_data_dir(dir: &std::path::Path) -> Result<std::fs::File, NodeError> {
             dir.display()
         ))),
         Err(std::fs::TryLockError::Error(e)) => Err(e.into()),
+    }
+}
+
+/// When the remote signer (re)connects: replay validations queued while it was away, then tell
+/// LDK to retry the signatures it is waiting for.
+async fn signer_reconnect_loop<K: KeysBackend>(
+    inner: Arc<NodeInner<K>>,
+    mut connections: watch::Receiver<u64>,
+) {
+    while connections.changed().await.is_ok() {
+        let keys = inner.keys.clone();
+        let resumed = tokio::task::spawn_blocking(move || keys.resume_signing()).await;
+        match resumed {
+            Ok(Ok(())) => {
+                tracing::info!(node = %inner.logger_label, "signer connected; resuming signing");
+                inner.channel_manager.signer_unblocked(None);
+                inner.chain_monitor.signer_unblocked(None);
+            }
+            Ok(Err(e)) => tracing::warn!(error = %e, "signer reconnected but resuming failed"),
+            Err(e) => tracing::error!(error = %e, "resuming the signer panicked"),
+        }
     }
 }
 

@@ -148,6 +148,7 @@ impl<K: KeysBackend> Node<K> {
         announce: Option<bool>,
     ) -> Result<String, NodeError> {
         self.ensure_running()?;
+        self.ensure_signer()?;
         if self.inner.peer_manager.peer_by_node_id(&node_id).is_none() {
             return Err(NodeError::UnknownPeer(format!(
                 "{node_id} is not connected"
@@ -234,6 +235,7 @@ impl<K: KeysBackend> Node<K> {
     /// Closes a channel: cooperatively, or by broadcasting our latest commitment (`force`).
     pub fn close_channel(&self, channel_id: &str, force: bool) -> Result<(), NodeError> {
         self.ensure_running()?;
+        self.ensure_signer()?;
         let id = parse_channel_id(channel_id)?;
         let channel = self
             .inner

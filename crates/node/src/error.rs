@@ -36,6 +36,20 @@ pub enum NodeError {
     /// The signer refused or could not sign.
     #[error("signer error: {0}")]
     Signer(String),
+    /// The remote signer is not connected; nothing was signed. Retry when it is back.
+    #[error("signer offline: the tenant's signer is not connected")]
+    SignerOffline,
+    /// The remote signer's policy refused: signing would be unsafe for the key owner.
+    #[error("refused by the signer's policy ({rule}): {message}")]
+    SignerRefused {
+        /// The rule that fired, e.g. `policy-commitment-payment-velocity`.
+        rule: String,
+        /// Why.
+        message: String,
+    },
+    /// The tenant revoked this node's access to the signer.
+    #[error("the tenant revoked this node's access to the signer")]
+    SignerRevoked,
     /// The on-chain wallet failed.
     #[error("wallet error: {0}")]
     Wallet(String),

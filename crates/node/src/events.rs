@@ -1,14 +1,11 @@
 //! Handling LDK's events, and the node's own event stream.
 
-use bitcoin::FeeRate;
-use lightning::chain::chaininterface::{ConfirmationTarget, FeeEstimator};
 use lightning::events::{Event, PathFailure, ReplayEvent};
 use serde::Serialize;
 
 use crate::keys::KeysBackend;
 use crate::node::NodeInner;
 use crate::payments::{PaymentDirection, PaymentKind, PaymentRecord, PaymentStatus};
-use crate::wallet::SendAmount;
 
 /// Something that happened on the node, for subscribers.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -94,42 +91,14 @@ impl<K: KeysBackend> NodeInner<K> {
                 channel_value_satoshis,
                 output_script,
                 ..
-            } => {
-                let sat_per_kw = self
-                    .chain
-                    .fees
-                    .get_est_sat_per_1000_weight(ConfirmationTarget::NonAnchorChannelFee);
-                let fee_rate = FeeRate::from_sat_per_kwu(u64::from(sat_per_kw));
-                let built = self.wallet.build_signed(
-                    output_script,
-                    SendAmount::Sats(channel_value_satoshis),
-                    fee_rate,
-                );
-                match built {
-                    Ok(tx) => {
-                        let applied = tx.clone();
-                        match self.channel_manager.funding_transaction_generated(
-                            temporary_channel_id,
-                            counterparty_node_id,
-                            tx,
-                        ) {
-                            Ok(()) => {
-                                if let Err(e) = self.wallet.apply_unconfirmed(&applied) {
-                                    tracing::warn!(error = %e, "wallet did not record funding tx");
-                                }
-                            }
-                            Err(e) => tracing::error!(error = ?e, "funding transaction refused"),
-                        }
-                    }
-                    Err(e) => {
-                        tracing::error!(error = %e, "cannot fund channel; abandoning it");
-                        let _ = self.channel_manager.force_close_broadcasting_latest_txn(
-                            &temporary_channel_id,
-                            &counterparty_node_id,
-                            format!("funding failed: {e}"),
-                        );
-                    }
-                }
+            } => self.fund_channel(
+                temporary_channel_id,
+                counterparty_node_id,
+                channel_value_satoshis,
+                output_script,
+            ),
+            Event::FundingTxBroadcastSafe { funding_txo, .. } => {
+                return self.broadcast_deferred_funding(funding_txo.txid).await;
             }
             Event::PaymentClaimable {
                 payment_hash,

@@ -27,7 +27,33 @@ pub struct WalletDescriptors {
     pub internal: String,
 }
 
-/// The wallet-signing interface: public descriptors out, signatures on PSBTs in.
+/// Maps a wallet script to its derivation `(chain, index)` under the wallet account.
+pub type WalletPathLookup =
+    std::sync::Arc<dyn Fn(&bitcoin::ScriptBuf) -> Option<(u32, u32)> + Send + Sync>;
+
+/// A payment the node asks the signer to approve before sending it.
+#[derive(Clone, Debug)]
+pub enum PaymentApproval {
+    /// Paying a BOLT 11 invoice.
+    Invoice {
+        /// The invoice text.
+        invoice: String,
+        /// The amount when the invoice has none.
+        amount_msat: Option<u64>,
+    },
+    /// A spontaneous payment.
+    Keysend {
+        /// The payee.
+        payee: bitcoin::secp256k1::PublicKey,
+        /// The payment hash.
+        payment_hash: [u8; 32],
+        /// The amount.
+        amount_msat: u64,
+    },
+}
+
+/// The wallet-signing interface, plus the few signer calls that are not LDK traits: public
+/// descriptors out, signatures on PSBTs in, payment approvals, and the signer's presence.
 pub trait WalletSigner: Send + Sync {
     /// The public descriptors of the on-chain wallet. They carry no private key.
     fn wallet_descriptors(&self) -> Result<WalletDescriptors, NodeError>;
@@ -36,6 +62,37 @@ pub trait WalletSigner: Send + Sync {
     /// (key origins) so the backend can find its keys. Implementations MUST refuse to sign
     /// what is unsafe for the key owner.
     fn sign_wallet_psbt(&self, psbt: &mut Psbt) -> Result<(), NodeError>;
+
+    /// Whether funding transactions must be signed only after the channel is set up with the
+    /// signer (a validating signer checks that the funding output belongs to a known channel).
+    fn signs_funding_after_setup(&self) -> bool {
+        false
+    }
+
+    /// Gives the backend the wallet's script-to-path lookup, so it can tell the signer which
+    /// wallet key a close or sweep pays to.
+    fn attach_wallet_paths(&self, _lookup: WalletPathLookup) {}
+
+    /// Asks the signer to approve an outgoing payment (velocity and fee policy). In-process
+    /// keys approve everything; budgets are enforced by the API layer.
+    fn approve_payment(&self, _payment: &PaymentApproval) -> Result<(), NodeError> {
+        Ok(())
+    }
+
+    /// Whether the signer can sign right now. In-process keys always can.
+    fn signer_online(&self) -> bool {
+        true
+    }
+
+    /// A counter that changes each time a remote signer connects; `None` for in-process keys.
+    fn signer_connections(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        None
+    }
+
+    /// Called (off the async runtime) after the signer reconnects, before LDK retries.
+    fn resume_signing(&self) -> Result<(), NodeError> {
+        Ok(())
+    }
 }
 
 /// Everything the node may ask of its keys. Implementations MUST refuse to sign what is unsafe

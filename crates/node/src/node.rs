@@ -38,6 +38,8 @@ pub(crate) struct NodeInner<K: KeysBackend> {
     pub(crate) monitor_persister: Arc<crate::persist::OrderedMonitorPersister>,
     pub(crate) manager_writer: Arc<crate::persist::ManagerWriter<K>>,
     pub(crate) processor_store: Arc<crate::persist::ProcessorStore<K>>,
+    pub(crate) keys: Arc<K>,
+    pub(crate) store: Arc<crate::types::Store>,
 }
 
 /// Background work of a running node.
@@ -136,6 +138,20 @@ impl<K: KeysBackend> Node<K> {
         } else {
             Err(NodeError::NotRunning)
         }
+    }
+
+    /// Fails fast with [`NodeError::SignerOffline`] when the keys backend cannot sign now.
+    pub(crate) fn ensure_signer(&self) -> Result<(), NodeError> {
+        if self.inner.keys.signer_online() {
+            Ok(())
+        } else {
+            Err(NodeError::SignerOffline)
+        }
+    }
+
+    /// Whether the node's signer can sign now (always true for in-process keys).
+    pub fn signer_online(&self) -> bool {
+        self.inner.keys.signer_online()
     }
 
     /// Stops the node: disconnects peers, stops background work and persists the channel

@@ -67,6 +67,7 @@ impl<K: KeysBackend> Node<K> {
         expiry_secs: u32,
     ) -> Result<CreatedInvoice, NodeError> {
         self.ensure_running()?;
+        self.ensure_signer()?;
         if amount_msat == Some(0) {
             return Err(NodeError::InvalidInput(
                 "invoice amount must be positive".into(),
@@ -111,6 +112,7 @@ impl<K: KeysBackend> Node<K> {
         max_fee_msat: Option<u64>,
     ) -> Result<[u8; 32], NodeError> {
         self.ensure_running()?;
+        self.ensure_signer()?;
         let invoice = parse_invoice(invoice)?;
         if invoice.network() != self.inner.config.network {
             return Err(NodeError::InvalidInput(format!(
@@ -156,6 +158,14 @@ impl<K: KeysBackend> Node<K> {
                 return Err(NodeError::DuplicatePayment(hex::encode(hash)));
             }
         }
+        // A validating signer checks its payment policy (velocity, fees) here, and later signs
+        // only commitments whose outgoing HTLCs match approved payments.
+        self.inner
+            .keys
+            .approve_payment(&crate::keys::PaymentApproval::Invoice {
+                invoice: invoice.to_string(),
+                amount_msat: Some(amount),
+            })?;
         let mut record = PaymentRecord::new_pending(
             hash,
             hash,
@@ -200,6 +210,7 @@ impl<K: KeysBackend> Node<K> {
         max_fee_msat: Option<u64>,
     ) -> Result<[u8; 32], NodeError> {
         self.ensure_running()?;
+        self.ensure_signer()?;
         if amount_msat == 0 {
             return Err(NodeError::InvalidInput(
                 "keysend amount must be positive".into(),
@@ -208,6 +219,13 @@ impl<K: KeysBackend> Node<K> {
         let preimage = PaymentPreimage(rand::random());
         let hash = sha256::Hash::hash(&preimage.0).to_byte_array();
         let id = PaymentId(hash);
+        self.inner
+            .keys
+            .approve_payment(&crate::keys::PaymentApproval::Keysend {
+                payee: node_id,
+                payment_hash: hash,
+                amount_msat,
+            })?;
         let mut record = PaymentRecord::new_pending(
             hash,
             hash,

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use bdk_wallet::chain::{BlockId, CheckPoint, Merge};
 use bdk_wallet::{Balance, ChangeSet, KeychainKind, Update, Wallet};
 use bitcoin::blockdata::constants::genesis_block;
+use bitcoin::Psbt;
 use bitcoin::{Address, Amount, Block, FeeRate, Network, ScriptBuf, Transaction, Txid};
 use lightning::chain::{BestBlock, Listen};
 use lightning::util::persist::KVStoreSync;
@@ -143,8 +144,21 @@ impl OnchainWallet {
         amount: SendAmount,
         fee_rate: FeeRate,
     ) -> Result<Transaction, NodeError> {
+        let psbt = self.build_unsigned(script, amount, fee_rate)?;
+        self.sign_and_extract(psbt)
+    }
+
+    /// Builds an unsigned transaction paying `amount` to `script` (inputs carry their key
+    /// origins). Used when the transaction may be signed only later (channel funding with a
+    /// validating signer).
+    pub fn build_unsigned(
+        &self,
+        script: ScriptBuf,
+        amount: SendAmount,
+        fee_rate: FeeRate,
+    ) -> Result<Psbt, NodeError> {
         let mut w = self.lock();
-        let mut psbt = {
+        let psbt = {
             let mut builder = w.build_tx();
             builder.fee_rate(fee_rate);
             match amount {
@@ -162,7 +176,16 @@ impl OnchainWallet {
                 other => NodeError::Wallet(format!("cannot build the transaction: {other}")),
             })?
         };
+        // Stage the change address as used; the spend itself is applied on broadcast.
+        self.persist(&mut w)?;
+        Ok(psbt)
+    }
+
+    /// Signs a PSBT built by this wallet through the signer, finalizes it and extracts the
+    /// transaction.
+    pub fn sign_and_extract(&self, mut psbt: Psbt) -> Result<Transaction, NodeError> {
         self.signer.sign_wallet_psbt(&mut psbt)?;
+        let w = self.lock();
         // BDK 2 marks `SignOptions` deprecated in favour of `bitcoin::psbt` signing (which is what
         // the signer does); its finalizer still takes them.
         #[allow(deprecated)]
@@ -176,12 +199,21 @@ impl OnchainWallet {
                 "the signer did not sign every wallet input".into(),
             ));
         }
-        let tx = psbt
-            .extract_tx()
-            .map_err(|e| NodeError::Wallet(format!("cannot extract the transaction: {e}")))?;
-        // Stage the change address as used; the spend itself is applied on broadcast.
-        self.persist(&mut w)?;
-        Ok(tx)
+        psbt.extract_tx()
+            .map_err(|e| NodeError::Wallet(format!("cannot extract the transaction: {e}")))
+    }
+
+    /// The derivation `(chain, index)` of a wallet script: chain 0 receives, chain 1 change.
+    pub fn derivation_of(&self, script: &ScriptBuf) -> Option<(u32, u32)> {
+        let w = self.lock();
+        w.derivation_of_spk(script.clone())
+            .map(|(keychain, index)| {
+                let chain = match keychain {
+                    KeychainKind::External => 0,
+                    KeychainKind::Internal => 1,
+                };
+                (chain, index)
+            })
     }
 
     /// Tells the wallet about a transaction we broadcast, so balances reflect it before it

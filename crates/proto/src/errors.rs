@@ -39,6 +39,12 @@ pub enum ErrorCode {
     ChainUnavailable,
     /// The keys backend refused or could not sign.
     SignerUnavailable,
+    /// The tenant's remote signer is not connected; nothing was signed.
+    SignerOffline,
+    /// The tenant's signer refused by policy (the rule is in the message).
+    SignerPolicyRefused,
+    /// The tenant revoked the node's access to the signer.
+    SignerRevoked,
     /// The node is stopping or not running.
     NotRunning,
     /// A wait ran out; the operation may still complete.
@@ -71,7 +77,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code.
-    pub const ALL: [ErrorCode; 25] = [
+    pub const ALL: [ErrorCode; 28] = [
         ErrorCode::InvalidInput,
         ErrorCode::UnknownPeer,
         ErrorCode::UnknownChannel,
@@ -84,6 +90,9 @@ impl ErrorCode {
         ErrorCode::ConnectionFailed,
         ErrorCode::ChainUnavailable,
         ErrorCode::SignerUnavailable,
+        ErrorCode::SignerOffline,
+        ErrorCode::SignerPolicyRefused,
+        ErrorCode::SignerRevoked,
         ErrorCode::NotRunning,
         ErrorCode::Timeout,
         ErrorCode::Internal,
@@ -114,6 +123,9 @@ impl ErrorCode {
             ErrorCode::ConnectionFailed => "CONNECTION_FAILED",
             ErrorCode::ChainUnavailable => "CHAIN_UNAVAILABLE",
             ErrorCode::SignerUnavailable => "SIGNER_UNAVAILABLE",
+            ErrorCode::SignerOffline => "SIGNER_OFFLINE",
+            ErrorCode::SignerPolicyRefused => "SIGNER_POLICY_REFUSED",
+            ErrorCode::SignerRevoked => "SIGNER_REVOKED",
             ErrorCode::NotRunning => "NOT_RUNNING",
             ErrorCode::Timeout => "TIMEOUT",
             ErrorCode::Internal => "INTERNAL",
@@ -148,7 +160,9 @@ impl ErrorCode {
             ErrorCode::ConnectionFailed
             | ErrorCode::ChainUnavailable
             | ErrorCode::SignerUnavailable
+            | ErrorCode::SignerOffline
             | ErrorCode::NotRunning => Code::Unavailable,
+            ErrorCode::SignerPolicyRefused | ErrorCode::SignerRevoked => Code::PermissionDenied,
             ErrorCode::Timeout => Code::DeadlineExceeded,
             ErrorCode::Internal => Code::Internal,
             ErrorCode::Unauthenticated

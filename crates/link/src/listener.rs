@@ -1,0 +1,167 @@
+//! Node side: accept signers that dial in.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::{TcpListener, ToSocketAddrs};
+use tokio::sync::{mpsc, Mutex, Semaphore};
+use tokio::task::{JoinHandle, JoinSet};
+
+use crate::error::{LinkError, Result};
+use crate::handshake::{respond, PeerInfo, DEFAULT_HANDSHAKE_TIMEOUT};
+use crate::identity::LinkIdentity;
+use crate::pairing::PairingStore;
+use crate::transport::LinkConnection;
+
+/// Tuning of a [`LinkListener`].
+#[derive(Debug, Clone)]
+pub struct ListenerConfig {
+    /// How long one incoming connection may take to finish its handshake.
+    pub handshake_timeout: Duration,
+    /// How many handshakes may be in progress (or finished but not yet accepted) at once;
+    /// further TCP connections wait in the kernel's backlog.
+    pub max_pending_handshakes: usize,
+}
+
+impl Default for ListenerConfig {
+    fn default() -> Self {
+        Self {
+            handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
+            max_pending_handshakes: 32,
+        }
+    }
+}
+
+type Outcome = Result<(LinkConnection, PeerInfo)>;
+
+/// Listens for signers. Handshakes run concurrently in a background task, each under a
+/// timeout, so a silent or slow client cannot hold up others; [`LinkListener::accept`]
+/// hands out their outcomes. Dropping the listener stops it, including handshakes in
+/// progress (established connections are unaffected).
+#[derive(Debug)]
+pub struct LinkListener {
+    local_addr: SocketAddr,
+    outcomes: Mutex<mpsc::Receiver<Outcome>>,
+    task: JoinHandle<()>,
+}
+
+impl LinkListener {
+    /// Binds `addr` with the default [`ListenerConfig`].
+    pub async fn bind(
+        addr: impl ToSocketAddrs,
+        identity: Arc<LinkIdentity>,
+        pairing: Arc<PairingStore>,
+    ) -> Result<Self> {
+        Self::bind_with_config(addr, identity, pairing, ListenerConfig::default()).await
+    }
+
+    /// Binds `addr`: the node's static key is `identity`; which signer is paired and which
+    /// pairing code is pending come from `pairing` at each handshake.
+    pub async fn bind_with_config(
+        addr: impl ToSocketAddrs,
+        identity: Arc<LinkIdentity>,
+        pairing: Arc<PairingStore>,
+        config: ListenerConfig,
+    ) -> Result<Self> {
+        let listener = TcpListener::bind(addr).await?;
+        let local_addr = listener.local_addr()?;
+        let slots = config.max_pending_handshakes.max(1);
+        let (tx, rx) = mpsc::channel(slots);
+        let task = tokio::spawn(accept_loop(listener, identity, pairing, config, tx));
+        tracing::info!(%local_addr, "link listener bound");
+        Ok(Self {
+            local_addr,
+            outcomes: Mutex::new(rx),
+            task,
+        })
+    }
+
+    /// The address the listener is bound to.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Waits for the next incoming connection to finish its handshake.
+    ///
+    /// `Ok` is an authenticated link (with a newly paired signer, if it was a pairing). An
+    /// `Err` concerns one incoming connection only (it has been logged and closed) and the
+    /// listener keeps going; call `accept` again. Only [`LinkError::ListenerClosed`] means
+    /// it has stopped. Cancel-safe. Rejections are reported on a best-effort basis: when
+    /// the caller falls behind, some may be dropped (they are still logged).
+    pub async fn accept(&self) -> Result<(LinkConnection, PeerInfo)> {
+        let mut outcomes = self.outcomes.lock().await;
+        outcomes
+            .recv()
+            .await
+            .unwrap_or(Err(LinkError::ListenerClosed))
+    }
+}
+
+impl Drop for LinkListener {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    identity: Arc<LinkIdentity>,
+    pairing: Arc<PairingStore>,
+    config: ListenerConfig,
+    tx: mpsc::Sender<Outcome>,
+) {
+    let slots = Arc::new(Semaphore::new(config.max_pending_handshakes.max(1)));
+    // Owning the handshake tasks here means aborting this task aborts them too.
+    let mut handshakes = JoinSet::new();
+    loop {
+        let Ok(permit) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        let (stream, remote_addr) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                // E.g. out of file descriptors: back off instead of spinning.
+                tracing::warn!(error = %e, "link listener accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        while handshakes.try_join_next().is_some() {}
+        let identity = identity.clone();
+        let pairing = pairing.clone();
+        let tx = tx.clone();
+        let timeout = config.handshake_timeout;
+        handshakes.spawn(async move {
+            let handshake = respond(stream, remote_addr, &identity, &pairing);
+            let outcome = match tokio::time::timeout(timeout, handshake).await {
+                Ok(Ok(conn)) => {
+                    let peer = conn.peer().clone();
+                    tracing::info!(
+                        %remote_addr,
+                        signer = %peer.fingerprint(),
+                        kind = ?peer.kind,
+                        "link established"
+                    );
+                    let _ = tx.send(Ok((conn, peer))).await;
+                    drop(permit);
+                    return;
+                }
+                Ok(Err(e)) => e,
+                Err(_) => LinkError::HandshakeTimeout,
+            };
+            match outcome {
+                // Scanners, dropped connections: not worth more than debug.
+                LinkError::Protocol(_)
+                | LinkError::HandshakeRejected
+                | LinkError::HandshakeTimeout
+                | LinkError::Io(_) => {
+                    tracing::debug!(%remote_addr, error = %outcome, "link handshake abandoned")
+                }
+                _ => tracing::warn!(%remote_addr, error = %outcome, "link handshake rejected"),
+            }
+            drop(permit);
+            let _ = tx.try_send(Err(outcome));
+        });
+    }
+}

@@ -1,0 +1,424 @@
+//! Per-channel requests, validated by VLS.
+//!
+//! Channel setup is lazy (LDK 0.2 has no "provide parameters" hook): the first signing call
+//! that carries the channel parameters sets the channel up in VLS. A holder-commitment
+//! validation that arrives before that (inbound channels) is kept and replayed right after.
+
+use lightning_signer::bitcoin::bip32::{ChildNumber, DerivationPath};
+use lightning_signer::bitcoin::secp256k1::{PublicKey, Secp256k1, SecretKey};
+use lightning_signer::bitcoin::{ScriptBuf, Transaction};
+use lightning_signer::channel::{ChannelBase, ChannelId, ChannelSetup, CommitmentType};
+use lightning_signer::lightning::ln::chan_utils::{
+    self, ChannelTransactionParameters, CommitmentTransaction, HTLCOutputInCommitment,
+    HolderCommitmentTransaction, TxCreationKeys,
+};
+use lightning_signer::lightning::ln::channel_keys::{DelayedPaymentKey, RevocationKey};
+use lightning_signer::lightning::ln::msgs::UnsignedChannelAnnouncement;
+use lightning_signer::lightning::sign::HTLCDescriptor;
+use lightning_signer::lightning::types::payment::PaymentPreimage;
+use lightning_signer::lightning::util::ser::{LengthReadable, Readable, ReadableArgs, Writeable};
+use lightning_signer::tx::tx::HTLCInfo2;
+use lightning_signer::util::status::Status;
+use lightning_signer::util::INITIAL_COMMITMENT_NUMBER;
+use micronode_node::remote::protocol::{ChannelOp, Hex, SignerReply};
+
+use crate::dispatch::{sig_reply, Outcome};
+use crate::engine::SignerEngine;
+
+fn decode<T: Readable>(bytes: &Hex, what: &str) -> Result<T, Outcome> {
+    T::read(&mut &bytes.0[..]).map_err(|e| Outcome::bad(format!("bad {what}: {e:?}")))
+}
+
+fn params(bytes: &Hex) -> Result<ChannelTransactionParameters, Outcome> {
+    ChannelTransactionParameters::read(&mut &bytes.0[..], None)
+        .map_err(|e| Outcome::bad(format!("bad channel parameters: {e:?}")))
+}
+
+fn tx(bytes: &Hex) -> Result<Transaction, Outcome> {
+    lightning_signer::bitcoin::consensus::deserialize(&bytes.0)
+        .map_err(|e| Outcome::bad(format!("bad transaction: {e}")))
+}
+
+fn secret(bytes: &Hex) -> Result<SecretKey, Outcome> {
+    SecretKey::from_slice(&bytes.0).map_err(|e| Outcome::bad(format!("bad secret: {e}")))
+}
+
+fn point(bytes: &Hex) -> Result<PublicKey, Outcome> {
+    PublicKey::from_slice(&bytes.0).map_err(|e| Outcome::bad(format!("bad point: {e}")))
+}
+
+fn preimages(list: &[Hex]) -> Result<Vec<PaymentPreimage>, Outcome> {
+    list.iter()
+        .map(|p| {
+            <[u8; 32]>::try_from(p.0.as_slice())
+                .map(PaymentPreimage)
+                .map_err(|_| Outcome::bad("preimage must be 32 bytes"))
+        })
+        .collect()
+}
+
+fn path(items: &[u32]) -> DerivationPath {
+    items
+        .iter()
+        .map(|i| ChildNumber::from_normal_idx(*i).unwrap_or(ChildNumber::Normal { index: 0 }))
+        .collect::<Vec<_>>()
+        .into()
+}
+
+fn htlc_infos(htlcs: &[HTLCOutputInCommitment]) -> (Vec<HTLCInfo2>, Vec<HTLCInfo2>) {
+    let info = |h: &HTLCOutputInCommitment| HTLCInfo2 {
+        value_sat: h.amount_msat / 1000,
+        payment_hash: h.payment_hash,
+        cltv_expiry: h.cltv_expiry,
+    };
+    let offered = htlcs.iter().filter(|h| h.offered).map(info).collect();
+    let received = htlcs.iter().filter(|h| !h.offered).map(info).collect();
+    (offered, received)
+}
+
+fn forward(idx: u64) -> Result<u64, Outcome> {
+    INITIAL_COMMITMENT_NUMBER
+        .checked_sub(idx)
+        .ok_or_else(|| Outcome::bad("commitment number out of range"))
+}
+
+impl SignerEngine {
+    fn with_channel<T>(
+        &self,
+        id: &ChannelId,
+        f: impl Fn(&mut lightning_signer::channel::Channel) -> Result<T, Status>,
+    ) -> Result<T, Outcome> {
+        self.multi
+            .with_channel(&self.node_id(), id, f)
+            .map_err(Outcome::from_status)
+    }
+
+    fn with_base<T>(
+        &self,
+        id: &ChannelId,
+        f: impl Fn(&mut dyn ChannelBase) -> Result<T, Status>,
+    ) -> Result<T, Outcome> {
+        self.multi
+            .with_channel_base(&self.node_id(), id, f)
+            .map_err(Outcome::from_status)
+    }
+
+    /// Sets the channel up in VLS from LDK's parameters, once.
+    fn ensure_setup(
+        &self,
+        keys_id: [u8; 32],
+        id: &ChannelId,
+        params: &ChannelTransactionParameters,
+    ) -> Result<(), Outcome> {
+        if self.with_base(id, |base| Ok(base.is_ready()))? {
+            return self.replay_deferred(keys_id, id);
+        }
+        let funding = params
+            .funding_outpoint
+            .ok_or_else(|| Outcome::bad("channel parameters lack the funding outpoint"))?
+            .into_bitcoin_outpoint();
+        let counterparty = params
+            .counterparty_parameters
+            .as_ref()
+            .ok_or_else(|| Outcome::bad("channel parameters lack the counterparty"))?;
+        let features = &params.channel_type_features;
+        let commitment_type = if features.supports_anchors_zero_fee_htlc_tx() {
+            CommitmentType::AnchorsZeroFeeHtlc
+        } else if features.supports_anchors_nonzero_fee_htlc_tx() {
+            CommitmentType::Anchors
+        } else {
+            CommitmentType::StaticRemoteKey
+        };
+        let setup = ChannelSetup {
+            is_outbound: params.is_outbound_from_holder,
+            channel_value_sat: params.channel_value_satoshis,
+            push_value_msat: 0,
+            funding_outpoint: funding,
+            holder_selected_contest_delay: params.holder_selected_contest_delay,
+            holder_shutdown_script: None,
+            counterparty_points: counterparty.pubkeys.clone(),
+            counterparty_selected_contest_delay: counterparty.selected_contest_delay,
+            counterparty_shutdown_script: None,
+            commitment_type,
+        };
+        self.node()
+            .setup_channel(id.clone(), None, setup, &DerivationPath::master())
+            .map_err(Outcome::from_status)?;
+        self.replay_deferred(keys_id, id)
+    }
+
+    fn replay_deferred(&self, keys_id: [u8; 32], id: &ChannelId) -> Result<(), Outcome> {
+        let deferred = self
+            .deferred
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&keys_id);
+        if let Some((holder, preimages)) = deferred {
+            self.validate_holder(id, &holder, preimages)?;
+        }
+        Ok(())
+    }
+
+    fn validate_holder(
+        &self,
+        id: &ChannelId,
+        holder: &HolderCommitmentTransaction,
+        fulfilled: Vec<PaymentPreimage>,
+    ) -> Result<(), Outcome> {
+        let number = forward(holder.commitment_number())?;
+        let (offered, received) = htlc_infos(holder.nondust_htlcs());
+        self.with_channel(id, |chan| {
+            chan.htlcs_fulfilled(fulfilled.clone());
+            chan.validate_holder_commitment_tx_phase2(
+                number,
+                holder.negotiated_feerate_per_kw(),
+                holder.to_broadcaster_value_sat(),
+                holder.to_countersignatory_value_sat(),
+                offered.clone(),
+                received.clone(),
+                &holder.counterparty_sig,
+                &holder.counterparty_htlc_sigs,
+            )?;
+            chan.revoke_previous_holder_commitment(number)?;
+            Ok(())
+        })
+    }
+
+    /// Handles one channel operation.
+    pub(crate) fn channel_op(
+        &self,
+        keys_id: [u8; 32],
+        op: &ChannelOp,
+    ) -> Result<SignerReply, Outcome> {
+        self.channel(keys_id).map_err(Outcome::bad)?;
+        let id = ChannelId::new(&keys_id);
+        let secp = Secp256k1::new();
+        match op {
+            ChannelOp::PerCommitmentPoint { idx } => {
+                let n = forward(*idx)?;
+                let key = self.with_base(&id, |base| base.get_per_commitment_point(n))?;
+                Ok(SignerReply::PublicKey {
+                    key: Hex(key.serialize().to_vec()),
+                })
+            }
+            ChannelOp::ReleaseSecret { idx } => {
+                let n = forward(*idx)?;
+                let secret = self.with_base(&id, |base| base.get_per_commitment_secret(n))?;
+                Ok(SignerReply::Secret32 {
+                    bytes: Hex(secret.secret_bytes().to_vec()),
+                })
+            }
+            ChannelOp::ValidateHolder { tx, preimages: p } => {
+                let holder: HolderCommitmentTransaction = decode(tx, "holder commitment")?;
+                let fulfilled = preimages(p)?;
+                if !self.with_base(&id, |base| Ok(base.is_ready()))? {
+                    // Inbound channel, not set up yet: keep it for right after setup.
+                    self.deferred
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .insert(keys_id, (holder, fulfilled));
+                    return Ok(SignerReply::Done);
+                }
+                self.validate_holder(&id, &holder, fulfilled)?;
+                Ok(SignerReply::Done)
+            }
+            ChannelOp::ValidateRevocation { idx, secret: s } => {
+                let n = forward(*idx)?;
+                let s = secret(s)?;
+                self.with_channel(&id, |chan| chan.validate_counterparty_revocation(n, &s))?;
+                Ok(SignerReply::Done)
+            }
+            ChannelOp::SignCounterparty {
+                params: p,
+                tx: t,
+                inbound_preimages,
+                outbound_preimages,
+            } => {
+                let params = params(p)?;
+                self.ensure_setup(keys_id, &id, &params)?;
+                let commitment: CommitmentTransaction = decode(t, "commitment")?;
+                let inbound = preimages(inbound_preimages)?;
+                let outbound = preimages(outbound_preimages)?;
+                let trusted = commitment.trust();
+                let pcp = trusted.keys().per_commitment_point;
+                let n = forward(commitment.commitment_number())?;
+                let (offered, received) = htlc_infos(commitment.nondust_htlcs());
+                let (sig, htlc_sigs) = self.with_channel(&id, |chan| {
+                    chan.htlcs_fulfilled(inbound.clone());
+                    chan.htlcs_fulfilled(outbound.clone());
+                    chan.sign_counterparty_commitment_tx_phase2(
+                        &pcp,
+                        n,
+                        commitment.negotiated_feerate_per_kw(),
+                        commitment.to_countersignatory_value_sat(),
+                        commitment.to_broadcaster_value_sat(),
+                        offered.clone(),
+                        received.clone(),
+                    )
+                })?;
+                Ok(SignerReply::CommitmentSignatures {
+                    sig: Hex(sig.serialize_compact().to_vec()),
+                    htlc_sigs: htlc_sigs
+                        .iter()
+                        .map(|s| Hex(s.serialize_compact().to_vec()))
+                        .collect(),
+                })
+            }
+            ChannelOp::SignHolder { params: p, tx: t } => {
+                let params = params(p)?;
+                self.ensure_setup(keys_id, &id, &params)?;
+                let holder: HolderCommitmentTransaction = decode(t, "holder commitment")?;
+                let n = forward(holder.commitment_number())?;
+                let sig =
+                    self.with_channel(&id, |chan| chan.sign_holder_commitment_tx_phase2(n))?;
+                Ok(sig_reply(&sig))
+            }
+            ChannelOp::SignJusticeOutput {
+                tx: t,
+                input,
+                amount,
+                per_commitment_key,
+                wallet_path,
+            } => {
+                let tx = tx(t)?;
+                let key = secret(per_commitment_key)?;
+                let pcp = PublicKey::from_secret_key(&secp, &key);
+                let wallet = path(wallet_path);
+                let sig = self.with_channel(&id, |chan| {
+                    let ours = chan.get_channel_basepoints();
+                    let theirs = &chan.setup.counterparty_points;
+                    let revocation =
+                        RevocationKey::from_basepoint(&secp, &ours.revocation_basepoint, &pcp);
+                    let delayed = DelayedPaymentKey::from_basepoint(
+                        &secp,
+                        &theirs.delayed_payment_basepoint,
+                        &pcp,
+                    );
+                    let script = chan_utils::get_revokeable_redeemscript(
+                        &revocation,
+                        chan.setup.holder_selected_contest_delay,
+                        &delayed,
+                    );
+                    chan.sign_justice_sweep(&tx, *input as usize, &key, &script, *amount, &wallet)
+                })?;
+                Ok(sig_reply(&sig))
+            }
+            ChannelOp::SignJusticeHtlc {
+                tx: t,
+                input,
+                amount,
+                per_commitment_key,
+                htlc,
+                wallet_path,
+            } => {
+                let tx = tx(t)?;
+                let key = secret(per_commitment_key)?;
+                let htlc: HTLCOutputInCommitment = decode(htlc, "htlc")?;
+                let pcp = PublicKey::from_secret_key(&secp, &key);
+                let wallet = path(wallet_path);
+                let sig = self.with_channel(&id, |chan| {
+                    let keys = chan.make_counterparty_tx_keys(&pcp);
+                    let script =
+                        chan_utils::get_htlc_redeemscript(&htlc, &chan.setup.features(), &keys);
+                    chan.sign_justice_sweep(&tx, *input as usize, &key, &script, *amount, &wallet)
+                })?;
+                Ok(sig_reply(&sig))
+            }
+            ChannelOp::SignHolderHtlc {
+                tx: t,
+                input: _,
+                descriptor,
+            } => {
+                let tx = tx(t)?;
+                let descriptor: HTLCDescriptor = decode(descriptor, "HTLC descriptor")?;
+                let sig = self.with_channel(&id, |chan| {
+                    let pcp = descriptor.per_commitment_point;
+                    let keys = TxCreationKeys::from_channel_static_keys(
+                        &pcp,
+                        &chan.get_channel_basepoints(),
+                        &chan.setup.counterparty_points,
+                        &secp,
+                    );
+                    let witness = descriptor.witness_script(&secp);
+                    let redeem = chan_utils::get_htlc_redeemscript(
+                        &descriptor.htlc,
+                        &chan.setup.features(),
+                        &keys,
+                    );
+                    chan.sign_htlc_tx(
+                        &tx,
+                        &pcp,
+                        &redeem,
+                        descriptor.htlc.amount_msat / 1000,
+                        &witness,
+                        false,
+                        keys,
+                    )
+                })?;
+                Ok(sig_reply(&sig.sig))
+            }
+            ChannelOp::SignCounterpartyHtlc {
+                tx: t,
+                input,
+                amount,
+                per_commitment_point,
+                htlc,
+                wallet_path,
+            } => {
+                let tx = tx(t)?;
+                let pcp = point(per_commitment_point)?;
+                let htlc: HTLCOutputInCommitment = decode(htlc, "htlc")?;
+                let wallet = path(wallet_path);
+                let sig = self.with_channel(&id, |chan| {
+                    let keys = chan.make_counterparty_tx_keys(&pcp);
+                    let script =
+                        chan_utils::get_htlc_redeemscript(&htlc, &chan.setup.features(), &keys);
+                    chan.sign_counterparty_htlc_sweep(
+                        &tx,
+                        *input as usize,
+                        &pcp,
+                        &script,
+                        *amount,
+                        &wallet,
+                    )
+                })?;
+                Ok(sig_reply(&sig))
+            }
+            ChannelOp::SignClosing {
+                params: p,
+                to_holder_sat,
+                to_counterparty_sat,
+                holder_script,
+                counterparty_script,
+                holder_wallet_path,
+            } => {
+                let params = params(p)?;
+                self.ensure_setup(keys_id, &id, &params)?;
+                let ours = Some(ScriptBuf::from_bytes(holder_script.0.clone()));
+                let theirs = Some(ScriptBuf::from_bytes(counterparty_script.0.clone()));
+                let hint = path(holder_wallet_path);
+                let sig = self.with_channel(&id, |chan| {
+                    chan.sign_mutual_close_tx_phase2(
+                        *to_holder_sat,
+                        *to_counterparty_sat,
+                        &ours,
+                        &theirs,
+                        &hint,
+                    )
+                })?;
+                Ok(sig_reply(&sig))
+            }
+            ChannelOp::SignAnnouncement { params: p, message } => {
+                let params = params(p)?;
+                self.ensure_setup(keys_id, &id, &params)?;
+                let msg =
+                    UnsignedChannelAnnouncement::read_from_fixed_length_buffer(&mut &message.0[..])
+                        .map_err(|e| Outcome::bad(format!("bad announcement: {e:?}")))?;
+                let sig = self.with_channel(&id, |chan| {
+                    Ok(chan.sign_channel_announcement_with_funding_key(&msg.encode()))
+                })?;
+                Ok(sig_reply(&sig))
+            }
+        }
+    }
+}

@@ -1,0 +1,148 @@
+//! The validating signer answers a node's requests and refuses, with a typed rule, what its
+//! owner's policy forbids. These run the real VLS node with durable state in a temp dir.
+
+use micronode_node::remote::protocol::{Hex, SignerReply, SignerRequest, SignerResponse};
+use micronode_node::remote::PROTOCOL_VERSION;
+use micronode_signer::{PolicyConfig, SignerEngine};
+use zeroize::Zeroizing;
+
+fn engine(dir: &std::path::Path, policy: PolicyConfig) -> SignerEngine {
+    SignerEngine::open(
+        dir,
+        Zeroizing::new([7u8; 32]),
+        bitcoin::Network::Regtest,
+        policy,
+    )
+    .expect("open signer")
+}
+
+fn keysend(amount_msat: u64, hash_byte: u8) -> SignerRequest {
+    SignerRequest::ApproveKeysend {
+        payee: Hex(bitcoin::secp256k1::PublicKey::from_secret_key(
+            &bitcoin::secp256k1::Secp256k1::new(),
+            &bitcoin::secp256k1::SecretKey::from_slice(&[3u8; 32]).unwrap(),
+        )
+        .serialize()
+        .to_vec()),
+        payment_hash: Hex(vec![hash_byte; 32]),
+        amount_msat,
+    }
+}
+
+#[test]
+fn hello_gives_public_material_and_the_same_node_after_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = engine(dir.path(), PolicyConfig::default());
+    let SignerResponse::Ok {
+        reply: SignerReply::Hello(hello),
+    } = first.handle(&SignerRequest::Hello {
+        version: PROTOCOL_VERSION,
+    })
+    else {
+        panic!("hello failed");
+    };
+    assert_eq!(hello.node_id.0, first.node_id().serialize().to_vec());
+    assert!(hello.wallet_xpub.starts_with("tpub"));
+    let id = first.node_id();
+    drop(first);
+    let again = engine(dir.path(), PolicyConfig::default());
+    assert_eq!(again.node_id(), id, "restored from durable state");
+}
+
+#[test]
+fn payments_over_the_velocity_limit_are_refused_with_the_rule() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = PolicyConfig {
+        max_sat_per_hour: 1_000,
+        max_sat_per_day: 1_500,
+        ..PolicyConfig::default()
+    };
+    let signer = engine(dir.path(), policy);
+    assert!(matches!(
+        signer.handle(&keysend(600_000, 1)),
+        SignerResponse::Ok { .. }
+    ));
+    match signer.handle(&keysend(600_000, 2)) {
+        SignerResponse::Refused { rule, message } => {
+            assert_eq!(rule, "velocity-limit");
+            assert!(message.contains("hourly"), "{message}");
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    // The limit survives a restart of the signer.
+    drop(signer);
+    let signer = engine(
+        dir.path(),
+        PolicyConfig {
+            max_sat_per_hour: 1_000,
+            max_sat_per_day: 1_500,
+            ..PolicyConfig::default()
+        },
+    );
+    assert!(matches!(
+        signer.handle(&keysend(600_000, 3)),
+        SignerResponse::Refused { .. }
+    ));
+}
+
+#[test]
+fn revocation_stops_all_signing() {
+    let dir = tempfile::tempdir().unwrap();
+    let signer = engine(dir.path(), PolicyConfig::default());
+    micronode_signer::engine::revoke_dir(dir.path()).unwrap();
+    assert!(matches!(
+        signer.handle(&SignerRequest::SignMessage {
+            message: Hex(b"hi".to_vec()),
+        }),
+        SignerResponse::Revoked
+    ));
+}
+
+#[test]
+fn garbage_and_unknown_channels_fail_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let signer = engine(dir.path(), PolicyConfig::default());
+    let bad = [
+        SignerRequest::Ecdh {
+            other_key: Hex(vec![1, 2, 3]),
+            tweak: None,
+        },
+        SignerRequest::SignWalletPsbt {
+            psbt: Hex(vec![0xff; 10]),
+        },
+        SignerRequest::ChannelPubkeys {
+            keys_id: Hex(vec![9; 32]),
+        },
+        SignerRequest::SignGossip {
+            message: Hex(vec![1]),
+        },
+    ];
+    for request in bad {
+        assert!(
+            matches!(signer.handle(&request), SignerResponse::Failed { .. }),
+            "{request:?}"
+        );
+    }
+}
+
+#[test]
+fn new_channel_keys_are_stable() {
+    let dir = tempfile::tempdir().unwrap();
+    let signer = engine(dir.path(), PolicyConfig::default());
+    let SignerResponse::Ok {
+        reply: SignerReply::ChannelKeys { keys_id, pubkeys },
+    } = signer.handle(&SignerRequest::NewChannel {
+        inbound: false,
+        user_channel_id: 1,
+    })
+    else {
+        panic!("new channel failed");
+    };
+    let SignerResponse::Ok {
+        reply: SignerReply::ChannelKeys { pubkeys: again, .. },
+    } = signer.handle(&SignerRequest::ChannelPubkeys { keys_id })
+    else {
+        panic!("channel pubkeys failed");
+    };
+    assert_eq!(pubkeys, again);
+}
