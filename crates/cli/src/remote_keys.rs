@@ -47,15 +47,17 @@ pub async fn connect(data_dir: &Path, listen: SocketAddr) -> anyhow::Result<Remo
     });
     println!("{line}");
     tracing::info!(listen = %transport.local_addr(), "waiting for the tenant's signer");
-    loop {
-        let t = transport.clone();
-        let online = tokio::task::spawn_blocking(move || t.wait_online(Duration::from_secs(10)))
-            .await
-            .unwrap_or(false);
-        if online {
-            break;
+    let waiting = async {
+        let mut ticker = tokio::time::interval(Duration::from_secs(10));
+        ticker.tick().await;
+        loop {
+            ticker.tick().await;
+            tracing::info!("still waiting for the tenant's signer");
         }
-        tracing::info!("still waiting for the tenant's signer");
+    };
+    tokio::select! {
+        _ = transport.wait_online() => {}
+        _ = waiting => {}
     }
     let cache = data_dir.join("remote_channel_keys.json");
     let keys = tokio::task::spawn_blocking(move || RemoteKeys::connect(transport, cache))

@@ -4,7 +4,7 @@
 //! that carries the channel parameters sets the channel up in VLS. A holder-commitment
 //! validation that arrives before that (inbound channels) is kept and replayed right after.
 
-use lightning_signer::bitcoin::bip32::{ChildNumber, DerivationPath};
+use lightning_signer::bitcoin::bip32::DerivationPath;
 use lightning_signer::bitcoin::secp256k1::{PublicKey, Secp256k1, SecretKey};
 use lightning_signer::bitcoin::{ScriptBuf, Transaction};
 use lightning_signer::channel::{ChannelBase, ChannelId, ChannelSetup, CommitmentType};
@@ -55,14 +55,6 @@ fn preimages(list: &[Hex]) -> Result<Vec<PaymentPreimage>, Outcome> {
                 .map_err(|_| Outcome::bad("preimage must be 32 bytes"))
         })
         .collect()
-}
-
-fn path(items: &[u32]) -> DerivationPath {
-    items
-        .iter()
-        .map(|i| ChildNumber::from_normal_idx(*i).unwrap_or(ChildNumber::Normal { index: 0 }))
-        .collect::<Vec<_>>()
-        .into()
 }
 
 fn htlc_infos(htlcs: &[HTLCOutputInCommitment]) -> (Vec<HTLCInfo2>, Vec<HTLCInfo2>) {
@@ -190,7 +182,7 @@ impl SignerEngine {
         keys_id: [u8; 32],
         op: &ChannelOp,
     ) -> Result<SignerReply, Outcome> {
-        self.channel(keys_id).map_err(Outcome::bad)?;
+        // An unknown channel fails in VLS's lookup below, with a typed error.
         let id = ChannelId::new(&keys_id);
         let secp = Secp256k1::new();
         match op {
@@ -283,7 +275,7 @@ impl SignerEngine {
                 let tx = tx(t)?;
                 let key = secret(per_commitment_key)?;
                 let pcp = PublicKey::from_secret_key(&secp, &key);
-                let wallet = path(wallet_path);
+                let wallet = crate::dispatch::wallet_path(wallet_path)?;
                 let sig = self.with_channel(&id, |chan| {
                     let ours = chan.get_channel_basepoints();
                     let theirs = &chan.setup.counterparty_points;
@@ -315,7 +307,7 @@ impl SignerEngine {
                 let key = secret(per_commitment_key)?;
                 let htlc: HTLCOutputInCommitment = decode(htlc, "htlc")?;
                 let pcp = PublicKey::from_secret_key(&secp, &key);
-                let wallet = path(wallet_path);
+                let wallet = crate::dispatch::wallet_path(wallet_path)?;
                 let sig = self.with_channel(&id, |chan| {
                     let keys = chan.make_counterparty_tx_keys(&pcp);
                     let script =
@@ -368,7 +360,7 @@ impl SignerEngine {
                 let tx = tx(t)?;
                 let pcp = point(per_commitment_point)?;
                 let htlc: HTLCOutputInCommitment = decode(htlc, "htlc")?;
-                let wallet = path(wallet_path);
+                let wallet = crate::dispatch::wallet_path(wallet_path)?;
                 let sig = self.with_channel(&id, |chan| {
                     let keys = chan.make_counterparty_tx_keys(&pcp);
                     let script =
@@ -396,7 +388,7 @@ impl SignerEngine {
                 self.ensure_setup(keys_id, &id, &params)?;
                 let ours = Some(ScriptBuf::from_bytes(holder_script.0.clone()));
                 let theirs = Some(ScriptBuf::from_bytes(counterparty_script.0.clone()));
-                let hint = path(holder_wallet_path);
+                let hint = crate::dispatch::wallet_path(holder_wallet_path)?;
                 let sig = self.with_channel(&id, |chan| {
                     chan.sign_mutual_close_tx_phase2(
                         *to_holder_sat,

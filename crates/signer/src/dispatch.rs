@@ -227,10 +227,10 @@ impl SignerEngine {
     }
 
     fn channel_keys(&self, keys_id: [u8; 32]) -> Result<SignerReply, Outcome> {
-        let signer = self.channel(keys_id).map_err(Outcome::bad)?;
+        let pubkeys = self.channel_pubkeys(keys_id)?;
         Ok(SignerReply::ChannelKeys {
             keys_id: Hex(keys_id.to_vec()),
-            pubkeys: Hex(signer.pubkeys.encode()),
+            pubkeys: Hex(pubkeys.encode()),
         })
     }
 
@@ -300,7 +300,7 @@ impl SignerEngine {
         let outputs: Vec<TxOut> = lightning_signer::bitcoin::consensus::deserialize(&outputs.0)
             .map_err(|e| Outcome::bad(format!("bad outputs: {e}")))?;
         let change = ScriptBuf::from_bytes(change_script.0.clone());
-        let path = wallet_path(change_path);
+        let path = wallet_path(change_path)?;
         if !self.output_allowed(&change, &path) {
             return Err(Outcome::refused(
                 "policy-sweep-destination-allowlisted",
@@ -379,12 +379,16 @@ impl SignerEngine {
     }
 }
 
-fn wallet_path(items: &[u32]) -> DerivationPath {
+/// A wallet derivation path from the node; hardened or out-of-range steps are refused.
+pub(crate) fn wallet_path(items: &[u32]) -> Result<DerivationPath, Outcome> {
     items
         .iter()
-        .filter_map(|i| lightning_signer::bitcoin::bip32::ChildNumber::from_normal_idx(*i).ok())
-        .collect::<Vec<_>>()
-        .into()
+        .map(|i| {
+            lightning_signer::bitcoin::bip32::ChildNumber::from_normal_idx(*i)
+                .map_err(|_| Outcome::bad(format!("wallet path step {i} is not a normal index")))
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map(DerivationPath::from)
 }
 
 enum OwnedGossip {

@@ -11,7 +11,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use lightning_signer::bitcoin::Network;
-use lightning_signer::lightning::sign::SignerProvider;
 use lightning_signer::node::{Node, NodeConfig, NodeServices};
 use lightning_signer::persist::{Persist, SeedPersist};
 use lightning_signer::policy::simple_validator::SimpleValidatorFactory;
@@ -19,7 +18,7 @@ use lightning_signer::signer::derive::KeyDerivationStyle;
 use lightning_signer::signer::multi_signer::MultiSigner;
 use lightning_signer::signer::ClockStartingTimeFactory;
 use lightning_signer::util::clock::StandardClock;
-use lightning_signer::util::loopback::{LoopbackChannelSigner, LoopbackSignerKeysInterface};
+use lightning_signer::util::loopback::LoopbackSignerKeysInterface;
 use vls_persist::kvv::redb::RedbKVVStore;
 use vls_persist::kvv::{JsonFormat, KVVPersister};
 use zeroize::Zeroizing;
@@ -58,7 +57,6 @@ impl SeedPersist for InMemorySeed {
 pub struct SignerEngine {
     pub(crate) multi: Arc<MultiSigner>,
     pub(crate) keys: LoopbackSignerKeysInterface,
-    pub(crate) channels: Mutex<HashMap<[u8; 32], LoopbackChannelSigner>>,
     /// Holder-commitment validations that arrived before their channel was set up.
     #[allow(clippy::type_complexity)]
     pub(crate) deferred: Mutex<
@@ -99,48 +97,41 @@ impl SignerEngine {
             trusted_oracle_pubkeys: Vec::new(),
         };
         let seed_source = Arc::new(InMemorySeed(seed.clone()));
+        let config = NodeConfig {
+            network,
+            key_derivation_style: KeyDerivationStyle::Ldk,
+            use_checkpoints: false,
+            allow_deep_reorgs: network != Network::Bitcoin,
+        };
         let existing = persister
             .get_nodes()
             .map_err(|e| EngineError::Vls(format!("{e:?}")))?;
-        let (multi, node_id) = if existing.is_empty() {
-            let multi = MultiSigner::new(services);
-            let config = NodeConfig {
-                network,
-                key_derivation_style: KeyDerivationStyle::Ldk,
-                use_checkpoints: false,
-                allow_deep_reorgs: network != Network::Bitcoin,
-            };
-            let node_id = multi
-                .new_node_with_seed(config, &seed[..], seed_source)
-                .map_err(|e| EngineError::Vls(format!("{e:?}")))?;
-            (multi, node_id)
-        } else {
-            let (stored_id, entry) = &existing[0];
-            if entry.network != network.to_string() {
-                return Err(EngineError::StateMismatch(format!(
-                    "state is for {}, config says {network}",
-                    entry.network
-                )));
+        let (multi, node_id) = match existing.first() {
+            None => {
+                let multi = MultiSigner::new(services);
+                let node_id = multi
+                    .new_node_with_seed(config, &seed[..], seed_source)
+                    .map_err(|e| EngineError::Vls(format!("{e:?}")))?;
+                (multi, node_id)
             }
-            let multi = MultiSigner::restore(services, seed_source)
-                .map_err(|e| EngineError::Vls(format!("{e:?}")))?;
-            let probe = Node::new(
-                NodeConfig {
-                    network,
-                    key_derivation_style: KeyDerivationStyle::Ldk,
-                    use_checkpoints: false,
-                    allow_deep_reorgs: true,
-                },
-                &seed[..],
-                Vec::new(),
-                multi.node_services(),
-            );
-            if probe.get_id() != *stored_id {
-                return Err(EngineError::StateMismatch(
-                    "the stored signer state belongs to another seed".into(),
-                ));
+            Some((stored_id, entry)) => {
+                if entry.network != network.to_string() {
+                    return Err(EngineError::StateMismatch(format!(
+                        "state is for {}, config says {network}",
+                        entry.network
+                    )));
+                }
+                // Check before restoring: VLS panics when the seed does not match its state.
+                let (_, seed_node_id) = Node::make_keys_manager(&config, &seed[..], &services);
+                if seed_node_id != *stored_id {
+                    return Err(EngineError::StateMismatch(
+                        "the stored signer state belongs to another seed".into(),
+                    ));
+                }
+                let multi = MultiSigner::restore(services, seed_source)
+                    .map_err(|e| EngineError::Vls(format!("{e:?}")))?;
+                (multi, *stored_id)
             }
-            (multi, *stored_id)
         };
         let multi = Arc::new(multi);
         let node = multi
@@ -164,7 +155,6 @@ impl SignerEngine {
             revoked_marker,
             multi,
             keys,
-            channels: Mutex::new(HashMap::new()),
             deferred: Mutex::new(HashMap::new()),
             policy,
             network,
@@ -207,23 +197,22 @@ impl SignerEngine {
         Ok(())
     }
 
-    /// The channel signer for `keys_id`, derived once and kept (it carries lazy-setup state).
-    pub(crate) fn channel(&self, keys_id: [u8; 32]) -> Result<LoopbackChannelSigner, String> {
-        let mut channels = self.channels.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(signer) = channels.get(&keys_id) {
-            return Ok(signer.clone());
-        }
+    /// The public keys of a channel VLS knows.
+    pub(crate) fn channel_pubkeys(
+        &self,
+        keys_id: [u8; 32],
+    ) -> Result<
+        lightning_signer::lightning::ln::chan_utils::ChannelPublicKeys,
+        crate::dispatch::Outcome,
+    > {
         let channel_id = lightning_signer::channel::ChannelId::new(&keys_id);
-        let known = self
-            .multi
-            .with_channel_base(&self.keys.node_id, &channel_id, |_| Ok(()))
-            .is_ok();
-        if !known {
-            return Err(format!("unknown channel {}", hex::encode(keys_id)));
-        }
-        let signer = self.keys.derive_channel_signer(keys_id);
-        channels.insert(keys_id, signer.clone());
-        Ok(signer)
+        self.multi
+            .with_channel_base(&self.keys.node_id, &channel_id, |base| {
+                Ok(base.get_channel_basepoints())
+            })
+            .map_err(|_| {
+                crate::dispatch::Outcome::bad(format!("unknown channel {}", hex::encode(keys_id)))
+            })
     }
 }
 

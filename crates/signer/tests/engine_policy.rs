@@ -140,9 +140,39 @@ fn new_channel_keys_are_stable() {
     };
     let SignerResponse::Ok {
         reply: SignerReply::ChannelKeys { pubkeys: again, .. },
-    } = signer.handle(&SignerRequest::ChannelPubkeys { keys_id })
+    } = signer.handle(&SignerRequest::ChannelPubkeys {
+        keys_id: keys_id.clone(),
+    })
     else {
         panic!("channel pubkeys failed");
     };
     assert_eq!(pubkeys, again);
+    // And after a restart of the signer, from its durable state.
+    drop(signer);
+    let signer = engine(dir.path(), PolicyConfig::default());
+    let SignerResponse::Ok {
+        reply: SignerReply::ChannelKeys {
+            pubkeys: restored, ..
+        },
+    } = signer.handle(&SignerRequest::ChannelPubkeys { keys_id })
+    else {
+        panic!("channel pubkeys failed after restart");
+    };
+    assert_eq!(pubkeys, restored);
+}
+
+#[test]
+fn state_of_another_seed_is_refused_not_panicked_on() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(engine(dir.path(), PolicyConfig::default()));
+    let other = SignerEngine::open(
+        dir.path(),
+        Zeroizing::new([8u8; 32]),
+        bitcoin::Network::Regtest,
+        PolicyConfig::default(),
+    );
+    assert!(matches!(
+        other,
+        Err(micronode_signer::EngineError::StateMismatch(_))
+    ));
 }

@@ -120,11 +120,6 @@ impl RemoteKeys {
         self.node_id
     }
 
-    /// The shared core (transport and queue).
-    pub fn core(&self) -> &Arc<RemoteCore> {
-        &self.core
-    }
-
     fn call(&self, request: SignerRequest) -> Result<SignerReply, RemoteError> {
         self.core.call(request)
     }
@@ -270,10 +265,9 @@ fn save_pubkey_cache(path: &std::path::Path, channels: &HashMap<[u8; 32], Arc<Ch
 
 impl WalletSigner for RemoteKeys {
     fn wallet_descriptors(&self) -> Result<WalletDescriptors, NodeError> {
-        Ok(WalletDescriptors {
-            external: format!("wpkh({}/0/*)", self.wallet_xpub),
-            internal: format!("wpkh({}/1/*)", self.wallet_xpub),
-        })
+        Ok(super::protocol::wallet_descriptors(
+            &self.wallet_xpub.to_string(),
+        ))
     }
 
     fn sign_wallet_psbt(&self, psbt: &mut Psbt) -> Result<(), NodeError> {

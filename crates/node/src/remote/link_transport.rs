@@ -93,16 +93,14 @@ impl LinkSignerTransport {
         self.local_addr
     }
 
-    /// Blocks until a signer is connected or `timeout` passes.
-    pub fn wait_online(&self, timeout: Duration) -> bool {
-        let deadline = std::time::Instant::now() + timeout;
-        while std::time::Instant::now() < deadline {
-            if self.is_online() {
-                return true;
+    /// Waits until a signer is connected (it has dialled in and finished the handshake).
+    pub async fn wait_online(&self) {
+        let mut connections = self.connections.clone();
+        while !self.is_online() {
+            if connections.changed().await.is_err() {
+                return;
             }
-            std::thread::sleep(Duration::from_millis(50));
         }
-        self.is_online()
     }
 }
 

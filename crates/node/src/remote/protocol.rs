@@ -388,13 +388,23 @@ pub struct SignerPublicInfo {
 impl SignerPublicInfo {
     /// Builds the descriptors from an account xpub.
     pub fn from_xpub(node_id: String, network: String, wallet_xpub: String) -> Self {
+        let descriptors = wallet_descriptors(&wallet_xpub);
         Self {
-            external_descriptor: format!("wpkh({wallet_xpub}/0/*)"),
-            internal_descriptor: format!("wpkh({wallet_xpub}/1/*)"),
+            external_descriptor: descriptors.external,
+            internal_descriptor: descriptors.internal,
             node_id,
             network,
             wallet_xpub,
         }
+    }
+}
+
+/// The watch-only wallet of a remote signer: receive keys at `xpub/0/*`, change at `xpub/1/*`
+/// (the signer checks every wallet path it is given against the same layout).
+pub fn wallet_descriptors(wallet_xpub: &str) -> crate::keys::WalletDescriptors {
+    crate::keys::WalletDescriptors {
+        external: format!("wpkh({wallet_xpub}/0/*)"),
+        internal: format!("wpkh({wallet_xpub}/1/*)"),
     }
 }
 
