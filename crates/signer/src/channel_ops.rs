@@ -261,8 +261,11 @@ impl SignerEngine {
                 self.ensure_setup(keys_id, &id, &params)?;
                 let holder: HolderCommitmentTransaction = decode(t, "holder commitment")?;
                 let n = forward(holder.commitment_number())?;
-                let sig =
-                    self.with_channel(&id, |chan| chan.sign_holder_commitment_tx_phase2(n))?;
+                // VLS signs only the latest holder state it validated; an older number is a
+                // revoked state, the one thing that would hand the counterparty all funds.
+                let sig = self
+                    .with_channel(&id, |chan| chan.sign_holder_commitment_tx_phase2(n))
+                    .map_err(|o| o.naming_unnamed("policy-holder-commitment-revoked"))?;
                 Ok(sig_reply(&sig))
             }
             ChannelOp::SignJusticeOutput {
@@ -389,15 +392,17 @@ impl SignerEngine {
                 let ours = Some(ScriptBuf::from_bytes(holder_script.0.clone()));
                 let theirs = Some(ScriptBuf::from_bytes(counterparty_script.0.clone()));
                 let hint = crate::dispatch::wallet_path(holder_wallet_path)?;
-                let sig = self.with_channel(&id, |chan| {
-                    chan.sign_mutual_close_tx_phase2(
-                        *to_holder_sat,
-                        *to_counterparty_sat,
-                        &ours,
-                        &theirs,
-                        &hint,
-                    )
-                })?;
+                let sig = self
+                    .with_channel(&id, |chan| {
+                        chan.sign_mutual_close_tx_phase2(
+                            *to_holder_sat,
+                            *to_counterparty_sat,
+                            &ours,
+                            &theirs,
+                            &hint,
+                        )
+                    })
+                    .map_err(|o| o.naming_unnamed("policy-mutual-destination-allowlisted"))?;
                 Ok(sig_reply(&sig))
             }
             ChannelOp::SignAnnouncement { params: p, message } => {

@@ -7,6 +7,7 @@ use lightning_signer::bitcoin::bip32::DerivationPath;
 use lightning_signer::bitcoin::secp256k1::ecdsa::Signature;
 use lightning_signer::bitcoin::secp256k1::{PublicKey, Scalar};
 use lightning_signer::bitcoin::{Psbt, ScriptBuf, TxOut, Witness};
+use lightning_signer::channel::ChannelId;
 use lightning_signer::invoice::Invoice;
 use lightning_signer::lightning::ln::msgs::{
     UnsignedChannelAnnouncement, UnsignedChannelUpdate, UnsignedGossipMessage,
@@ -25,6 +26,9 @@ use micronode_node::remote::protocol::{
 };
 
 use crate::engine::SignerEngine;
+
+/// The rule reported for a VLS policy failure that carries no rule name.
+pub const UNNAMED_POLICY_RULE: &str = "policy-violation";
 
 /// A request's outcome before it becomes a [`SignerResponse`].
 #[derive(Debug)]
@@ -53,7 +57,8 @@ impl Outcome {
     }
 
     /// VLS reports policy violations as statuses whose message names the rule
-    /// (`policy-...`); anything else is a plain failure.
+    /// (`policy-...`); a few of its checks say "policy failure" without a name, and count as
+    /// [`UNNAMED_POLICY_RULE`]; anything else is a plain failure.
     pub(crate) fn from_status(status: Status) -> Self {
         let message = status.message().to_string();
         match message
@@ -61,7 +66,20 @@ impl Outcome {
             .find(|w| w.starts_with("policy-"))
         {
             Some(rule) => Outcome::refused(rule, message.clone()),
+            None if message.contains("policy failure") => {
+                Outcome::refused(UNNAMED_POLICY_RULE, message)
+            }
             None => Outcome::Failed(message),
+        }
+    }
+
+    /// Names a refusal VLS left unnamed, for the request it answers.
+    pub(crate) fn naming_unnamed(self, rule: &str) -> Self {
+        match self {
+            Outcome::Refused { rule: r, message } if r == UNNAMED_POLICY_RULE => {
+                Outcome::refused(rule, message)
+            }
+            other => other,
         }
     }
 }
@@ -316,6 +334,10 @@ impl SignerEngine {
                 "an extra sweep output is not allow-listed",
             ));
         }
+        let descriptors = descriptors
+            .into_iter()
+            .map(|d| self.with_derivation_keys_id(d))
+            .collect::<Result<Vec<_>, _>>()?;
         let refs: Vec<&SpendableOutputDescriptor> = descriptors.iter().collect();
         let tx = self
             .node()
@@ -324,6 +346,33 @@ impl SignerEngine {
         Ok(SignerReply::Transaction {
             tx: Hex(lightning_signer::bitcoin::consensus::serialize(&tx)),
         })
+    }
+
+    /// LDK names a channel by the id the signer gave it (a VLS channel id), but VLS derives a
+    /// sweep's keys from the channel's *derivation* keys id: swap one for the other. Static
+    /// outputs pay the wallet's own scripts and are spent as wallet inputs instead.
+    fn with_derivation_keys_id(
+        &self,
+        descriptor: SpendableOutputDescriptor,
+    ) -> Result<SpendableOutputDescriptor, Outcome> {
+        let derivation_id = |id: &[u8; 32]| {
+            self.node()
+                .with_channel_base(&ChannelId::new(id), |base| Ok(base.get_channel_keys_id()))
+                .map_err(|_| Outcome::bad("the sweep names a channel this signer does not know"))
+        };
+        match descriptor {
+            SpendableOutputDescriptor::DelayedPaymentOutput(mut d) => {
+                d.channel_keys_id = derivation_id(&d.channel_keys_id)?;
+                Ok(SpendableOutputDescriptor::DelayedPaymentOutput(d))
+            }
+            SpendableOutputDescriptor::StaticPaymentOutput(mut d) => {
+                d.channel_keys_id = derivation_id(&d.channel_keys_id)?;
+                Ok(SpendableOutputDescriptor::StaticPaymentOutput(d))
+            }
+            SpendableOutputDescriptor::StaticOutput { .. } => Err(Outcome::bad(
+                "static outputs belong to the wallet; spend them as wallet inputs",
+            )),
+        }
     }
 
     fn sign_wallet_psbt(&self, bytes: &[u8]) -> Result<SignerReply, Outcome> {

@@ -104,17 +104,29 @@ async fn serve(engine: Arc<SignerEngine>, conn: micronode_link::LinkConnection) 
             Ok(b) => b,
             Err(e) => return e.to_string(),
         };
-        let envelope: RequestEnvelope = match serde_json::from_slice(&bytes) {
-            Ok(e) => e,
-            Err(e) => return format!("malformed request from the node: {e}"),
+        let (id, response) = match serde_json::from_slice::<RequestEnvelope>(&bytes) {
+            Ok(envelope) => {
+                let engine = engine.clone();
+                let response =
+                    tokio::task::spawn_blocking(move || engine.handle(&envelope.request))
+                        .await
+                        .unwrap_or_else(|_| SignerResponse::Failed {
+                            message: "internal signer error".into(),
+                        });
+                (envelope.id, response)
+            }
+            // A request we cannot read still gets a typed answer when its id is readable, so
+            // one bad message does not cost the node its link; without an id, the peer is not
+            // speaking our protocol and the link is dropped.
+            Err(e) => match request_id(&bytes) {
+                Some(id) => {
+                    tracing::warn!(error = %e, "unreadable request from the node");
+                    let message = format!("unreadable request: {e}");
+                    (id, SignerResponse::Failed { message })
+                }
+                None => return format!("malformed request from the node: {e}"),
+            },
         };
-        let engine = engine.clone();
-        let id = envelope.id;
-        let response = tokio::task::spawn_blocking(move || engine.handle(&envelope.request))
-            .await
-            .unwrap_or_else(|_| SignerResponse::Failed {
-                message: "internal signer error".into(),
-            });
         let out = match serde_json::to_vec(&ResponseEnvelope { id, response }) {
             Ok(b) => b,
             Err(e) => return format!("cannot encode a response: {e}"),
@@ -123,4 +135,12 @@ async fn serve(engine: Arc<SignerEngine>, conn: micronode_link::LinkConnection) 
             return e.to_string();
         }
     }
+}
+
+/// The correlation id of a request that did not parse as a whole.
+fn request_id(bytes: &[u8]) -> Option<u64> {
+    serde_json::from_slice::<serde_json::Value>(bytes)
+        .ok()?
+        .get("id")?
+        .as_u64()
 }

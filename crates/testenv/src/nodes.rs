@@ -25,7 +25,7 @@ pub struct Env {
     pub dir: TempDir,
 }
 
-/// A directory removed on drop.
+/// A directory removed on drop (kept, for post-mortems, when `MICRONODE_TEST_KEEP` is set).
 pub struct TempDir(pub PathBuf);
 impl TempDir {
     /// A new directory, on /dev/shm when possible.
@@ -46,6 +46,10 @@ impl TempDir {
 }
 impl Drop for TempDir {
     fn drop(&mut self) {
+        if std::env::var_os("MICRONODE_TEST_KEEP").is_some() {
+            eprintln!("kept test directory {}", self.0.display());
+            return;
+        }
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }

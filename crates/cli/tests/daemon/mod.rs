@@ -2,9 +2,15 @@
 //! its gRPC API.
 #![allow(dead_code)]
 
+pub mod proxy;
+pub mod signer;
+pub mod tenant;
+pub mod watch_only;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::sync::mpsc::Receiver;
 use std::time::Duration;
 
 use micronode_proto::v1::lightning_client::LightningClient;
@@ -26,24 +32,18 @@ impl tonic::service::Interceptor for Bearer {
 /// The client type with the cookie attached to every call.
 pub type Client = LightningClient<InterceptedService<Channel, Bearer>>;
 
-/// A running daemon.
-pub struct Daemon {
+/// A daemon that has been spawned and may not be ready yet (a remote-signer node first waits
+/// for its signer). Its stdout JSON lines arrive on a channel.
+pub struct Launch {
     pub child: Child,
-    pub node_id: String,
-    pub p2p: String,
-    pub api: String,
-    pub cookie: PathBuf,
     pub data_dir: PathBuf,
+    lines: Receiver<String>,
 }
 
-impl Daemon {
-    /// Starts a daemon on `data_dir` and waits for its ready line.
-    pub fn start(env: &Env, data_dir: &Path) -> Daemon {
-        Self::start_with_args(env, data_dir, &[])
-    }
-
-    /// Like [`Daemon::start`], with extra flags.
-    pub fn start_with_args(env: &Env, data_dir: &Path, extra: &[String]) -> Daemon {
+impl Launch {
+    /// Spawns `micronode node run` on `data_dir` with the test bitcoind and extra flags;
+    /// stderr (the logs) goes to `stderr`.
+    pub fn spawn(env: &Env, data_dir: &Path, extra: &[String], stderr: Stdio) -> Launch {
         let mut child = Command::new(env!("CARGO_BIN_EXE_micronode"))
             .args(["node", "run", "--network", "regtest"])
             .arg("--data-dir")
@@ -63,33 +63,97 @@ impl Daemon {
                 "MICRONODE_BITCOIND_RPC_PASSWORD",
                 env.bitcoind.rpc_password(),
             )
-            .env("MICRONODE_LOG", "warn")
+            .env(
+                "MICRONODE_LOG",
+                std::env::var("MICRONODE_TEST_DAEMON_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .expect("spawn micronode");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut line = String::new();
-            let _ = BufReader::new(stdout).read_line(&mut line);
-            let _ = tx.send(line);
-        });
-        let line = rx
-            .recv_timeout(Duration::from_secs(60))
-            .expect("daemon ready line");
-        let ready: serde_json::Value =
-            serde_json::from_str(&line).unwrap_or_else(|e| panic!("bad ready line {line:?}: {e}"));
-        assert_eq!(ready["event"], "ready");
-        Daemon {
+        let lines = forward_lines(child.stdout.take().expect("stdout"));
+        Launch {
             child,
+            data_dir: data_dir.to_path_buf(),
+            lines,
+        }
+    }
+
+    /// Waits for the stdout JSON line whose `event` is `name`, skipping others.
+    pub fn event(&self, name: &str) -> serde_json::Value {
+        next_event(&self.lines, name)
+    }
+
+    /// Waits for the ready line.
+    pub fn ready(self) -> Daemon {
+        let ready = self.event("ready");
+        Daemon {
+            child: self.child,
             node_id: ready["node_id"].as_str().expect("node_id").to_string(),
             p2p: ready["p2p_listen"].as_str().expect("p2p").to_string(),
             api: ready["api_listen"].as_str().expect("api").to_string(),
             cookie: PathBuf::from(ready["api_cookie"].as_str().expect("cookie")),
-            data_dir: data_dir.to_path_buf(),
+            data_dir: self.data_dir,
         }
+    }
+}
+
+/// Forwards every stdout line of a child to a channel, from a thread.
+pub fn forward_lines(stdout: ChildStdout) -> Receiver<String> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            // Keep draining after the receiver is gone so the child never writes to a closed pipe.
+            let _ = tx.send(line);
+        }
+    });
+    rx
+}
+
+/// The next JSON line with `"event": name`, within a minute.
+pub fn next_event(lines: &Receiver<String>, name: &str) -> serde_json::Value {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let line = lines
+            .recv_timeout(left)
+            .unwrap_or_else(|e| panic!("no {name:?} line from the process: {e}"));
+        let Ok(value) = serde_json::from_str::<serde_json::Value>(&line) else {
+            continue;
+        };
+        if value["event"] == name {
+            return value;
+        }
+    }
+}
+
+/// A running daemon.
+pub struct Daemon {
+    pub child: Child,
+    pub node_id: String,
+    pub p2p: String,
+    pub api: String,
+    pub cookie: PathBuf,
+    pub data_dir: PathBuf,
+}
+
+impl Daemon {
+    /// Starts a daemon on `data_dir` and waits for its ready line.
+    pub fn start(env: &Env, data_dir: &Path) -> Daemon {
+        Self::start_with_args(env, data_dir, &[])
+    }
+
+    /// Like [`Daemon::start`], with extra flags.
+    pub fn start_with_args(env: &Env, data_dir: &Path, extra: &[String]) -> Daemon {
+        Launch::spawn(env, data_dir, extra, Stdio::inherit()).ready()
+    }
+
+    /// SIGKILL, no chance to clean up.
+    pub fn kill_9(&mut self) {
+        self.child.kill().expect("kill -9");
+        self.child.wait().expect("reap");
     }
 
     /// A client with the cookie attached.
@@ -104,12 +168,6 @@ impl Daemon {
             .await
             .expect("connect to API");
         LightningClient::with_interceptor(channel, Bearer(value))
-    }
-
-    /// SIGKILL, no chance to clean up.
-    pub fn kill_9(&mut self) {
-        self.child.kill().expect("kill -9");
-        self.child.wait().expect("reap");
     }
 
     /// SIGTERM and wait for a clean exit.

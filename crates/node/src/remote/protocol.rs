@@ -37,6 +37,21 @@ impl From<Vec<u8>> for Hex {
     }
 }
 
+/// A `u128` as a decimal string: JSON numbers that large do not survive the internally tagged
+/// enums serde buffers through.
+mod u128_string {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &u128, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&v.to_string())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<u128, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 /// One request with its correlation id.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct RequestEnvelope {
@@ -91,7 +106,8 @@ pub enum SignerRequest {
     NewChannel {
         /// Whether the counterparty opened the channel.
         inbound: bool,
-        /// LDK's user channel id.
+        /// LDK's user channel id (a decimal string on the wire).
+        #[serde(with = "u128_string")]
         user_channel_id: u128,
     },
     /// The public keys of an existing channel.
@@ -435,6 +451,29 @@ mod tests {
                 assert_eq!(keys_id.0, vec![1; 32]);
                 assert_eq!(idx, 281474976710654);
                 assert_eq!(secret.0, vec![2; 32]);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn full_width_user_channel_ids_round_trip() {
+        let req = RequestEnvelope {
+            id: 1,
+            request: SignerRequest::NewChannel {
+                inbound: true,
+                user_channel_id: u128::MAX - 5,
+            },
+        };
+        let json = serde_json::to_string(&req).unwrap();
+        let back: RequestEnvelope = serde_json::from_str(&json).unwrap();
+        match back.request {
+            SignerRequest::NewChannel {
+                inbound,
+                user_channel_id,
+            } => {
+                assert!(inbound);
+                assert_eq!(user_channel_id, u128::MAX - 5);
             }
             other => panic!("unexpected {other:?}"),
         }

@@ -1,0 +1,120 @@
+//! Runs the tenant's `micronode signer` as a separate process.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::Receiver;
+
+use super::{forward_lines, next_event};
+
+/// The passphrase the test signers are created with.
+pub const PASSPHRASE: &str = "correct horse battery staple";
+
+fn signer_command(dir: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_micronode"));
+    cmd.arg("signer")
+        .arg("--dir")
+        .arg(dir)
+        .env("MICRONODE_SIGNER_PASSPHRASE", PASSPHRASE)
+        .env(
+            "MICRONODE_LOG",
+            std::env::var("MICRONODE_TEST_DAEMON_LOG").unwrap_or_else(|_| "info".into()),
+        );
+    cmd
+}
+
+/// `micronode signer init` without the word check; returns the recovery words.
+pub fn init(dir: &Path) -> String {
+    let out = signer_command(dir)
+        .args(["init", "--network", "regtest", "--skip-confirm"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("run signer init");
+    assert!(
+        out.status.success(),
+        "signer init failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let words = String::from_utf8(out.stdout).expect("utf-8 words");
+    let words = words.trim().to_string();
+    assert_eq!(words.split_whitespace().count(), 24, "24 words: {words:?}");
+    words
+}
+
+/// Replaces the signer's `[policy]` table with `body` (TOML key = value lines).
+pub fn set_policy(dir: &Path, body: &str) {
+    let text = format!("network = \"regtest\"\n\n[policy]\n{body}\n");
+    std::fs::write(dir.join("signer.toml"), text).expect("write signer.toml");
+}
+
+/// Runs `micronode signer <args>` to completion and returns (success, stdout, stderr).
+pub fn run_once(dir: &Path, args: &[&str]) -> (bool, String, String) {
+    let out = signer_command(dir)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run signer");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A running `micronode signer run`.
+pub struct SignerProcess {
+    pub child: Child,
+    pub dir: PathBuf,
+    pub log: PathBuf,
+    pub node_id: String,
+    _lines: Receiver<String>,
+}
+
+impl SignerProcess {
+    /// Starts the signer dialling `node` (the node's signer link address), pairing with
+    /// `pair` when given; waits for its ready line. Its logs go to `<dir>/signer.log`.
+    pub fn start(dir: &Path, node: &str, pair: Option<&str>) -> SignerProcess {
+        let log = dir.join("signer.log");
+        let log_file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .expect("signer log");
+        let mut cmd = signer_command(dir);
+        cmd.args(["run", "--node", node]);
+        if let Some(code) = pair {
+            cmd.args(["--pair", code]);
+        }
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(log_file)
+            .spawn()
+            .expect("spawn signer");
+        let lines = forward_lines(child.stdout.take().expect("stdout"));
+        let ready = next_event(&lines, "signer_ready");
+        SignerProcess {
+            child,
+            dir: dir.to_path_buf(),
+            log,
+            node_id: ready["node_id"].as_str().expect("node id").to_string(),
+            _lines: lines,
+        }
+    }
+
+    /// SIGKILL.
+    pub fn kill_9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// The signer's log so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for SignerProcess {
+    fn drop(&mut self) {
+        self.kill_9();
+    }
+}

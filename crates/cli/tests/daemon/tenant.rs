@@ -1,0 +1,215 @@
+//! Helpers for tests of a tenant node (a `node run` child process) with its signer as a
+//! separate process: start the pair, fund, open, and read balances through the API.
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use micronode_proto::v1;
+use micronode_testenv::nodes::{Env, TestNode, TIMEOUT};
+use micronode_testenv::wait_until;
+
+use super::signer::{self, SignerProcess};
+use super::{Client, Daemon, Launch};
+
+/// The size of every channel these tests open.
+pub const CHANNEL_SAT: u64 = 1_000_000;
+
+/// B's forwarding fee for an amount, per the default channel settings (1000 msat + 100 ppm).
+pub fn forwarding_fee_msat(amount_msat: u64) -> u64 {
+    1000 + amount_msat * 100 / 1_000_000
+}
+
+/// The flags that make `node run` use a remote signer on an ephemeral port.
+pub fn remote_flags() -> Vec<String> {
+    ["--signer", "remote", "--signer-listen", "127.0.0.1:0"]
+        .map(String::from)
+        .to_vec()
+}
+
+/// Spawns a remote-signer node on `dir` (its log goes to `<dir>.log`) and returns it with
+/// the address its signer dials and the one-time pairing code it shows.
+pub fn launch_remote(env: &Env, dir: &Path) -> (Launch, String, String) {
+    std::fs::create_dir_all(dir).expect("node dir");
+    let log = std::fs::File::create(dir.with_extension("log")).expect("node log");
+    let launch = Launch::spawn(env, dir, &remote_flags(), Stdio::from(log));
+    let waiting = launch.event("waiting_for_signer");
+    let listen = waiting["signer_listen"].as_str().expect("signer_listen");
+    let code = waiting["pairing_code"]
+        .as_str()
+        .expect("a fresh node shows a code");
+    (launch, listen.to_string(), code.to_string())
+}
+
+/// Starts a remote-signer node on `dir` and a freshly initialised signer for it (with
+/// `policy`, a `[policy]` table body, when given); returns both once the node is ready, plus
+/// the signer's recovery words.
+pub fn start_pair(
+    env: &Env,
+    dir: &Path,
+    signer_dir: &Path,
+    policy: Option<&str>,
+) -> (Daemon, SignerProcess, String) {
+    std::fs::create_dir_all(signer_dir).expect("signer dir");
+    let words = signer::init(signer_dir);
+    if let Some(policy) = policy {
+        signer::set_policy(signer_dir, policy);
+    }
+    let (launch, listen, code) = launch_remote(env, dir);
+    let signer = SignerProcess::start(signer_dir, &listen, Some(&code));
+    let daemon = launch.ready();
+    assert_eq!(
+        daemon.node_id, signer.node_id,
+        "the node's identity is the signer's"
+    );
+    (daemon, signer, words)
+}
+
+pub async fn onchain(client: &mut Client) -> v1::OnchainBalanceResponse {
+    client
+        .onchain_balance(v1::OnchainBalanceRequest {})
+        .await
+        .expect("onchain balance")
+        .into_inner()
+}
+
+pub async fn in_channels_sat(client: &mut Client) -> u64 {
+    client
+        .lightning_balance(v1::LightningBalanceRequest {})
+        .await
+        .expect("lightning balance")
+        .into_inner()
+        .in_channels_sat
+}
+
+pub async fn channels(client: &mut Client) -> Vec<v1::Channel> {
+    client
+        .list_channels(v1::ListChannelsRequest {})
+        .await
+        .expect("list channels")
+        .into_inner()
+        .channels
+}
+
+pub async fn settled(client: &Client, node: &TestNode) {
+    wait_until("no HTLC in flight", TIMEOUT, || {
+        let mut c = client.clone();
+        async move {
+            channels(&mut c)
+                .await
+                .iter()
+                .all(|ch| ch.is_usable && ch.pending_htlcs == 0)
+                && node.list_channels().iter().all(|ch| ch.pending_htlcs == 0)
+        }
+    })
+    .await
+    .expect("settled");
+}
+
+/// Funds the daemon's watch-only wallet through its API and waits for the confirmation.
+pub async fn fund(env: &Env, client: &mut Client, sat: u64) {
+    let before = onchain(client).await.confirmed_sat;
+    let address = client
+        .new_address(v1::NewAddressRequest {})
+        .await
+        .expect("address")
+        .into_inner()
+        .address
+        .parse::<bitcoin::Address<_>>()
+        .expect("address parses")
+        .assume_checked();
+    env.bitcoind
+        .fund_address(&address, sat)
+        .await
+        .expect("fund");
+    env.mine(1).await;
+    wait_until("wallet funded", TIMEOUT, || {
+        let mut c = client.clone();
+        async move { onchain(&mut c).await.confirmed_sat >= before + sat }
+    })
+    .await
+    .expect("funded");
+}
+
+/// Opens a channel from the daemon to `peer`, confirms it and returns its id.
+pub async fn open_to(env: &Env, client: &mut Client, peer: &TestNode) -> String {
+    let known: Vec<String> = channels(client)
+        .await
+        .into_iter()
+        .map(|c| c.channel_id)
+        .collect();
+    client
+        .open_channel(v1::OpenChannelRequest {
+            node_id: peer.node_id().to_string(),
+            amount_sat: CHANNEL_SAT,
+            push_msat: 0,
+            announce: Some(false),
+        })
+        .await
+        .expect("open channel");
+    // The funding transaction is signed by the remote signer once the peer has signed the
+    // first commitment; then it reaches the mempool.
+    wait_until("funding in mempool", TIMEOUT, || async {
+        !env.mempool().await.is_empty()
+    })
+    .await
+    .expect("funding broadcast");
+    env.mine(6).await;
+    let found = std::sync::Mutex::new(None);
+    wait_until("channel usable", TIMEOUT, || {
+        let mut c = client.clone();
+        let known = known.clone();
+        let found = &found;
+        async move {
+            let new = channels(&mut c)
+                .await
+                .into_iter()
+                .find(|ch| !known.contains(&ch.channel_id) && ch.is_usable);
+            let usable = new.is_some();
+            *found.lock().expect("lock") = new.map(|ch| ch.channel_id);
+            usable
+        }
+    })
+    .await
+    .expect("usable");
+    found.into_inner().expect("lock").expect("found")
+}
+
+/// A node's balance in a channel, in whole sats (exact with no HTLC in flight).
+pub fn channel_balance_sat(node: &TestNode, channel_id: &str) -> u64 {
+    node.list_channels()
+        .into_iter()
+        .find(|c| c.channel_id == channel_id)
+        .expect("channel")
+        .balance_sat
+}
+
+pub async fn wait_for_spend(env: &Env, outpoint: &bitcoin::OutPoint) -> bitcoin::Transaction {
+    let deadline = tokio::time::Instant::now() + TIMEOUT;
+    loop {
+        let spend = env
+            .mempool()
+            .await
+            .into_iter()
+            .find(|tx| tx.input.iter().any(|i| i.previous_output == *outpoint));
+        if let Some(tx) = spend {
+            return tx;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no transaction spent {outpoint}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+pub async fn funding_of(client: &mut Client, channel_id: &str) -> bitcoin::OutPoint {
+    channels(client)
+        .await
+        .into_iter()
+        .find(|c| c.channel_id == channel_id)
+        .and_then(|c| c.funding_txo)
+        .expect("funded channel")
+        .parse()
+        .expect("outpoint")
+}

@@ -1,0 +1,202 @@
+//! The tenant-node payment flow with the tenant's keys in a separate `micronode signer`
+//! process: A (`node run --signer remote`, a child process) opens to B, pays C through B,
+//! keysends, closes cooperatively, then opens again and force-closes, sweeping after the
+//! delay. Every balance reconciles, and A's data directory, config and logs hold no key.
+
+mod daemon;
+
+use std::time::Duration;
+
+use daemon::tenant::*;
+use micronode_proto::v1;
+use micronode_testenv::nodes::{open_channel, Env, TIMEOUT};
+use micronode_testenv::wait_until;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn watch_only_tenant_pays_closes_and_sweeps_with_a_remote_signer() {
+    let env = Env::new("remote-flow").await;
+    let b = env.start_node("b").await;
+    let c = env.start_node("c").await;
+    env.fund(&b, 2_000_000).await;
+    open_channel(&env, &b, &c, CHANNEL_SAT).await;
+
+    let a_dir = env.dir.0.join("a");
+    let signer_dir = env.dir.0.join("a-signer");
+    let (mut a, signer, words) = start_pair(&env, &a_dir, &signer_dir, None);
+    let mut client = a.client().await;
+    fund(&env, &mut client, 3_000_000).await;
+    client
+        .connect_peer(v1::ConnectPeerRequest {
+            node_id: b.node_id().to_string(),
+            address: b.listen_addr().expect("b listens").to_string(),
+        })
+        .await
+        .expect("connect");
+    let ab = open_to(&env, &mut client, &b).await;
+    wait_until("A's graph has B–C", TIMEOUT, || {
+        let mut c = client.clone();
+        async move {
+            c.get_info(v1::GetInfoRequest {})
+                .await
+                .map(|i| i.into_inner().graph_channels >= 1)
+                .unwrap_or(false)
+        }
+    })
+    .await
+    .expect("gossip");
+
+    // --- A pays an invoice of C through B; the signer approves and signs every step.
+    let a_before = in_channels_sat(&mut client).await;
+    let b_before = b.lightning_balance().in_channels_sat;
+    let amount_msat = 50_000_000;
+    let invoice = c
+        .create_invoice(Some(amount_msat), "coffee", 3600)
+        .expect("invoice");
+    let paid = client
+        .pay_invoice(v1::PayInvoiceRequest {
+            invoice: invoice.invoice.clone(),
+            wait: true,
+            timeout_secs: Some(60),
+            ..Default::default()
+        })
+        .await
+        .expect("pay")
+        .into_inner();
+    assert_eq!(paid.status, v1::PaymentStatus::Succeeded as i32, "{paid:?}");
+    let fee = forwarding_fee_msat(amount_msat);
+    assert_eq!(paid.fee_msat, Some(fee));
+    settled(&client, &b).await;
+    assert_eq!(
+        a_before - in_channels_sat(&mut client).await,
+        (amount_msat + fee) / 1000
+    );
+    assert_eq!(
+        b.lightning_balance().in_channels_sat - b_before,
+        fee / 1000,
+        "B earned the fee"
+    );
+
+    // --- Keysend A -> C through B.
+    let a_before = in_channels_sat(&mut client).await;
+    let ks_msat = 20_000_000;
+    let sent = client
+        .keysend(v1::KeysendRequest {
+            node_id: c.node_id().to_string(),
+            amount_msat: ks_msat,
+            wait: true,
+            timeout_secs: Some(60),
+            ..Default::default()
+        })
+        .await
+        .expect("keysend")
+        .into_inner();
+    assert_eq!(sent.status, v1::PaymentStatus::Succeeded as i32, "{sent:?}");
+    settled(&client, &b).await;
+    let fee = forwarding_fee_msat(ks_msat);
+    assert_eq!(
+        a_before - in_channels_sat(&mut client).await,
+        (ks_msat + fee) / 1000
+    );
+
+    // --- Cooperative close: B gets exactly its channel balance; A (the funder) gets the rest
+    // less the closing fee.
+    let a_balance = CHANNEL_SAT - channel_balance_sat(&b, &ab);
+    let a_onchain = onchain(&mut client).await.total_sat;
+    let funding = funding_of(&mut client, &ab).await;
+    client
+        .close_channel(v1::CloseChannelRequest {
+            channel_id: ab.clone(),
+            force: false,
+        })
+        .await
+        .expect("coop close");
+    let closing = wait_for_spend(&env, &funding).await;
+    let closing_fee = CHANNEL_SAT - closing.output.iter().map(|o| o.value.to_sat()).sum::<u64>();
+    env.mine(1).await;
+    let expected = a_onchain + a_balance - closing_fee;
+    let reconciled = wait_until("A's wallet has the coop close", TIMEOUT, || {
+        let mut c = client.clone();
+        async move { onchain(&mut c).await.total_sat == expected }
+    })
+    .await;
+    if let Err(e) = reconciled {
+        panic!(
+            "{e}: A has {:?}, expected {expected} (before {a_onchain}, channel {a_balance}, \
+             fee {closing_fee}); closing outputs {:?}",
+            onchain(&mut client).await,
+            closing.output
+        );
+    }
+
+    // --- A second channel, a payment to B, then a force close by A: A's commitment is signed
+    // by the signer, and A's output is swept to A's wallet after the delay.
+    let ab2 = open_to(&env, &mut client, &b).await;
+    let invoice = b
+        .create_invoice(Some(30_000_000), "before the force close", 3600)
+        .expect("invoice");
+    let paid = client
+        .pay_invoice(v1::PayInvoiceRequest {
+            invoice: invoice.invoice,
+            wait: true,
+            timeout_secs: Some(60),
+            ..Default::default()
+        })
+        .await
+        .expect("pay B")
+        .into_inner();
+    assert_eq!(paid.status, v1::PaymentStatus::Succeeded as i32);
+    settled(&client, &b).await;
+    assert_eq!(channel_balance_sat(&b, &ab2), 30_000);
+    let a_balance = CHANNEL_SAT - 30_000;
+    let a_onchain = onchain(&mut client).await.total_sat;
+    let funding = funding_of(&mut client, &ab2).await;
+    client
+        .close_channel(v1::CloseChannelRequest {
+            channel_id: ab2.clone(),
+            force: true,
+        })
+        .await
+        .expect("force close");
+    let commitment = wait_for_spend(&env, &funding).await;
+    let commitment_fee = CHANNEL_SAT
+        - commitment
+            .output
+            .iter()
+            .map(|o| o.value.to_sat())
+            .sum::<u64>();
+    for _ in 0..16 {
+        env.mine(10).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    const MAX_SWEEP_FEE: u64 = 5_000;
+    let floor = a_onchain + a_balance - commitment_fee - MAX_SWEEP_FEE;
+    wait_until("A's output swept", Duration::from_secs(90), || {
+        let mut c = client.clone();
+        let env = &env;
+        async move {
+            env.mine(1).await;
+            let claimable = c
+                .lightning_balance(v1::LightningBalanceRequest {})
+                .await
+                .map(|b| b.into_inner().claimable_sat)
+                .unwrap_or(u64::MAX);
+            onchain(&mut c).await.confirmed_sat > floor && claimable == 0
+        }
+    })
+    .await
+    .expect("swept");
+    let gain = onchain(&mut client).await.total_sat - a_onchain;
+    let sweep_fee = a_balance - commitment_fee - gain;
+    assert!(
+        sweep_fee > 0 && sweep_fee < MAX_SWEEP_FEE,
+        "sweep fee {sweep_fee}"
+    );
+
+    // --- Watch-only: nothing of the tenant's secrets in A's directory, config or logs.
+    a.terminate();
+    drop(signer);
+    daemon::watch_only::assert_no_secrets(&a_dir, &a_dir.with_extension("log"), &words, &a.node_id);
+    for n in [&b, &c] {
+        n.stop().await.expect("stop");
+    }
+}
