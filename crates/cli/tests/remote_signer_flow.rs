@@ -22,7 +22,12 @@ async fn watch_only_tenant_pays_closes_and_sweeps_with_a_remote_signer() {
 
     let a_dir = env.dir.0.join("a");
     let signer_dir = env.dir.0.join("a-signer");
-    let (mut a, signer, words) = start_pair(&env, &a_dir, &signer_dir, None);
+    let Tenant {
+        node: mut a,
+        signer,
+        words,
+        ..
+    } = start_pair(&env, &a_dir, &signer_dir, None);
     let mut client = a.client().await;
     fund(&env, &mut client, 3_000_000).await;
     client

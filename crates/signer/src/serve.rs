@@ -45,6 +45,9 @@ impl PairedNode {
     }
 }
 
+/// How many times a pairing attempt is made before the code is declared refused.
+const PAIRING_ATTEMPTS: u32 = 5;
+
 /// Runs the signer until `stop` resolves: connect (pairing first if `pairing_code` is given),
 /// serve, reconnect.
 pub async fn run(
@@ -68,14 +71,26 @@ pub async fn run(
             },
             (None, None) => return Err("not paired: run with a pairing code first".into()),
         };
+        let pairing = matches!(mode, ConnectMode::Pairing { .. });
         let connector = LinkConnector::new(node_addr.clone(), identity.clone(), mode);
-        let backoff = Backoff::default();
+        // A pinned node that refuses us may be restarting: keep trying. A pairing code the node
+        // refuses is wrong, used or expired, and will never work: give up soon and say so.
+        let backoff = Backoff {
+            max_attempts: pairing.then_some(PAIRING_ATTEMPTS),
+            ..Backoff::default()
+        };
         let connected = tokio::select! {
             _ = &mut stop => return Ok(()),
             c = connector.connect_with_backoff(&backoff, std::future::pending()) => c,
         };
         let (conn, peer) = match connected {
             Ok(c) => c,
+            Err(e) if pairing => {
+                return Err(format!(
+                    "pairing failed: the node did not accept the code after \
+                     {PAIRING_ATTEMPTS} attempts (wrong, already used or expired?): {e}"
+                ))
+            }
             Err(e) => return Err(format!("cannot reach the node: {e}")),
         };
         if peer.kind == HandshakeKind::Paired {

@@ -85,6 +85,19 @@ impl Launch {
         next_event(&self.lines, name)
     }
 
+    /// The stdout JSON line whose `event` is `name`, if it comes within `timeout`.
+    pub fn try_event(&self, name: &str, timeout: Duration) -> Option<serde_json::Value> {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let line = self.lines.recv_timeout(left).ok()?;
+            match serde_json::from_str::<serde_json::Value>(&line) {
+                Ok(value) if value["event"] == name => return Some(value),
+                _ => continue,
+            }
+        }
+    }
+
     /// Waits for the ready line.
     pub fn ready(self) -> Daemon {
         let ready = self.event("ready");

@@ -101,6 +101,18 @@ impl SignerProcess {
         }
     }
 
+    /// Waits up to `timeout` for the signer to exit on its own.
+    pub fn wait_exit(&mut self, timeout: std::time::Duration) -> Option<std::process::ExitStatus> {
+        let deadline = std::time::Instant::now() + timeout;
+        while std::time::Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return Some(status);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        None
+    }
+
     /// SIGKILL.
     pub fn kill_9(&mut self) {
         let _ = self.child.kill();

@@ -41,15 +41,21 @@ pub fn launch_remote(env: &Env, dir: &Path) -> (Launch, String, String) {
     (launch, listen.to_string(), code.to_string())
 }
 
+/// A tenant: its watch-only node and the signer holding its keys.
+pub struct Tenant {
+    /// The node process.
+    pub node: Daemon,
+    /// The signer process.
+    pub signer: SignerProcess,
+    /// The signer's recovery words.
+    pub words: String,
+    /// Where the signer dials the node.
+    pub signer_listen: String,
+}
+
 /// Starts a remote-signer node on `dir` and a freshly initialised signer for it (with
-/// `policy`, a `[policy]` table body, when given); returns both once the node is ready, plus
-/// the signer's recovery words.
-pub fn start_pair(
-    env: &Env,
-    dir: &Path,
-    signer_dir: &Path,
-    policy: Option<&str>,
-) -> (Daemon, SignerProcess, String) {
+/// `policy`, a `[policy]` table body, when given); returns both once the node is ready.
+pub fn start_pair(env: &Env, dir: &Path, signer_dir: &Path, policy: Option<&str>) -> Tenant {
     std::fs::create_dir_all(signer_dir).expect("signer dir");
     let words = signer::init(signer_dir);
     if let Some(policy) = policy {
@@ -57,12 +63,17 @@ pub fn start_pair(
     }
     let (launch, listen, code) = launch_remote(env, dir);
     let signer = SignerProcess::start(signer_dir, &listen, Some(&code));
-    let daemon = launch.ready();
+    let node = launch.ready();
     assert_eq!(
-        daemon.node_id, signer.node_id,
+        node.node_id, signer.node_id,
         "the node's identity is the signer's"
     );
-    (daemon, signer, words)
+    Tenant {
+        node,
+        signer,
+        words,
+        signer_listen: listen,
+    }
 }
 
 pub async fn onchain(client: &mut Client) -> v1::OnchainBalanceResponse {

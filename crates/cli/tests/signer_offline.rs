@@ -1,0 +1,195 @@
+//! The tenant's signer dies (`kill -9`) in the middle of a burst of payments: the node stays
+//! up, answers "signer offline" to new payments, and once the signer is back every payment
+//! resolves, payer and payee agree, new payments go through and no channel was closed.
+
+mod daemon;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use daemon::signer::SignerProcess;
+use daemon::tenant::*;
+use micronode_node::{NodeEvent, PaymentDirection, PaymentStatus};
+use micronode_proto::v1;
+use micronode_proto::ERROR_CODE_METADATA;
+use micronode_testenv::nodes::{Env, TIMEOUT};
+use micronode_testenv::wait_until;
+
+const PAYMENTS: usize = 30;
+const AMOUNT_MSAT: u64 = 2_000_000;
+
+async fn pay(client: &mut daemon::Client, invoice: String, wait: bool) -> Result<v1::Payment, tonic::Status> {
+    client
+        .pay_invoice(v1::PayInvoiceRequest {
+            invoice,
+            wait,
+            timeout_secs: Some(60),
+            ..Default::default()
+        })
+        .await
+        .map(|r| r.into_inner())
+}
+
+fn error_code(status: &tonic::Status) -> Option<&str> {
+    status
+        .metadata()
+        .get(ERROR_CODE_METADATA)
+        .and_then(|v| v.to_str().ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn killing_the_signer_mid_burst_loses_nothing_and_closes_nothing() {
+    let env = Env::new("signer-offline").await;
+    let b = env.start_node("b").await;
+    let a_dir = env.dir.0.join("a");
+    let signer_dir = env.dir.0.join("a-signer");
+    let Tenant {
+        node: a,
+        mut signer,
+        signer_listen,
+        ..
+    } = start_pair(&env, &a_dir, &signer_dir, None);
+    let mut client = a.client().await;
+    fund(&env, &mut client, 2_000_000).await;
+    client
+        .connect_peer(v1::ConnectPeerRequest {
+            node_id: b.node_id().to_string(),
+            address: b.listen_addr().expect("b listens").to_string(),
+        })
+        .await
+        .expect("connect");
+    let channel_id = open_to(&env, &mut client, &b).await;
+    let mut b_events = b.subscribe_events();
+
+    // The burst, with the signer killed once a few payments have landed.
+    let invoices: Vec<_> = (0..PAYMENTS)
+        .map(|i| {
+            b.create_invoice(Some(AMOUNT_MSAT), &format!("burst {i}"), 3600)
+                .expect("invoice")
+        })
+        .collect();
+    let mut sends = Vec::new();
+    for inv in &invoices {
+        let mut c = client.clone();
+        let invoice = inv.invoice.clone();
+        sends.push(tokio::spawn(async move { pay(&mut c, invoice, false).await }));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let settled = b
+            .list_payments()
+            .iter()
+            .filter(|p| {
+                p.direction == PaymentDirection::Inbound && p.status == PaymentStatus::Succeeded
+            })
+            .count();
+        if settled >= 5 {
+            break;
+        }
+    }
+    signer.kill_9();
+    for s in sends {
+        let _ = s.await.expect("task"); // calls after the kill fail with "signer offline"
+    }
+
+    // The node is up and says why it cannot pay.
+    let late = b
+        .create_invoice(Some(AMOUNT_MSAT), "while the signer is away", 3600)
+        .expect("invoice");
+    let deadline = tokio::time::Instant::now() + TIMEOUT;
+    let offline = loop {
+        match pay(&mut client, late.invoice.clone(), false).await {
+            Err(status) if error_code(&status) == Some("SIGNER_OFFLINE") => break status,
+            other => assert!(
+                tokio::time::Instant::now() < deadline,
+                "the node never reported the signer offline: {other:?}"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(offline.code(), tonic::Code::Unavailable);
+    assert!(
+        offline.message().contains("signer offline"),
+        "{}",
+        offline.message()
+    );
+    let info = client
+        .get_info(v1::GetInfoRequest {})
+        .await
+        .expect("the node still answers reads")
+        .into_inner();
+    assert_eq!(info.num_channels, 1);
+
+    // The signer returns (pinned now: no pairing code) and everything resolves.
+    let signer = SignerProcess::start(&signer_dir, &signer_listen, None);
+    let mut outcome: HashMap<String, i32> = HashMap::new();
+    for inv in &invoices {
+        let deadline = tokio::time::Instant::now() + TIMEOUT;
+        loop {
+            let status = match client
+                .get_payment(v1::GetPaymentRequest {
+                    id: inv.payment_hash.clone(),
+                    direction: Some(v1::PaymentDirection::Outbound as i32),
+                })
+                .await
+            {
+                Ok(p) => p.into_inner().status,
+                Err(s) if s.code() == tonic::Code::NotFound => v1::PaymentStatus::Failed as i32,
+                Err(s) => panic!("get_payment: {s}"),
+            };
+            if status != v1::PaymentStatus::Pending as i32 {
+                outcome.insert(inv.payment_hash.clone(), status);
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "payment {} stuck pending",
+                inv.payment_hash
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    let mut succeeded: Vec<String> = outcome
+        .iter()
+        .filter(|(_, s)| **s == v1::PaymentStatus::Succeeded as i32)
+        .map(|(h, _)| h.clone())
+        .collect();
+    assert!(succeeded.len() >= 5, "the payments before the kill count");
+    assert!(
+        succeeded.len() < PAYMENTS,
+        "the kill must interrupt the burst"
+    );
+
+    // Payer and payee agree on exactly what was paid.
+    settled(&client, &b).await;
+    let mut received: Vec<String> = b
+        .list_payments()
+        .into_iter()
+        .filter(|p| {
+            p.direction == PaymentDirection::Inbound && p.status == PaymentStatus::Succeeded
+        })
+        .map(|p| hex::encode(p.payment_hash))
+        .collect();
+    succeeded.sort();
+    received.sort();
+    assert_eq!(succeeded, received, "payer and payee agree");
+
+    // Work resumes: the payment refused while offline now goes through.
+    let paid = pay(&mut client, late.invoice, true).await.expect("pay");
+    assert_eq!(paid.status, v1::PaymentStatus::Succeeded as i32, "{paid:?}");
+    settled(&client, &b).await;
+    let expected_sat = (received.len() as u64 + 1) * AMOUNT_MSAT / 1000;
+    wait_until("B's balance is what it received", TIMEOUT, || async {
+        channel_balance_sat(&b, &channel_id) == expected_sat
+    })
+    .await
+    .expect("balances reconcile");
+    while let Ok(event) = b_events.try_recv() {
+        assert!(
+            !matches!(event, NodeEvent::ChannelClosed { .. }),
+            "channel closed: {event:?}"
+        );
+    }
+    assert!(env.mempool().await.is_empty(), "nothing was broadcast");
+    b.stop().await.expect("stop b");
+    drop(signer);
+    drop(a);
+}
