@@ -168,24 +168,13 @@ impl NodeSettings {
         let data_dir = self
             .data_dir
             .unwrap_or_else(|| micronode_home().join(network_dir(network)).join("node"));
-        let (host, port) = match &self.bitcoind_rpc {
-            Some(s) => split_host_port(s)?,
-            None => ("127.0.0.1".to_string(), default_rpc_port(network)),
-        };
-        let auth = match (
+        let (host, port, auth) = bitcoind_endpoint(
+            network,
+            self.bitcoind_rpc.as_deref(),
             self.bitcoind_rpc_user,
             self.bitcoind_rpc_password,
             self.bitcoind_rpc_cookie,
-        ) {
-            (Some(user), Some(pass), None) => RpcAuth::UserPass { user, pass },
-            (None, None, Some(cookie)) => RpcAuth::CookieFile(cookie),
-            (None, None, None) => RpcAuth::CookieFile(default_cookie(network)),
-            _ => {
-                return Err(ConfigError::Invalid(
-                    "give either bitcoind RPC user and password, or a cookie file".into(),
-                ))
-            }
-        };
+        )?;
         let mut node = NodeConfig::new(&data_dir, network);
         node.alias = self.alias.unwrap_or_else(|| "micronode".into());
         if node.alias.len() > 32 {
@@ -277,6 +266,32 @@ pub fn network_dir(network: Network) -> &'static str {
         Network::Signet => "signet",
         _ => "regtest",
     }
+}
+
+/// Where bitcoind's RPC is and how to log in: `rpc` is `host:port` (default: loopback and the
+/// network's port); give a user and password, or a cookie file (default: bitcoind's own).
+pub fn bitcoind_endpoint(
+    network: Network,
+    rpc: Option<&str>,
+    user: Option<String>,
+    password: Option<String>,
+    cookie: Option<PathBuf>,
+) -> Result<(String, u16, RpcAuth), ConfigError> {
+    let (host, port) = match rpc {
+        Some(s) => split_host_port(s)?,
+        None => ("127.0.0.1".to_string(), default_rpc_port(network)),
+    };
+    let auth = match (user, password, cookie) {
+        (Some(user), Some(pass), None) => RpcAuth::UserPass { user, pass },
+        (None, None, Some(cookie)) => RpcAuth::CookieFile(cookie),
+        (None, None, None) => RpcAuth::CookieFile(default_cookie(network)),
+        _ => {
+            return Err(ConfigError::Invalid(
+                "give either bitcoind RPC user and password, or a cookie file".into(),
+            ))
+        }
+    };
+    Ok((host, port, auth))
 }
 
 fn default_rpc_port(network: Network) -> u16 {

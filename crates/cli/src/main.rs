@@ -8,6 +8,7 @@ mod init;
 mod nwc_cmd;
 mod remote_keys;
 mod signer_cmd;
+mod signer_recover;
 mod up;
 
 use std::path::PathBuf;

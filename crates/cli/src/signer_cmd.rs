@@ -53,6 +53,10 @@ enum SignerCommand {
     },
     /// Stop all signing for the operator, at once and for good.
     Revoke,
+    /// Leave without the operator: force-close every channel with the latest state this
+    /// signer validated and sweep the funds to your address after the delay (revokes the
+    /// operator first).
+    Recover(crate::signer_recover::RecoverArgs),
 }
 
 /// `signer.toml` in the signer's directory.
@@ -90,7 +94,8 @@ fn passphrase(confirm: bool) -> anyhow::Result<Passphrase> {
     Ok(Passphrase::new(line.trim_end_matches(['\r', '\n'])))
 }
 
-fn parse_network(s: &str) -> anyhow::Result<Network> {
+/// Parses a network name as `signer.toml` stores it.
+pub(crate) fn parse_network(s: &str) -> anyhow::Result<Network> {
     match s {
         "mainnet" | "bitcoin" => Ok(Network::Bitcoin),
         other => Network::from_core_arg(other).with_context(|| format!("unknown network {other}")),
@@ -205,6 +210,7 @@ pub async fn run(args: SignerArgs) -> anyhow::Result<()> {
             .await
             .map_err(anyhow::Error::msg)
         }
+        SignerCommand::Recover(args) => crate::signer_recover::run(&dir, args).await,
         SignerCommand::Revoke => {
             micronode_signer::engine::revoke_dir(&dir.join("state"))?;
             eprintln!("revoked: the signer refuses every request from the operator from now on");

@@ -18,7 +18,11 @@ use micronode_testenv::wait_until;
 const PAYMENTS: usize = 30;
 const AMOUNT_MSAT: u64 = 2_000_000;
 
-async fn pay(client: &mut daemon::Client, invoice: String, wait: bool) -> Result<v1::Payment, tonic::Status> {
+async fn pay(
+    client: &mut daemon::Client,
+    invoice: String,
+    wait: bool,
+) -> Result<v1::Payment, tonic::Status> {
     client
         .pay_invoice(v1::PayInvoiceRequest {
             invoice,
@@ -72,7 +76,9 @@ async fn killing_the_signer_mid_burst_loses_nothing_and_closes_nothing() {
     for inv in &invoices {
         let mut c = client.clone();
         let invoice = inv.invoice.clone();
-        sends.push(tokio::spawn(async move { pay(&mut c, invoice, false).await }));
+        sends.push(tokio::spawn(
+            async move { pay(&mut c, invoice, false).await },
+        ));
         tokio::time::sleep(Duration::from_millis(20)).await;
         let settled = b
             .list_payments()

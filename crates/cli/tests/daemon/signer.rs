@@ -60,6 +60,31 @@ pub fn run_once(dir: &Path, args: &[&str]) -> (bool, String, String) {
     )
 }
 
+/// Spawns `micronode signer recover <args>` with the test bitcoind's credentials; returns
+/// the child and its stdout lines. Its log goes to `<dir>/recover.log`.
+pub fn spawn_recover(
+    dir: &Path,
+    bitcoind: &micronode_testenv::Bitcoind,
+    args: &[&str],
+) -> (Child, Receiver<String>) {
+    let log = std::fs::File::create(dir.join("recover.log")).expect("recover log");
+    let mut child = signer_command(dir)
+        .arg("recover")
+        .arg("--bitcoind-rpc")
+        .arg(format!("{}:{}", bitcoind.rpc_host(), bitcoind.rpc_port()))
+        .arg("--bitcoind-rpc-user")
+        .arg(bitcoind.rpc_user())
+        .env("MICRONODE_BITCOIND_RPC_PASSWORD", bitcoind.rpc_password())
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(log)
+        .spawn()
+        .expect("spawn signer recover");
+    let lines = forward_lines(child.stdout.take().expect("stdout"));
+    (child, lines)
+}
+
 /// A running `micronode signer run`.
 pub struct SignerProcess {
     pub child: Child,

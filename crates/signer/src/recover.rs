@@ -1,0 +1,208 @@
+//! Unilateral exit without the operator: from the signer's own validated state, the latest
+//! holder commitment of every channel (signed, ready to broadcast), and sweeps of our delayed
+//! outputs to an address of the tenant's once the contest delay has passed.
+//!
+//! This module only builds and signs transactions; watching the chain and broadcasting is the
+//! caller's job (`micronode signer recover`).
+
+use std::fmt;
+
+use lightning_signer::bitcoin::absolute::LockTime;
+use lightning_signer::bitcoin::secp256k1::{Message, Secp256k1, SecretKey};
+use lightning_signer::bitcoin::sighash::{EcdsaSighashType, SighashCache};
+use lightning_signer::bitcoin::transaction::Version;
+use lightning_signer::bitcoin::{
+    Amount, OutPoint, ScriptBuf, Sequence, Transaction, TxIn, TxOut, Witness,
+};
+use lightning_signer::channel::ChannelSlot;
+use zeroize::Zeroizing;
+
+use crate::engine::SignerEngine;
+
+/// Why a recovery step failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RecoverError {
+    /// VLS could not produce the channel's latest commitment.
+    #[error("channel {channel}: cannot sign its latest commitment: {message}")]
+    Commitment {
+        /// The channel (hex id).
+        channel: String,
+        /// VLS's reason.
+        message: String,
+    },
+    /// The output is too small to pay for its own sweep.
+    #[error("{value_sat} sat cannot pay the {fee_sat} sat fee of its sweep")]
+    Dust {
+        /// The output's value.
+        value_sat: u64,
+        /// The fee the sweep needs.
+        fee_sat: u64,
+    },
+}
+
+/// Everything needed to close one channel unilaterally and sweep our side of it.
+pub struct ChannelExit {
+    /// The channel (hex of the signer's channel id).
+    pub channel: String,
+    /// The channel's funding output.
+    pub funding: OutPoint,
+    /// The channel's value.
+    pub capacity_sat: u64,
+    /// Our latest holder commitment, fully signed.
+    pub commitment: Transaction,
+    /// Our HTLC transactions on it that can be claimed now, fully signed.
+    pub htlc_txs: Vec<Transaction>,
+    /// Blocks our outputs stay locked after the commitment confirms.
+    pub to_self_delay: u16,
+    /// The script of our delayed outputs (on the commitment and the HTLC transactions).
+    pub delayed_script: ScriptBuf,
+    delayed_key: Zeroizing<[u8; 32]>,
+    witness_script: ScriptBuf,
+}
+
+impl fmt::Debug for ChannelExit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ChannelExit")
+            .field("channel", &self.channel)
+            .field("funding", &self.funding)
+            .field("commitment", &self.commitment.compute_txid())
+            .field("to_self_delay", &self.to_self_delay)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ChannelExit {
+    /// Our delayed outputs among `tx`'s outputs, as (outpoint, output).
+    pub fn delayed_outputs(&self, tx: &Transaction) -> Vec<(OutPoint, TxOut)> {
+        let txid = tx.compute_txid();
+        tx.output
+            .iter()
+            .enumerate()
+            .filter(|(_, o)| o.script_pubkey == self.delayed_script)
+            .map(|(vout, o)| (OutPoint::new(txid, vout as u32), o.clone()))
+            .collect()
+    }
+
+    /// Signs a transaction sweeping `outputs` (our delayed outputs, past their delay) to
+    /// `destination` at `sat_per_vb`.
+    pub fn sweep(
+        &self,
+        outputs: &[(OutPoint, TxOut)],
+        destination: &ScriptBuf,
+        sat_per_vb: u64,
+    ) -> Result<Transaction, RecoverError> {
+        let total: u64 = outputs.iter().map(|(_, o)| o.value.to_sat()).sum();
+        let mut tx = Transaction {
+            version: Version::TWO,
+            lock_time: LockTime::ZERO,
+            input: outputs
+                .iter()
+                .map(|(outpoint, _)| TxIn {
+                    previous_output: *outpoint,
+                    sequence: Sequence::from_height(self.to_self_delay),
+                    ..Default::default()
+                })
+                .collect(),
+            output: vec![TxOut {
+                value: Amount::from_sat(total),
+                script_pubkey: destination.clone(),
+            }],
+        };
+        // Size with worst-case (73-byte) signatures, then set the fee.
+        for input in &mut tx.input {
+            input.witness =
+                Witness::from_slice(&[vec![0u8; 73], Vec::new(), self.witness_script.to_bytes()]);
+        }
+        let fee_sat = tx.vsize() as u64 * sat_per_vb.max(1);
+        if total <= fee_sat + 330 {
+            return Err(RecoverError::Dust {
+                value_sat: total,
+                fee_sat,
+            });
+        }
+        tx.output[0].value = Amount::from_sat(total - fee_sat);
+        let secp = Secp256k1::signing_only();
+        // The key is a valid scalar: it came from VLS as a `SecretKey`.
+        let key = SecretKey::from_slice(&self.delayed_key[..]).expect("valid key");
+        let mut witnesses = Vec::with_capacity(outputs.len());
+        {
+            let mut cache = SighashCache::new(&tx);
+            for (index, (_, output)) in outputs.iter().enumerate() {
+                let sighash = cache
+                    .p2wsh_signature_hash(
+                        index,
+                        &self.witness_script,
+                        output.value,
+                        EcdsaSighashType::All,
+                    )
+                    .expect("input index is in range");
+                let sig = secp.sign_ecdsa(&Message::from(sighash), &key);
+                let mut sig = sig.serialize_der().to_vec();
+                sig.push(EcdsaSighashType::All as u8);
+                witnesses.push(Witness::from_slice(&[
+                    sig,
+                    Vec::new(),
+                    self.witness_script.to_bytes(),
+                ]));
+            }
+        }
+        for (input, witness) in tx.input.iter_mut().zip(witnesses) {
+            input.witness = witness;
+        }
+        Ok(tx)
+    }
+}
+
+impl SignerEngine {
+    /// The exit of every channel the signer has set up, built from the latest state it
+    /// validated. With `close`, each channel is also marked closed in the signer's durable
+    /// state, so it never signs a newer state for the operator again; without, nothing is
+    /// persisted (a dry run).
+    pub fn channel_exits(&self, close: bool) -> Vec<Result<ChannelExit, RecoverError>> {
+        let node = self.node();
+        let slots: Vec<_> = node.get_channels().values().cloned().collect();
+        let mut exits = Vec::new();
+        for slot in slots {
+            let mut guard = slot.lock().unwrap_or_else(|e| e.into_inner());
+            let ChannelSlot::Ready(chan) = &mut *guard else {
+                continue; // never funded: nothing to recover
+            };
+            let channel = hex::encode(chan.id().as_slice());
+            let signed = if close {
+                chan.sign_holder_commitment_tx_for_recovery(&[], None)
+            } else {
+                chan.sign_holder_commitment_tx_for_recovery_dry_run(&[], None)
+            };
+            exits.push(match signed {
+                Ok((commitment, htlc_txs, delayed_script, (key, prefix), _)) => {
+                    // VLS gives the witness as [<empty>, witness script] after the signature.
+                    let witness_script =
+                        ScriptBuf::from_bytes(prefix.last().cloned().unwrap_or_default());
+                    if witness_script.to_p2wsh() != delayed_script {
+                        exits.push(Err(RecoverError::Commitment {
+                            channel,
+                            message: "the delayed output's script does not match its key".into(),
+                        }));
+                        continue;
+                    }
+                    Ok(ChannelExit {
+                        channel,
+                        funding: chan.setup.funding_outpoint,
+                        capacity_sat: chan.setup.channel_value_sat,
+                        commitment,
+                        htlc_txs,
+                        to_self_delay: chan.setup.counterparty_selected_contest_delay,
+                        delayed_script,
+                        delayed_key: Zeroizing::new(key.secret_bytes()),
+                        witness_script,
+                    })
+                }
+                Err(status) => Err(RecoverError::Commitment {
+                    channel,
+                    message: status.message().to_string(),
+                }),
+            });
+        }
+        exits
+    }
+}
