@@ -10,6 +10,7 @@ mod remote_keys;
 mod signer_cmd;
 mod signer_recover;
 mod up;
+mod up_signer;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -102,7 +102,19 @@ pub(crate) fn parse_network(s: &str) -> anyhow::Result<Network> {
     }
 }
 
+/// Writes a default `signer.toml`, unless one exists (a restore keeps the tenant's policy).
 fn write_config(dir: &Path, network: Network) -> anyhow::Result<()> {
+    if dir.join("signer.toml").exists() {
+        let existing = read_config(dir)?;
+        if parse_network(&existing.network)? != network {
+            bail!(
+                "{} is for {}, not {network}",
+                dir.join("signer.toml").display(),
+                existing.network
+            );
+        }
+        return Ok(());
+    }
     let config = SignerConfig {
         network: network.to_core_arg().to_string(),
         policy: PolicyConfig::default(),

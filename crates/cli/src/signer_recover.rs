@@ -2,9 +2,11 @@
 //! state and any bitcoind, it force-closes every channel with the latest state the signer
 //! validated, waits out the contest delay and sweeps the tenant's side to the tenant's address.
 //!
+//! The on-chain wallet's coins (found with `scantxoutset`) go to the same address.
+//!
 //! Progress goes to stdout as JSON lines (`event`: `operator_revoked`, `commitment_broadcast`,
-//! `commitment_on_chain`, `channel_skipped`, `channel_failed`, `waiting`, `sweep_broadcast`,
-//! `swept`, `recovered`), details to the log.
+//! `commitment_on_chain`, `channel_skipped`, `channel_failed`, `wallet_sweep_broadcast`,
+//! `wallet_swept`, `waiting`, `sweep_broadcast`, `swept`, `recovered`), details to the log.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -12,9 +14,9 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use bitcoin::address::NetworkUnchecked;
-use bitcoin::{Address, OutPoint, Transaction, Txid};
+use bitcoin::{Address, Amount, OutPoint, ScriptBuf, Transaction, TxOut, Txid};
 use micronode_chain::BitcoindRpc;
-use micronode_signer::recover::ChannelExit;
+use micronode_signer::recover::{ChannelExit, WalletUtxo};
 use serde_json::{json, Value};
 
 /// Arguments of `micronode signer recover`.
@@ -41,6 +43,9 @@ pub struct RecoverArgs {
     /// How often to look at the chain, in milliseconds.
     #[arg(long, default_value_t = 2000)]
     poll_interval_ms: u64,
+    /// How many receive and change addresses of the on-chain wallet to scan for coins.
+    #[arg(long, default_value_t = 1000)]
+    wallet_range: u32,
     /// Only show what would be broadcast; change nothing.
     #[arg(long)]
     dry_run: bool,
@@ -161,12 +166,37 @@ pub async fn run(dir: &Path, args: RecoverArgs) -> anyhow::Result<()> {
             }
         }
     }
+    let wallet = scan_wallet(&rpc, &engine, args.wallet_range).await?;
+    let wallet_sat: u64 = wallet.iter().map(|u| u.output.value.to_sat()).sum();
     if args.dry_run {
+        emit(
+            json!({"event": "would_sweep_wallet", "coins": wallet.len(), "amount_sat": wallet_sat}),
+        );
         return Ok(());
+    }
+    let mut wallet_sweep = None;
+    if !wallet.is_empty() {
+        let tx = engine.sweep_wallet(&wallet, &destination, sat_per_vb)?;
+        let txid = rpc
+            .send_raw_transaction(&tx)
+            .await
+            .context("broadcasting the wallet sweep")?;
+        emit(
+            json!({"event": "wallet_sweep_broadcast", "txid": txid.to_string(),
+            "coins": wallet.len(), "amount_sat": tx.output[0].value.to_sat()}),
+        );
+        wallet_sweep = Some(txid);
     }
 
     let mut swept: HashMap<Txid, u64> = HashMap::new();
-    while swept.len() < pending.len() {
+    let expected = pending.len() + usize::from(wallet_sweep.is_some());
+    while swept.len() < expected {
+        if let Some(txid) = wallet_sweep.filter(|t| !swept.contains_key(t)) {
+            if let Some(sat) = confirmed_value(&rpc, &OutPoint::new(txid, 0)).await? {
+                swept.insert(txid, sat);
+                emit(json!({"event": "wallet_swept", "txid": txid.to_string(), "amount_sat": sat}));
+            }
+        }
         for item in pending.iter_mut() {
             let exit = &exits[item.exit];
             let outputs = exit.delayed_outputs(&item.source);
@@ -174,14 +204,10 @@ pub async fn run(dir: &Path, args: RecoverArgs) -> anyhow::Result<()> {
                 if swept.contains_key(&sweep_txid) {
                     continue;
                 }
-                let out = OutPoint::new(sweep_txid, 0);
-                if let Some(utxo) = utxo(&rpc, &out, false).await? {
-                    if utxo["confirmations"].as_i64().unwrap_or(0) >= 1 {
-                        let sat = (utxo["value"].as_f64().unwrap_or(0.0) * 1e8).round() as u64;
-                        swept.insert(sweep_txid, sat);
-                        emit(json!({"event": "swept", "channel": exit.channel,
-                            "txid": sweep_txid.to_string(), "amount_sat": sat}));
-                    }
+                if let Some(sat) = confirmed_value(&rpc, &OutPoint::new(sweep_txid, 0)).await? {
+                    swept.insert(sweep_txid, sat);
+                    emit(json!({"event": "swept", "channel": exit.channel,
+                        "txid": sweep_txid.to_string(), "amount_sat": sat}));
                 }
                 continue;
             }
@@ -211,7 +237,7 @@ pub async fn run(dir: &Path, args: RecoverArgs) -> anyhow::Result<()> {
             emit(json!({"event": "sweep_broadcast", "channel": exit.channel,
                 "txid": txid.to_string(), "amount_sat": sweep.output[0].value.to_sat()}));
         }
-        if swept.len() < pending.len() {
+        if swept.len() < expected {
             tokio::time::sleep(Duration::from_millis(args.poll_interval_ms)).await;
         }
     }
@@ -251,6 +277,76 @@ async fn utxo(
     Ok(value.filter(|v| !v.is_null()))
 }
 
+/// The value of an output once it has at least one confirmation.
+async fn confirmed_value(rpc: &BitcoindRpc, outpoint: &OutPoint) -> anyhow::Result<Option<u64>> {
+    Ok(utxo(rpc, outpoint, false)
+        .await?
+        .filter(|u| u["confirmations"].as_i64().unwrap_or(0) >= 1)
+        .map(|u| (u["value"].as_f64().unwrap_or(0.0) * 1e8).round() as u64))
+}
+
+/// Finds the wallet's confirmed coins with `scantxoutset` over the first `range` receive and
+/// change addresses (no wallet needed in bitcoind).
+async fn scan_wallet(
+    rpc: &BitcoindRpc,
+    engine: &micronode_signer::SignerEngine,
+    range: u32,
+) -> anyhow::Result<Vec<WalletUtxo>> {
+    let info = engine.public_info();
+    tracing::info!(
+        range,
+        "scanning the UTXO set for the wallet's coins (minutes on mainnet)"
+    );
+    let scan: Value = rpc
+        .call(
+            "scantxoutset",
+            &[
+                json!("start"),
+                json!([
+                    {"desc": info.external_descriptor, "range": [0, range]},
+                    {"desc": info.internal_descriptor, "range": [0, range]},
+                ]),
+            ],
+        )
+        .await
+        .context("scantxoutset")?;
+    let mut coins = Vec::new();
+    for unspent in scan["unspents"].as_array().cloned().unwrap_or_default() {
+        let parsed = (|| {
+            let txid: Txid = unspent["txid"].as_str()?.parse().ok()?;
+            let vout = u32::try_from(unspent["vout"].as_u64()?).ok()?;
+            let script = hex::decode(unspent["scriptPubKey"].as_str()?).ok()?;
+            let sat = (unspent["amount"].as_f64()? * 1e8).round() as u64;
+            let path = origin_path(unspent["desc"].as_str()?)?;
+            Some(WalletUtxo {
+                outpoint: OutPoint::new(txid, vout),
+                output: TxOut {
+                    value: Amount::from_sat(sat),
+                    script_pubkey: ScriptBuf::from_bytes(script),
+                },
+                path,
+            })
+        })();
+        match parsed {
+            Some(coin) => coins.push(coin),
+            None => tracing::warn!(%unspent, "skipping a coin bitcoind described oddly"),
+        }
+    }
+    Ok(coins)
+}
+
+/// The path after the fingerprint in a descriptor's key origin: `wpkh([d34db33f/1/7]02..)`
+/// gives `[1, 7]`.
+fn origin_path(desc: &str) -> Option<Vec<u32>> {
+    let start = desc.find('[')? + 1;
+    let end = start + desc[start..].find(']')?;
+    desc[start..end]
+        .split('/')
+        .skip(1)
+        .map(|step| step.parse().ok())
+        .collect()
+}
+
 async fn estimate_sat_per_vb(rpc: &BitcoindRpc) -> u64 {
     match rpc.estimate_smart_fee(6, "economical").await {
         Ok(Some(btc_per_kvb)) => ((btc_per_kvb * 1e8 / 1000.0).ceil() as u64).max(1),
@@ -258,5 +354,20 @@ async fn estimate_sat_per_vb(rpc: &BitcoindRpc) -> u64 {
             tracing::warn!("bitcoind has no fee estimate; sweeping at 2 sat/vB (set --sat-per-vb)");
             2
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::origin_path;
+
+    #[test]
+    fn origin_paths_are_read_from_descriptors() {
+        assert_eq!(
+            origin_path("wpkh([d34db33f/1/7]02aa)#abcd"),
+            Some(vec![1, 7])
+        );
+        assert_eq!(origin_path("wpkh(02aa)"), None);
+        assert_eq!(origin_path("wpkh([d34db33f/1h/7]02aa)"), None);
     }
 }

@@ -1,7 +1,8 @@
-//! `micronode up`: the whole system on an embedded regtest, in one process.
+//! `micronode up`: the whole system on an embedded regtest.
 //!
 //! It finds or installs bitcoind, starts it with a persistent datadir under
-//! `$MICRONODE_HOME/regtest`, starts the gateway (the operator's node) and a tenant node, funds
+//! `$MICRONODE_HOME/regtest`, starts the gateway (the operator's node, keys in-process) and a
+//! watch-only tenant node whose keys live in a separate `micronode signer` process, funds
 //! them, opens a channel, pays an invoice each way, prints a summary and keeps serving until
 //! Ctrl-C.
 
@@ -14,7 +15,7 @@ use anyhow::{anyhow, bail, Context};
 use bitcoin::Network;
 use micronode_api::CookieAuth;
 use micronode_chain::{ChainServices, FeedConfig};
-use micronode_node::{LocalKeys, Node, NodeConfig, PaymentStatus};
+use micronode_node::{KeysBackend, LocalKeys, Node, NodeConfig, PaymentStatus, RemoteKeys};
 use micronode_nwc::embedded_relay::EmbeddedRelay;
 use micronode_nwc::{
     render_qr_terminal, BudgetRenewal, ConnectionSpec, NodeBackend, NwcConfig, NwcHandle,
@@ -50,7 +51,8 @@ pub struct UpArgs {
     reset: bool,
 }
 
-type LocalNode = Node<LocalKeys>;
+type GatewayNode = Node<LocalKeys>;
+type TenantNode = Node<RemoteKeys>;
 
 struct Step {
     n: usize,
@@ -99,16 +101,16 @@ fn install_bitcoind(home: &Path) -> anyhow::Result<PathBuf> {
     Ok(prefix.join("bin/bitcoind"))
 }
 
-async fn start_node(
+async fn start_node<K: KeysBackend>(
     name: &str,
     dir: &Path,
     chain: &ChainServices,
     api_port: u16,
-) -> anyhow::Result<(Arc<LocalNode>, SocketAddr, PathBuf)> {
+    keys: Arc<K>,
+) -> anyhow::Result<(Arc<Node<K>>, SocketAddr, PathBuf)> {
     let mut config = NodeConfig::new(dir, Network::Regtest);
     config.alias = name.to_string();
     config.listen_addr = Some(([127, 0, 0, 1], 0).into());
-    let keys = Arc::new(LocalKeys::load_or_create(dir, Network::Regtest)?);
     let node = Arc::new(
         Node::start(config, keys, chain.clone())
             .await
@@ -166,7 +168,7 @@ async fn mine(bitcoind: &Bitcoind, chain: &ChainServices, n: u64) -> anyhow::Res
 async fn fund(
     bitcoind: &Bitcoind,
     chain: &ChainServices,
-    node: &LocalNode,
+    node: &GatewayNode,
     sat: u64,
 ) -> anyhow::Result<()> {
     if node.onchain_balance().confirmed_sat >= sat {
@@ -246,7 +248,10 @@ async fn run_with_bitcoind(
         bitcoind.rpc_port()
     );
 
-    let step = Step::start(3, "starting the gateway and tenant nodes");
+    let step = Step::start(
+        3,
+        "starting the gateway, the tenant node and the tenant's signer",
+    );
     let stale_hint = |e: anyhow::Error| {
         anyhow!(
             "{e:#}\nhint: the nodes' state may be ahead of the regtest chain (was bitcoind \
@@ -254,14 +259,50 @@ async fn run_with_bitcoind(
         )
     };
     let tenant_dir = regtest.join("tenant");
-    let (tenant, tenant_api, tenant_cookie) =
-        start_node("tenant", &tenant_dir, &chain, args.api_port)
-            .await
-            .map_err(stale_hint)?;
-    let gateway_port = args.api_port.saturating_add(1);
+    if tenant_dir.join("keys_seed").exists() {
+        bail!(
+            "{} holds in-process keys from an older `micronode up`; the tenant's keys now live \
+             in a separate signer. Run `micronode up --reset` to start afresh",
+            tenant_dir.display()
+        );
+    }
+    // The tenant node listens for its signer; the signer (a separate process) dials in.
+    let waiting = crate::remote_keys::listen(&tenant_dir, ([127, 0, 0, 1], 0).into())?;
+    let signer = crate::up_signer::start(
+        regtest,
+        waiting.listen_addr(),
+        waiting.pairing_code.as_deref(),
+    )
+    .await?;
+    let tenant_keys = tokio::time::timeout(STEP_TIMEOUT, waiting.connected())
+        .await
+        .map_err(|_| {
+            anyhow!(
+                "the tenant's signer did not connect; see {}",
+                signer.log.display()
+            )
+        })??;
+    if tenant_keys.node_id().to_string() != signer.node_id {
+        bail!("the tenant's signer and node disagree on the node id");
+    }
+    let (tenant, tenant_api, tenant_cookie) = start_node(
+        "tenant",
+        &tenant_dir,
+        &chain,
+        args.api_port,
+        Arc::new(tenant_keys),
+    )
+    .await
+    .map_err(stale_hint)?;
+    // Port 0 means "any free port", for both.
+    let gateway_port = match args.api_port {
+        0 => 0,
+        port => port.saturating_add(1),
+    };
     let gateway_dir = regtest.join("gateway");
+    let gateway_keys = Arc::new(LocalKeys::load_or_create(&gateway_dir, Network::Regtest)?);
     let (gateway, gateway_api, gateway_cookie) =
-        start_node("gateway", &gateway_dir, &chain, gateway_port)
+        start_node("gateway", &gateway_dir, &chain, gateway_port, gateway_keys)
             .await
             .map_err(stale_hint)?;
     step.done("");
@@ -269,7 +310,12 @@ async fn run_with_bitcoind(
     let nwc = start_nwc(regtest, &tenant).await;
     let result = match &nwc {
         Ok((_, service)) => {
-            run_flow(args, bitcoind, &chain, &tenant, &gateway, apis, service).await
+            let nodes = Nodes {
+                tenant: &tenant,
+                gateway: &gateway,
+                signer: &signer,
+            };
+            run_flow(args, bitcoind, &chain, nodes, apis, service).await
         }
         Err(e) => Err(anyhow!("starting Nostr Wallet Connect: {e:#}")),
     };
@@ -280,6 +326,7 @@ async fn run_with_bitcoind(
     eprintln!("stopping the nodes ...");
     tenant.stop().await?;
     gateway.stop().await?;
+    drop(signer);
     if let Err(e) = chain.save_graph() {
         eprintln!("warning: could not save the network graph: {e}");
     }
@@ -289,7 +336,7 @@ async fn run_with_bitcoind(
 /// The Nostr relay `up` runs in-process, and the tenant's NWC service on it.
 async fn start_nwc(
     regtest: &Path,
-    tenant: &Arc<LocalNode>,
+    tenant: &Arc<TenantNode>,
 ) -> anyhow::Result<(EmbeddedRelay, NwcHandle)> {
     let relay = match EmbeddedRelay::start(([127, 0, 0, 1], NWC_RELAY_PORT).into()).await {
         Ok(relay) => relay,
@@ -311,15 +358,25 @@ async fn start_nwc(
     Ok((relay, service))
 }
 
+/// The system `up` runs.
+#[derive(Clone, Copy)]
+struct Nodes<'a> {
+    tenant: &'a TenantNode,
+    gateway: &'a GatewayNode,
+    signer: &'a crate::up_signer::SignerChild,
+}
+
 async fn run_flow(
     args: &UpArgs,
     bitcoind: &Bitcoind,
     chain: &ChainServices,
-    tenant: &LocalNode,
-    gateway: &LocalNode,
+    nodes: Nodes<'_>,
     apis: [(SocketAddr, &PathBuf); 2],
     nwc: &NwcHandle,
 ) -> anyhow::Result<()> {
+    let Nodes {
+        tenant, gateway, ..
+    } = nodes;
     let step = Step::start(4, "funding the gateway's wallet (mining on regtest)");
     fund(bitcoind, chain, gateway, 5 * CHANNEL_SAT).await?;
     step.done(&format!(
@@ -354,13 +411,13 @@ async fn run_flow(
             channel_id
         }
     };
-    let usable = |n: &LocalNode| {
-        n.list_channels()
+    let usable = |channels: Vec<micronode_node::ChannelInfo>| {
+        channels
             .iter()
             .any(|c| c.channel_id == channel_id && c.is_usable)
     };
     wait_for("the channel to be usable", || {
-        usable(gateway) && usable(tenant)
+        usable(gateway.list_channels()) && usable(tenant.list_channels())
     })
     .await?;
     step.done(&format!(": {channel_id}"));
@@ -391,13 +448,7 @@ async fn run_flow(
     let connection =
         tokio::task::spawn_blocking(move || store.replace_connection(&spec, &relays)).await??;
     step.done("");
-    print_summary(
-        gateway,
-        tenant,
-        &channel_id,
-        [&to_tenant, &to_gateway],
-        apis,
-    );
+    print_summary(nodes, &channel_id, [&to_tenant, &to_gateway], apis);
     let uri = connection.uri();
     println!(
         "  Nostr Wallet Connect (tenant; {} sat a day)",
@@ -415,9 +466,9 @@ async fn run_flow(
     Ok(())
 }
 
-async fn pay(
-    from: &LocalNode,
-    to: &LocalNode,
+async fn pay<A: KeysBackend, B: KeysBackend>(
+    from: &Node<A>,
+    to: &Node<B>,
     amount_msat: u64,
     what: &str,
 ) -> anyhow::Result<String> {
@@ -446,35 +497,64 @@ async fn pay(
     Ok(invoice.payment_hash)
 }
 
+/// What the summary shows of one node.
+struct NodeView {
+    node_id: String,
+    p2p: String,
+    onchain_sat: u64,
+    in_channels_sat: u64,
+}
+
+impl NodeView {
+    fn of<K: KeysBackend>(node: &Node<K>) -> NodeView {
+        NodeView {
+            node_id: node.node_id().to_string(),
+            p2p: node
+                .listen_addr()
+                .map(|a| a.to_string())
+                .unwrap_or_default(),
+            onchain_sat: node.onchain_balance().total_sat,
+            in_channels_sat: node.lightning_balance().in_channels_sat,
+        }
+    }
+}
+
 fn print_summary(
-    gateway: &LocalNode,
-    tenant: &LocalNode,
+    nodes: Nodes<'_>,
     channel_id: &str,
     payments: [&String; 2],
     apis: [(SocketAddr, &PathBuf); 2],
 ) {
-    let channel = gateway
+    let channel = nodes
+        .gateway
         .list_channels()
         .into_iter()
         .find(|c| c.channel_id == channel_id);
     println!();
     println!("micronode is up on regtest");
-    for (name, node, (api, cookie)) in [("gateway", gateway, apis[0]), ("tenant", tenant, apis[1])]
-    {
-        let onchain = node.onchain_balance();
-        let ln = node.lightning_balance();
+    let views = [
+        ("gateway", NodeView::of(nodes.gateway), apis[0]),
+        ("tenant", NodeView::of(nodes.tenant), apis[1]),
+    ];
+    for (name, view, (api, cookie)) in views {
         println!("  {name}");
-        println!("    node id         {}", node.node_id());
-        println!(
-            "    p2p             {}",
-            node.listen_addr()
-                .map(|a| a.to_string())
-                .unwrap_or_default()
-        );
+        println!("    node id         {}", view.node_id);
+        println!("    p2p             {}", view.p2p);
         println!("    gRPC API        http://{api}");
         println!("    API cookie      {}", cookie.display());
-        println!("    on-chain        {} sat", onchain.total_sat);
-        println!("    in channels     {} sat", ln.in_channels_sat);
+        println!("    on-chain        {} sat", view.onchain_sat);
+        println!("    in channels     {} sat", view.in_channels_sat);
+        if name == "gateway" {
+            println!("    keys            in-process (the operator's own node)");
+        } else {
+            println!(
+                "    keys            remote signer, pid {}, {}",
+                nodes.signer.pid(),
+                nodes.signer.dir.display()
+            );
+            println!("    signer log      {}", nodes.signer.log.display());
+            println!("    node holds      no private key and no seed (watch-only)");
+        }
     }
     if let Some(c) = channel {
         println!("  channel");
@@ -490,7 +570,7 @@ fn print_summary(
         payments[0]
     );
     println!(
-        "    tenant -> gateway {} sat, hash {}",
+        "    tenant -> gateway {} sat, hash {} (signed by the tenant's signer)",
         TENANT_TO_GATEWAY_MSAT / 1000,
         payments[1]
     );

@@ -67,10 +67,30 @@ fn up_brings_up_the_system_and_pays_both_ways() {
             "step {step} missing:\n{stderr}"
         );
     }
-    // The nodes' keys and databases are owner-only.
-    for node in ["gateway", "tenant"] {
-        let dir = home.0.join("regtest").join(node);
-        for file in ["keys_seed", "micronode.sqlite", "api.cookie"] {
+    // The tenant's keys are in a separate signer process; its node holds none.
+    assert!(
+        stdout.contains("keys            remote signer, pid "),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("(signed by the tenant's signer)"),
+        "{stdout}"
+    );
+    let regtest = home.0.join("regtest");
+    assert!(!regtest.join("tenant/keys_seed").exists());
+    assert!(regtest.join("tenant-signer/seed.vault").exists());
+    // Keys, vault and databases are owner-only.
+    for (dir, files) in [
+        (
+            "gateway",
+            &["keys_seed", "micronode.sqlite", "api.cookie"][..],
+        ),
+        ("tenant", &["micronode.sqlite", "api.cookie"][..]),
+        ("tenant-signer", &["seed.vault", "signer.toml"][..]),
+    ] {
+        let node = dir;
+        let dir = regtest.join(dir);
+        for file in files {
             let mode = std::os::unix::fs::PermissionsExt::mode(
                 &std::fs::metadata(dir.join(file))
                     .expect("file")

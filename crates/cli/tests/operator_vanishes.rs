@@ -2,7 +2,8 @@
 //! With only the signer's directory (seed vault and validated state) and a bitcoind,
 //! `micronode signer recover` force-closes the channel with the latest state, waits out the
 //! delay and sweeps the tenant's side to the tenant's own address; the amount reconciles with
-//! what the channel held, minus the commitment and sweep fees. The operator is revoked.
+//! what the channel held, minus the commitment and sweep fees. The on-chain wallet's coins
+//! follow to the same address. The operator is revoked.
 
 mod daemon;
 
@@ -61,6 +62,8 @@ async fn signer_recover_returns_the_channel_funds_without_the_operator() {
     let funding = funding_of(&mut client, &channel_id).await;
     let tenant_balance = CHANNEL_SAT - channel_balance_sat(&b, &channel_id);
     assert_eq!(tenant_balance, CHANNEL_SAT - 100_000);
+    let wallet = onchain(&mut client).await;
+    assert!(wallet.confirmed_sat > 900_000 && wallet.unconfirmed_sat == 0);
 
     // The operator vanishes with everything it held.
     drop(client);
@@ -107,6 +110,7 @@ async fn signer_recover_returns_the_channel_funds_without_the_operator() {
     // Mine through the delay; the sweep follows, then its confirmation.
     let mut mined = 0;
     let mut sweep = None;
+    let mut wallet_swept = None;
     let mut recovered = None;
     while recovered.is_none() {
         assert!(mined < delay + 40, "no sweep after {mined} blocks");
@@ -116,6 +120,7 @@ async fn signer_recover_returns_the_channel_funds_without_the_operator() {
             match event["event"].as_str() {
                 Some("sweep_broadcast") => sweep = Some(event),
                 Some("recovered") => recovered = Some(event),
+                Some("wallet_swept") => wallet_swept = Some(event),
                 Some("channel_failed") => panic!("recovery failed: {event}"),
                 _ => {}
             }
@@ -124,8 +129,17 @@ async fn signer_recover_returns_the_channel_funds_without_the_operator() {
     let sweep = sweep.expect("a sweep was broadcast");
     let recovered = recovered.expect("recovered");
     assert!(mined >= delay, "the sweep waited for the delay");
-    let swept_sat = recovered["total_sat"].as_u64().expect("total");
-    assert_eq!(sweep["amount_sat"], swept_sat);
+    let swept_sat = sweep["amount_sat"].as_u64().expect("amount");
+    // The on-chain wallet's coins (the funding change) went to the same address.
+    let wallet_sat = wallet_swept.expect("the wallet was swept")["amount_sat"]
+        .as_u64()
+        .expect("amount");
+    let wallet_fee = wallet.confirmed_sat - wallet_sat;
+    assert!(
+        wallet_fee > 0 && wallet_fee < 5_000,
+        "wallet sweep fee {wallet_fee}"
+    );
+    assert_eq!(recovered["total_sat"], swept_sat + wallet_sat);
     let sweep_fee = ours - swept_sat;
     assert!(
         sweep_fee > 0 && sweep_fee < 5_000,

@@ -8,6 +8,7 @@
 use std::fmt;
 
 use lightning_signer::bitcoin::absolute::LockTime;
+use lightning_signer::bitcoin::bip32::{ChildNumber, DerivationPath};
 use lightning_signer::bitcoin::secp256k1::{Message, Secp256k1, SecretKey};
 use lightning_signer::bitcoin::sighash::{EcdsaSighashType, SighashCache};
 use lightning_signer::bitcoin::transaction::Version;
@@ -15,6 +16,7 @@ use lightning_signer::bitcoin::{
     Amount, OutPoint, ScriptBuf, Sequence, Transaction, TxIn, TxOut, Witness,
 };
 use lightning_signer::channel::ChannelSlot;
+use lightning_signer::wallet::Wallet;
 use zeroize::Zeroizing;
 
 use crate::engine::SignerEngine;
@@ -30,6 +32,9 @@ pub enum RecoverError {
         /// VLS's reason.
         message: String,
     },
+    /// The on-chain wallet's coins could not be signed.
+    #[error("wallet sweep: {0}")]
+    Wallet(String),
     /// The output is too small to pay for its own sweep.
     #[error("{value_sat} sat cannot pay the {fee_sat} sat fee of its sweep")]
     Dust {
@@ -153,7 +158,90 @@ impl ChannelExit {
     }
 }
 
+/// One output of the tenant's on-chain wallet, found on chain by the caller.
+#[derive(Clone, Debug)]
+pub struct WalletUtxo {
+    /// Where it is.
+    pub outpoint: OutPoint,
+    /// What it holds.
+    pub output: TxOut,
+    /// Its path under the wallet's account key, e.g. `[0, 5]` (receive) or `[1, 2]` (change).
+    pub path: Vec<u32>,
+}
+
 impl SignerEngine {
+    /// Signs a transaction moving every `utxo` of the tenant's wallet to `destination` at
+    /// `sat_per_vb`. The tenant asked for it with their passphrase, so no destination policy
+    /// applies; each input is checked to be the wallet's own.
+    pub fn sweep_wallet(
+        &self,
+        utxos: &[WalletUtxo],
+        destination: &ScriptBuf,
+        sat_per_vb: u64,
+    ) -> Result<Transaction, RecoverError> {
+        let node = self.node();
+        let total: u64 = utxos.iter().map(|u| u.output.value.to_sat()).sum();
+        let mut tx = Transaction {
+            version: Version::TWO,
+            lock_time: LockTime::ZERO,
+            input: utxos
+                .iter()
+                .map(|u| TxIn {
+                    previous_output: u.outpoint,
+                    sequence: Sequence::ENABLE_RBF_NO_LOCKTIME,
+                    // Worst-case P2WPKH witness, for sizing.
+                    witness: Witness::from_slice(&[vec![0u8; 73], vec![0u8; 33]]),
+                    ..Default::default()
+                })
+                .collect(),
+            output: vec![TxOut {
+                value: Amount::from_sat(total),
+                script_pubkey: destination.clone(),
+            }],
+        };
+        let fee_sat = tx.vsize() as u64 * sat_per_vb.max(1);
+        if total <= fee_sat + 330 {
+            return Err(RecoverError::Dust {
+                value_sat: total,
+                fee_sat,
+            });
+        }
+        tx.output[0].value = Amount::from_sat(total - fee_sat);
+        let paths: Vec<DerivationPath> = utxos
+            .iter()
+            .map(|u| {
+                u.path
+                    .iter()
+                    .map(|i| ChildNumber::from_normal_idx(*i))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map(DerivationPath::from)
+                    .map_err(|_| RecoverError::Wallet(format!("bad wallet path {:?}", u.path)))
+            })
+            .collect::<Result<_, _>>()?;
+        for (utxo, path) in utxos.iter().zip(&paths) {
+            if !node
+                .can_spend(path, &utxo.output.script_pubkey)
+                .unwrap_or(false)
+            {
+                return Err(RecoverError::Wallet(format!(
+                    "{} is not the wallet's output at {:?}",
+                    utxo.outpoint, utxo.path
+                )));
+            }
+        }
+        let prev_outs: Vec<TxOut> = utxos.iter().map(|u| u.output.clone()).collect();
+        for input in &mut tx.input {
+            input.witness = Witness::new();
+        }
+        let witnesses = node
+            .unchecked_sign_onchain_tx(&tx, &paths, &prev_outs, vec![None; utxos.len()])
+            .map_err(|e| RecoverError::Wallet(e.message().to_string()))?;
+        for (input, witness) in tx.input.iter_mut().zip(witnesses) {
+            input.witness = Witness::from_slice(&witness);
+        }
+        Ok(tx)
+    }
+
     /// The exit of every channel the signer has set up, built from the latest state it
     /// validated. With `close`, each channel is also marked closed in the signer's durable
     /// state, so it never signs a newer state for the operator again; without, nothing is
