@@ -117,6 +117,28 @@ async fn killing_the_signer_mid_burst_loses_nothing_and_closes_nothing() {
         "{}",
         offline.message()
     );
+    // The peer restarts while the signer is away. Without its signer the node cannot even
+    // complete a peer handshake (the node key is the signer's), so the peer is turned away,
+    // and the node stays up.
+    while let Ok(event) = b_events.try_recv() {
+        assert!(
+            !matches!(event, NodeEvent::ChannelClosed { .. }),
+            "channel closed: {event:?}"
+        );
+    }
+    b.stop().await.expect("stop b");
+    let b = env.start_node("b").await;
+    let mut b_events = b.subscribe_events();
+    let a_id: bitcoin::secp256k1::PublicKey = a.node_id.parse().expect("node id");
+    let a_addr: std::net::SocketAddr = a.p2p.parse().expect("addr");
+    assert!(
+        b.connect_peer(a_id, a_addr).await.is_err(),
+        "no handshake without the signer"
+    );
+    assert!(
+        micronode_testenv::process_alive(a.child.id()),
+        "the node survived the reconnection"
+    );
     let info = client
         .get_info(v1::GetInfoRequest {})
         .await
@@ -124,8 +146,14 @@ async fn killing_the_signer_mid_burst_loses_nothing_and_closes_nothing() {
         .into_inner();
     assert_eq!(info.num_channels, 1);
 
-    // The signer returns (pinned now: no pairing code) and everything resolves.
+    // The signer returns (pinned now: no pairing code), the peer reconnects and everything
+    // resolves.
     let signer = SignerProcess::start(&signer_dir, &signer_listen, None);
+    wait_until("B reconnects to A", TIMEOUT, || async {
+        b.connect_peer(a_id, a_addr).await.is_ok()
+    })
+    .await
+    .expect("reconnected");
     let mut outcome: HashMap<String, i32> = HashMap::new();
     for inv in &invoices {
         let deadline = tokio::time::Instant::now() + TIMEOUT;
@@ -195,6 +223,8 @@ async fn killing_the_signer_mid_burst_loses_nothing_and_closes_nothing() {
         );
     }
     assert!(env.mempool().await.is_empty(), "nothing was broadcast");
+    let log = std::fs::read_to_string(a_dir.with_extension("log")).expect("node log");
+    assert!(!log.contains("panicked"), "the node panicked:\n{log}");
     b.stop().await.expect("stop b");
     drop(signer);
     drop(a);

@@ -7,7 +7,7 @@ use std::time::Duration;
 use crate::{wait_until, Bitcoind};
 use bitcoin::{Network, Transaction};
 use micronode_chain::{BitcoindRpc, ChainServices, FeedConfig};
-use micronode_node::{LocalKeys, Node, NodeConfig, NodeEvent};
+use micronode_node::{KeysBackend, LocalKeys, Node, NodeConfig, NodeEvent};
 
 /// A node with in-process keys.
 pub type TestNode = Node<LocalKeys>;
@@ -126,7 +126,7 @@ impl Env {
     }
 
     /// Sends `sat` to the node's wallet and confirms it.
-    pub async fn fund(&self, node: &TestNode, sat: u64) {
+    pub async fn fund<K: KeysBackend>(&self, node: &Node<K>, sat: u64) {
         let before = node.onchain_balance().confirmed_sat;
         let address = node.new_address().expect("address");
         let address = address
@@ -209,7 +209,12 @@ pub async fn expect_event(
 }
 
 /// Connects `a` to `b` and opens a channel of `sat` from `a`, confirmed and usable on both.
-pub async fn open_channel(env: &Env, a: &TestNode, b: &TestNode, sat: u64) -> String {
+pub async fn open_channel<A: KeysBackend, B: KeysBackend>(
+    env: &Env,
+    a: &Node<A>,
+    b: &Node<B>,
+    sat: u64,
+) -> String {
     a.connect_peer(b.node_id(), b.listen_addr().expect("listening"))
         .await
         .expect("connect");
@@ -232,12 +237,10 @@ pub async fn open_channel(env: &Env, a: &TestNode, b: &TestNode, sat: u64) -> St
     env.mine(6).await;
     let id = channel_id.clone();
     wait_until("channel usable on both sides", TIMEOUT, || async {
-        let usable = |n: &TestNode| {
-            n.list_channels()
-                .iter()
-                .any(|c| c.channel_id == id && c.is_usable)
+        let usable = |channels: Vec<micronode_node::ChannelInfo>| {
+            channels.iter().any(|c| c.channel_id == id && c.is_usable)
         };
-        usable(a) && usable(b)
+        usable(a.list_channels()) && usable(b.list_channels())
     })
     .await
     .expect("channel usable");
