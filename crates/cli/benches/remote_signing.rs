@@ -12,97 +12,21 @@
 //! BENCH_PAYMENTS; BENCH_SIGNER_DIR puts the signer's state on a real disk instead of the
 //! test directory, which is on /dev/shm when available).
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use micronode_link::{LinkIdentity, PairingCode, PairingStore};
 use micronode_node::remote::LinkSignerTransport;
-use micronode_node::{KeysBackend, Node, PaymentStatus, RemoteKeys};
+use micronode_node::{Node, RemoteKeys};
 use micronode_signer::{PolicyConfig, SignerEngine};
-use micronode_testenv::nodes::{open_channel, Env, TestNode};
+use micronode_testenv::bench::{measure_throughput, ThroughputRun};
+use micronode_testenv::nodes::{open_channel, Env};
 
 fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name)
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
-}
-
-struct Run {
-    settled: usize,
-    failed: usize,
-    per_second: f64,
-    p50: Duration,
-    p99: Duration,
-}
-
-async fn measure<K: KeysBackend>(
-    payer: Arc<Node<K>>,
-    payee: Arc<TestNode>,
-    workers: usize,
-    total: usize,
-) -> Run {
-    // Warm-up (untimed): LDK's first HTLC batch waits its initial forwarding delay.
-    for _ in 0..3 {
-        let inv = payee
-            .create_invoice(Some(1_000), "warm-up", 600)
-            .expect("invoice");
-        let id = payer.pay_invoice(&inv.invoice, None, None).expect("pay");
-        let rec = payer
-            .wait_payment(&id, Duration::from_secs(60))
-            .await
-            .expect("warm-up payment");
-        assert_eq!(rec.status, PaymentStatus::Succeeded, "{rec:?}");
-    }
-    let next = Arc::new(AtomicUsize::new(0));
-    let started = Instant::now();
-    let mut tasks = Vec::new();
-    for _ in 0..workers {
-        let (a, b, next) = (payer.clone(), payee.clone(), next.clone());
-        tasks.push(tokio::spawn(async move {
-            let mut latencies = Vec::new();
-            let mut failed = 0usize;
-            while next.fetch_add(1, Ordering::Relaxed) < total {
-                let t0 = Instant::now();
-                let ok = async {
-                    let inv = b.create_invoice(Some(1_000), "bench", 600).ok()?;
-                    let id = a.pay_invoice(&inv.invoice, None, None).ok()?;
-                    let rec = a.wait_payment(&id, Duration::from_secs(120)).await.ok()?;
-                    (rec.status == PaymentStatus::Succeeded).then_some(())
-                }
-                .await;
-                match ok {
-                    Some(()) => latencies.push(t0.elapsed()),
-                    None => failed += 1,
-                }
-            }
-            (latencies, failed)
-        }));
-    }
-    let mut latencies = Vec::new();
-    let mut failed = 0;
-    for t in tasks {
-        let (l, f) = t.await.expect("worker");
-        latencies.extend(l);
-        failed += f;
-    }
-    let elapsed = started.elapsed();
-    latencies.sort();
-    Run {
-        settled: latencies.len(),
-        failed,
-        per_second: latencies.len() as f64 / elapsed.as_secs_f64(),
-        p50: percentile(&latencies, 0.50),
-        p99: percentile(&latencies, 0.99),
-    }
 }
 
 /// A node whose keys are in a validating signer reached over a loopback link.
@@ -169,10 +93,10 @@ async fn remote_payer(env: &Env, signer_dir: &std::path::Path) -> Arc<Node<Remot
     )
 }
 
-fn report(label: &str, run: &Run) {
+fn report(label: &str, run: &ThroughputRun) {
     println!(
         "  {label:<22} {:>7.1}/s   p50 {:>7.1} ms   p99 {:>7.1} ms   ({} settled, {} failed)",
-        run.per_second,
+        run.per_second(),
         run.p50.as_secs_f64() * 1000.0,
         run.p99.as_secs_f64() * 1000.0,
         run.settled,
@@ -183,7 +107,9 @@ fn report(label: &str, run: &Run) {
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
     let workers = env_usize("BENCH_WORKERS", 100);
-    let total = env_usize("BENCH_PAYMENTS", 2000);
+    // VLS tracks at most 1000 outgoing payments until it prunes them (a day after their
+    // invoices expire), so a run stays below that.
+    let total = env_usize("BENCH_PAYMENTS", 900);
     let env = Env::new("bench-remote").await;
     let signer_dir = match std::env::var_os("BENCH_SIGNER_DIR") {
         Some(dir) => std::path::PathBuf::from(dir),
@@ -197,14 +123,14 @@ async fn main() {
     open_channel(&env, &local, &payee, 16_000_000).await;
     open_channel(&env, &remote, &payee, 16_000_000).await;
 
-    let a = measure(local.clone(), payee.clone(), workers, total).await;
-    let b = measure(remote.clone(), payee.clone(), workers, total).await;
+    let a = measure_throughput(local.clone(), payee.clone(), workers, total).await;
+    let b = measure_throughput(remote.clone(), payee.clone(), workers, total).await;
     println!("remote-signing benchmark: {workers} workers, {total} payments of 1 sat per run");
     report("(a) in-process keys", &a);
     report("(b) remote signer", &b);
     println!(
         "  ratio (b)/(a)          {:.2}",
-        b.per_second / a.per_second
+        b.per_second() / a.per_second()
     );
     println!(
         "  added latency          p50 {:+.1} ms   p99 {:+.1} ms",

@@ -35,18 +35,6 @@ fn assert_refused(what: &str, response: &SignerResponse, expected_rule: &str) ->
     }
 }
 
-async fn pay(client: &mut daemon::Client, invoice: String) -> Result<v1::Payment, tonic::Status> {
-    client
-        .pay_invoice(v1::PayInvoiceRequest {
-            invoice,
-            wait: true,
-            timeout_secs: Some(60),
-            ..Default::default()
-        })
-        .await
-        .map(|r| r.into_inner())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_compromised_operator_cannot_make_the_signer_sign_away_funds() {
     let env = micronode_testenv::nodes::Env::new("malicious").await;
@@ -70,19 +58,13 @@ async fn a_compromised_operator_cannot_make_the_signer_sign_away_funds() {
 
     // Honest use: fund, open to B, two payments.
     fund(&env, &mut client, 2_000_000).await;
-    client
-        .connect_peer(v1::ConnectPeerRequest {
-            node_id: b.node_id().to_string(),
-            address: b.listen_addr().expect("b listens").to_string(),
-        })
-        .await
-        .expect("connect");
+    connect_to(&mut client, &b).await;
     let channel_id = open_to(&env, &mut client, &b).await;
     for i in 0..2 {
         let invoice = b
             .create_invoice(Some(20_000_000), &format!("honest {i}"), 3600)
             .expect("invoice");
-        let paid = pay(&mut client, invoice.invoice).await.expect("pay");
+        let paid = pay(&mut client, invoice.invoice, true).await.expect("pay");
         assert_eq!(paid.status, v1::PaymentStatus::Succeeded as i32);
     }
     settled(&client, &b).await;
@@ -220,7 +202,7 @@ async fn a_compromised_operator_cannot_make_the_signer_sign_away_funds() {
     // The node is back: the over-limit payment comes back to the API caller as a typed
     // refusal, a payment within the limit succeeds and the balances are intact.
     proxy.cut_off_node(false);
-    let err = pay(&mut client, big.invoice)
+    let err = pay(&mut client, big.invoice, true)
         .await
         .expect_err("over the velocity limit");
     assert_eq!(err.code(), tonic::Code::PermissionDenied, "{err:?}");
@@ -234,7 +216,7 @@ async fn a_compromised_operator_cannot_make_the_signer_sign_away_funds() {
     let invoice = b
         .create_invoice(Some(10_000_000), "within the limit", 3600)
         .expect("invoice");
-    let paid = pay(&mut client, invoice.invoice).await.expect("pay");
+    let paid = pay(&mut client, invoice.invoice, true).await.expect("pay");
     assert_eq!(paid.status, v1::PaymentStatus::Succeeded as i32, "{paid:?}");
     settled(&client, &b).await;
     assert_eq!(channel_balance_sat(&b, &channel_id), b_balance + 10_000);

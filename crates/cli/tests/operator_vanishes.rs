@@ -36,27 +36,12 @@ async fn signer_recover_returns_the_channel_funds_without_the_operator() {
     } = start_pair(&env, &a_dir, &signer_dir, None);
     let mut client = a.client().await;
     fund(&env, &mut client, 2_000_000).await;
-    client
-        .connect_peer(v1::ConnectPeerRequest {
-            node_id: b.node_id().to_string(),
-            address: b.listen_addr().expect("b listens").to_string(),
-        })
-        .await
-        .expect("connect");
+    connect_to(&mut client, &b).await;
     let channel_id = open_to(&env, &mut client, &b).await;
     let invoice = b
         .create_invoice(Some(100_000_000), "before the operator vanishes", 3600)
         .expect("invoice");
-    let paid = client
-        .pay_invoice(v1::PayInvoiceRequest {
-            invoice: invoice.invoice,
-            wait: true,
-            timeout_secs: Some(60),
-            ..Default::default()
-        })
-        .await
-        .expect("pay")
-        .into_inner();
+    let paid = pay(&mut client, invoice.invoice, true).await.expect("pay");
     assert_eq!(paid.status, v1::PaymentStatus::Succeeded as i32);
     settled(&client, &b).await;
     let funding = funding_of(&mut client, &channel_id).await;

@@ -30,13 +30,7 @@ async fn watch_only_tenant_pays_closes_and_sweeps_with_a_remote_signer() {
     } = start_pair(&env, &a_dir, &signer_dir, None);
     let mut client = a.client().await;
     fund(&env, &mut client, 3_000_000).await;
-    client
-        .connect_peer(v1::ConnectPeerRequest {
-            node_id: b.node_id().to_string(),
-            address: b.listen_addr().expect("b listens").to_string(),
-        })
-        .await
-        .expect("connect");
+    connect_to(&mut client, &b).await;
     let ab = open_to(&env, &mut client, &b).await;
     wait_until("A's graph has B–C", TIMEOUT, || {
         let mut c = client.clone();
@@ -57,16 +51,9 @@ async fn watch_only_tenant_pays_closes_and_sweeps_with_a_remote_signer() {
     let invoice = c
         .create_invoice(Some(amount_msat), "coffee", 3600)
         .expect("invoice");
-    let paid = client
-        .pay_invoice(v1::PayInvoiceRequest {
-            invoice: invoice.invoice.clone(),
-            wait: true,
-            timeout_secs: Some(60),
-            ..Default::default()
-        })
+    let paid = pay(&mut client, invoice.invoice.clone(), true)
         .await
-        .expect("pay")
-        .into_inner();
+        .expect("pay");
     assert_eq!(paid.status, v1::PaymentStatus::Succeeded as i32, "{paid:?}");
     let fee = forwarding_fee_msat(amount_msat);
     assert_eq!(paid.fee_msat, Some(fee));
@@ -139,16 +126,9 @@ async fn watch_only_tenant_pays_closes_and_sweeps_with_a_remote_signer() {
     let invoice = b
         .create_invoice(Some(30_000_000), "before the force close", 3600)
         .expect("invoice");
-    let paid = client
-        .pay_invoice(v1::PayInvoiceRequest {
-            invoice: invoice.invoice,
-            wait: true,
-            timeout_secs: Some(60),
-            ..Default::default()
-        })
+    let paid = pay(&mut client, invoice.invoice, true)
         .await
-        .expect("pay B")
-        .into_inner();
+        .expect("pay B");
     assert_eq!(paid.status, v1::PaymentStatus::Succeeded as i32);
     settled(&client, &b).await;
     assert_eq!(channel_balance_sat(&b, &ab2), 30_000);

@@ -18,22 +18,6 @@ use micronode_testenv::wait_until;
 const PAYMENTS: usize = 30;
 const AMOUNT_MSAT: u64 = 2_000_000;
 
-async fn pay(
-    client: &mut daemon::Client,
-    invoice: String,
-    wait: bool,
-) -> Result<v1::Payment, tonic::Status> {
-    client
-        .pay_invoice(v1::PayInvoiceRequest {
-            invoice,
-            wait,
-            timeout_secs: Some(60),
-            ..Default::default()
-        })
-        .await
-        .map(|r| r.into_inner())
-}
-
 fn error_code(status: &tonic::Status) -> Option<&str> {
     status
         .metadata()
@@ -55,13 +39,7 @@ async fn killing_the_signer_mid_burst_loses_nothing_and_closes_nothing() {
     } = start_pair(&env, &a_dir, &signer_dir, None);
     let mut client = a.client().await;
     fund(&env, &mut client, 2_000_000).await;
-    client
-        .connect_peer(v1::ConnectPeerRequest {
-            node_id: b.node_id().to_string(),
-            address: b.listen_addr().expect("b listens").to_string(),
-        })
-        .await
-        .expect("connect");
+    connect_to(&mut client, &b).await;
     let channel_id = open_to(&env, &mut client, &b).await;
     let mut b_events = b.subscribe_events();
 

@@ -7,11 +7,10 @@
 //!
 //! Run: `cargo bench -p micronode-node --bench throughput` (env: BENCH_WORKERS, BENCH_PAYMENTS).
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use micronode_node::PaymentStatus;
+use micronode_testenv::bench::measure_throughput;
 use micronode_testenv::nodes::{open_channel, Env};
 
 fn env_usize(name: &str, default: usize) -> usize {
@@ -19,14 +18,6 @@ fn env_usize(name: &str, default: usize) -> usize {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[idx]
 }
 
 #[tokio::main(flavor = "multi_thread")]
@@ -46,73 +37,26 @@ async fn main() {
     env.fund(&a, 20_000_000).await;
     open_channel(&env, &a, &b, 16_000_000).await;
 
-    // Warm up: the first HTLC batch waits LDK's initial 2 s forward delay, and routes and
-    // caches get built. Not timed.
-    for _ in 0..3 {
-        let inv = b
-            .create_invoice(Some(1_000), "warm-up", 600)
-            .expect("invoice");
-        let id = a.pay_invoice(&inv.invoice, None, None).expect("pay");
-        a.wait_payment(&id, Duration::from_secs(60))
-            .await
-            .expect("warm-up payment");
-    }
-
-    let next = Arc::new(AtomicUsize::new(0));
-    let started = Instant::now();
-    let mut tasks = Vec::new();
-    for _ in 0..workers {
-        let (a, b, next) = (a.clone(), b.clone(), next.clone());
-        tasks.push(tokio::spawn(async move {
-            let mut latencies = Vec::new();
-            let mut failed = 0usize;
-            while next.fetch_add(1, Ordering::Relaxed) < total {
-                let t0 = Instant::now();
-                let ok = async {
-                    let inv = b.create_invoice(Some(1_000), "bench", 600).ok()?;
-                    let id = a.pay_invoice(&inv.invoice, None, None).ok()?;
-                    let rec = a.wait_payment(&id, Duration::from_secs(60)).await.ok()?;
-                    (rec.status == PaymentStatus::Succeeded).then_some(())
-                }
-                .await;
-                match ok {
-                    Some(()) => latencies.push(t0.elapsed()),
-                    None => failed += 1,
-                }
-            }
-            (latencies, failed)
-        }));
-    }
-    let mut latencies = Vec::new();
-    let mut failed = 0;
-    for t in tasks {
-        let (l, f) = t.await.expect("worker");
-        latencies.extend(l);
-        failed += f;
-    }
-    let elapsed = started.elapsed();
-    latencies.sort();
-    let settled = latencies.len();
+    let run = measure_throughput(a.clone(), b.clone(), workers, total).await;
     let cadence = match interval_ms {
         0 => "LDK's randomized HTLC batching delay".to_string(),
         ms => format!("HTLC processing every {ms} ms"),
     };
     println!("throughput benchmark: {workers} workers, {total} payments of 1 sat, one channel, {cadence}");
     println!(
-        "  settled           {settled} ({failed} failed) in {:.2} s",
-        elapsed.as_secs_f64()
+        "  settled           {} ({} failed) in {:.2} s",
+        run.settled,
+        run.failed,
+        run.elapsed.as_secs_f64()
     );
-    println!(
-        "  payments/s        {:.1}",
-        settled as f64 / elapsed.as_secs_f64()
-    );
+    println!("  payments/s        {:.1}", run.per_second());
     println!(
         "  latency p50       {:.1} ms",
-        percentile(&latencies, 0.50).as_secs_f64() * 1000.0
+        run.p50.as_secs_f64() * 1000.0
     );
     println!(
         "  latency p99       {:.1} ms",
-        percentile(&latencies, 0.99).as_secs_f64() * 1000.0
+        run.p99.as_secs_f64() * 1000.0
     );
     a.stop().await.expect("stop");
     b.stop().await.expect("stop");

@@ -66,6 +66,11 @@ impl Outcome {
             .find(|w| w.starts_with("policy-"))
         {
             Some(rule) => Outcome::refused(rule, message.clone()),
+            // VLS tracks at most `max_invoices` outgoing payments until they are pruned (a day
+            // after their invoice expires): a limit on the tenant's payment rate.
+            None if message.contains("too many invoices") => {
+                Outcome::refused("policy-max-invoices", message)
+            }
             None if message.contains("policy failure") => {
                 Outcome::refused(UNNAMED_POLICY_RULE, message)
             }
@@ -491,5 +496,47 @@ fn request_name(request: &SignerRequest) -> &'static str {
         SignerRequest::SignWalletPsbt { .. } => "sign_wallet_psbt",
         SignerRequest::ApproveInvoice { .. } => "approve_invoice",
         SignerRequest::ApproveKeysend { .. } => "approve_keysend",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rule_of(outcome: Outcome) -> Option<String> {
+        match outcome {
+            Outcome::Refused { rule, .. } => Some(rule),
+            Outcome::Failed(_) => None,
+        }
+    }
+
+    #[test]
+    fn vls_statuses_become_typed_refusals_or_failures() {
+        let named = Status::failed_precondition(
+            "policy failure: validate_onchain_tx: ValidationError { tag: \"policy-onchain-fee-range\" }",
+        );
+        assert_eq!(
+            rule_of(Outcome::from_status(named)).as_deref(),
+            Some("policy-onchain-fee-range")
+        );
+        let unnamed = Status::failed_precondition("policy failure: holder output not to wallet");
+        let outcome = Outcome::from_status(unnamed);
+        assert_eq!(rule_of(outcome).as_deref(), Some(UNNAMED_POLICY_RULE));
+        let renamed = Outcome::from_status(Status::failed_precondition("policy failure: x"))
+            .naming_unnamed("policy-mutual-destination-allowlisted");
+        assert_eq!(
+            rule_of(renamed).as_deref(),
+            Some("policy-mutual-destination-allowlisted")
+        );
+        let full = Status::failed_precondition("too many invoices (1000 >= 1000)");
+        assert_eq!(
+            rule_of(Outcome::from_status(full)).as_deref(),
+            Some("policy-max-invoices")
+        );
+        let plain = Status::invalid_argument("no such channel: 00");
+        assert_eq!(rule_of(Outcome::from_status(plain)), None);
+        // A named rule is never renamed.
+        let kept = Outcome::refused("velocity-limit", "over").naming_unnamed("other");
+        assert_eq!(rule_of(kept).as_deref(), Some("velocity-limit"));
     }
 }

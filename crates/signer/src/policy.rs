@@ -32,6 +32,13 @@ pub struct PolicyConfig {
     pub max_feerate_sat_per_vb: u64,
     /// Highest routing fee per payment, in msat.
     pub max_routing_fee_msat: u64,
+    /// VLS's whole-channel balance accounting (`enforce_balance`): every decrease of our
+    /// balance must be matched by an approved payment. Off by default: VLS sees only the
+    /// non-dust HTLCs LDK shows it, so payments below the dust limit (about 354 sat) look like
+    /// unexplained losses once they settle, the signer refuses the state and the channel is
+    /// force-closed. Per-payment checks (every non-dust outgoing HTLC needs an approved
+    /// invoice) apply either way.
+    pub enforce_balance: bool,
 }
 
 impl Default for PolicyConfig {
@@ -42,6 +49,7 @@ impl Default for PolicyConfig {
             max_sat_per_day: 5_000_000,
             max_feerate_sat_per_vb: 500,
             max_routing_fee_msat: 50_000,
+            enforce_balance: false,
         }
     }
 }
@@ -56,8 +64,9 @@ impl PolicyConfig {
             .unwrap_or(u32::MAX)
             .max(policy.min_feerate_per_kw);
         policy.max_routing_fee_msat = self.max_routing_fee_msat;
-        // Outgoing HTLCs must be balanced by approved payments (plus routing fees).
-        policy.enforce_balance = true;
+        // Non-dust outgoing HTLCs always need approved payments (VLS's per-payment check);
+        // whole-channel accounting only when the tenant asks (see `enforce_balance`).
+        policy.enforce_balance = self.enforce_balance;
         policy.global_velocity_control = if self.max_sat_per_hour == 0 {
             VelocityControlSpec::UNLIMITED
         } else {
@@ -93,7 +102,12 @@ mod tests {
     fn hourly_limit_maps_to_vls_velocity() {
         let vls = PolicyConfig::default().to_vls(Network::Regtest);
         assert_eq!(vls.global_velocity_control.limit_msat, 1_000_000_000);
-        assert!(vls.enforce_balance);
+        assert!(!vls.enforce_balance, "off by default (sub-dust payments)");
+        let strict = PolicyConfig {
+            enforce_balance: true,
+            ..Default::default()
+        };
+        assert!(strict.to_vls(Network::Regtest).enforce_balance);
     }
 
     #[test]

@@ -45,6 +45,29 @@ impl PairedNode {
     }
 }
 
+/// How often VLS forgets settled payments whose invoices expired long ago.
+const PRUNE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// VLS prunes its payment records only when asked for a heartbeat; without it the signer
+/// would refuse new payments once it tracks `max_invoices` of them.
+async fn prune_periodically(engine: Arc<SignerEngine>) {
+    let mut ticker = tokio::time::interval(PRUNE_INTERVAL);
+    loop {
+        ticker.tick().await;
+        let engine = engine.clone();
+        let _ = tokio::task::spawn_blocking(move || engine.node().get_heartbeat()).await;
+    }
+}
+
+/// Aborts a task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// How many times a pairing attempt is made before the code is declared refused.
 const PAIRING_ATTEMPTS: u32 = 5;
 
@@ -62,6 +85,8 @@ pub async fn run(
             .map_err(|e| e.to_string())?,
     );
     tokio::pin!(stop);
+    let pruning = tokio::spawn(prune_periodically(engine.clone()));
+    let _pruning = AbortOnDrop(pruning);
     let mut code = pairing_code;
     loop {
         let mode = match (&code, PairedNode::load(&dir)) {

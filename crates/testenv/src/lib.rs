@@ -8,6 +8,7 @@
 //! `scripts/install-bitcoind.sh` installs), then `PATH`.
 #![deny(missing_docs)]
 
+pub mod bench;
 mod bitcoind;
 pub mod nodes;
 

@@ -76,6 +76,34 @@ pub fn start_pair(env: &Env, dir: &Path, signer_dir: &Path, policy: Option<&str>
     }
 }
 
+/// Connects the daemon to `peer`.
+pub async fn connect_to(client: &mut Client, peer: &TestNode) {
+    client
+        .connect_peer(v1::ConnectPeerRequest {
+            node_id: peer.node_id().to_string(),
+            address: peer.listen_addr().expect("peer listens").to_string(),
+        })
+        .await
+        .expect("connect");
+}
+
+/// Pays `invoice` through the API; with `wait`, returns the final payment (60 s at most).
+pub async fn pay(
+    client: &mut Client,
+    invoice: String,
+    wait: bool,
+) -> Result<v1::Payment, tonic::Status> {
+    client
+        .pay_invoice(v1::PayInvoiceRequest {
+            invoice,
+            wait,
+            timeout_secs: Some(60),
+            ..Default::default()
+        })
+        .await
+        .map(|r| r.into_inner())
+}
+
 pub async fn onchain(client: &mut Client) -> v1::OnchainBalanceResponse {
     client
         .onchain_balance(v1::OnchainBalanceRequest {})

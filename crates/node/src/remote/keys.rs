@@ -445,7 +445,10 @@ impl NodeSigner for RemoteKeys {
                 tracing::warn!(error = %e, "channel_update sent with a placeholder signature: the signer is unavailable");
                 Ok(placeholder_signature(&message))
             }
-            Err(e) => Err(log_failure("sign_gossip", &e)),
+            Err(e) => {
+                log_failure("sign_gossip", &e);
+                Err(())
+            }
         }
     }
     fn sign_message(&self, msg: &[u8]) -> Result<String, ()> {
