@@ -74,7 +74,7 @@ async fn signer_recover_returns_the_channel_funds_without_the_operator() {
     );
     daemon::next_event(&lines, "operator_revoked");
     let broadcast = daemon::next_event(&lines, "commitment_broadcast");
-    let commitment = wait_for_spend(&env, &funding).await;
+    let commitment = env.wait_for_spend(&funding).await;
     assert_eq!(
         broadcast["commitment_txid"],
         commitment.compute_txid().to_string()

@@ -102,7 +102,7 @@ async fn watch_only_tenant_pays_closes_and_sweeps_with_a_remote_signer() {
         })
         .await
         .expect("coop close");
-    let closing = wait_for_spend(&env, &funding).await;
+    let closing = env.wait_for_spend(&funding).await;
     let closing_fee = CHANNEL_SAT - closing.output.iter().map(|o| o.value.to_sat()).sum::<u64>();
     env.mine(1).await;
     let expected = a_onchain + a_balance - closing_fee;
@@ -142,7 +142,7 @@ async fn watch_only_tenant_pays_closes_and_sweeps_with_a_remote_signer() {
         })
         .await
         .expect("force close");
-    let commitment = wait_for_spend(&env, &funding).await;
+    let commitment = env.wait_for_spend(&funding).await;
     let commitment_fee = CHANNEL_SAT
         - commitment
             .output

@@ -4,7 +4,6 @@
 
 mod daemon;
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use daemon::signer::SignerProcess;
@@ -132,38 +131,11 @@ async fn killing_the_signer_mid_burst_loses_nothing_and_closes_nothing() {
     })
     .await
     .expect("reconnected");
-    let mut outcome: HashMap<String, i32> = HashMap::new();
-    for inv in &invoices {
-        let deadline = tokio::time::Instant::now() + TIMEOUT;
-        loop {
-            let status = match client
-                .get_payment(v1::GetPaymentRequest {
-                    id: inv.payment_hash.clone(),
-                    direction: Some(v1::PaymentDirection::Outbound as i32),
-                })
-                .await
-            {
-                Ok(p) => p.into_inner().status,
-                Err(s) if s.code() == tonic::Code::NotFound => v1::PaymentStatus::Failed as i32,
-                Err(s) => panic!("get_payment: {s}"),
-            };
-            if status != v1::PaymentStatus::Pending as i32 {
-                outcome.insert(inv.payment_hash.clone(), status);
-                break;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "payment {} stuck pending",
-                inv.payment_hash
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-    let mut succeeded: Vec<String> = outcome
-        .iter()
-        .filter(|(_, s)| **s == v1::PaymentStatus::Succeeded as i32)
-        .map(|(h, _)| h.clone())
-        .collect();
+    let succeeded = daemon::succeeded_payments(
+        &mut client,
+        invoices.iter().map(|i| i.payment_hash.as_str()),
+    )
+    .await;
     assert!(succeeded.len() >= 5, "the payments before the kill count");
     assert!(
         succeeded.len() < PAYMENTS,
@@ -180,7 +152,6 @@ async fn killing_the_signer_mid_burst_loses_nothing_and_closes_nothing() {
         })
         .map(|p| hex::encode(p.payment_hash))
         .collect();
-    succeeded.sort();
     received.sort();
     assert_eq!(succeeded, received, "payer and payee agree");
 

@@ -2,11 +2,14 @@
 //! once and writes it nowhere, `node run` then authenticates with tokens instead of the cookie,
 //! and `cli token bake | list | revoke | inspect` work against it.
 
+mod daemon;
+
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
+use daemon::watch_only::files_under;
 use micronode_testenv::nodes::Env;
 
 fn micronode() -> Command {
@@ -86,22 +89,6 @@ fn start_daemon(env: &Env, data_dir: &Path) -> (Daemon, serde_json::Value) {
     let ready: serde_json::Value = serde_json::from_str(&line).expect("ready JSON");
     assert_eq!(ready["event"], "ready");
     (daemon, ready)
-}
-
-fn files_under(dir: &Path) -> Vec<PathBuf> {
-    let mut files = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(&d).expect("read dir") {
-            let path = entry.expect("entry").path();
-            if path.is_dir() {
-                stack.push(path);
-            } else {
-                files.push(path);
-            }
-        }
-    }
-    files
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

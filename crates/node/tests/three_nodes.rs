@@ -136,7 +136,7 @@ async fn multi_hop_keysend_and_closes_reconcile() {
     let a_onchain = a.onchain_balance().total_sat;
     let b_onchain = b.onchain_balance().total_sat;
     a.close_channel(&ab, false).expect("coop close");
-    let closing = wait_for_spend(&env, &funding).await;
+    let closing = env.wait_for_spend(&funding).await;
     let closing_fee = funding_value - closing.output.iter().map(|o| o.value.to_sat()).sum::<u64>();
     env.mine(1).await;
     wait_until("A and B see the close on chain", TIMEOUT, || async {
@@ -171,7 +171,7 @@ async fn multi_hop_keysend_and_closes_reconcile() {
     let b_onchain = b.onchain_balance().total_sat;
     let c_onchain = c.onchain_balance().total_sat;
     b.close_channel(&bc, true).expect("force close");
-    let commitment = wait_for_spend(&env, &funding).await;
+    let commitment = env.wait_for_spend(&funding).await;
     let commitment_fee = CHANNEL_SAT
         - commitment
             .output
@@ -231,23 +231,4 @@ fn channel_balance_sat(node: &TestNode, channel_id: &str) -> u64 {
         .find(|c| c.channel_id == channel_id)
         .expect("channel");
     ch.balance_sat
-}
-
-async fn wait_for_spend(env: &Env, outpoint: &bitcoin::OutPoint) -> bitcoin::Transaction {
-    let deadline = tokio::time::Instant::now() + TIMEOUT;
-    loop {
-        let spend = env
-            .mempool()
-            .await
-            .into_iter()
-            .find(|tx| tx.input.iter().any(|i| i.previous_output == *outpoint));
-        if let Some(tx) = spend {
-            return tx;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no transaction spent {outpoint}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }

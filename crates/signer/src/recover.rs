@@ -32,6 +32,9 @@ pub enum RecoverError {
         /// VLS's reason.
         message: String,
     },
+    /// A signature could not be made.
+    #[error("signing a sweep: {0}")]
+    Signing(String),
     /// The on-chain wallet's coins could not be signed.
     #[error("wallet sweep: {0}")]
     Wallet(String),
@@ -96,39 +99,24 @@ impl ChannelExit {
         destination: &ScriptBuf,
         sat_per_vb: u64,
     ) -> Result<Transaction, RecoverError> {
-        let total: u64 = outputs.iter().map(|(_, o)| o.value.to_sat()).sum();
-        let mut tx = Transaction {
-            version: Version::TWO,
-            lock_time: LockTime::ZERO,
-            input: outputs
-                .iter()
-                .map(|(outpoint, _)| TxIn {
+        let sizing =
+            Witness::from_slice(&[vec![0u8; 73], Vec::new(), self.witness_script.to_bytes()]);
+        let inputs = outputs
+            .iter()
+            .map(|(outpoint, output)| {
+                let input = TxIn {
                     previous_output: *outpoint,
                     sequence: Sequence::from_height(self.to_self_delay),
+                    witness: sizing.clone(),
                     ..Default::default()
-                })
-                .collect(),
-            output: vec![TxOut {
-                value: Amount::from_sat(total),
-                script_pubkey: destination.clone(),
-            }],
-        };
-        // Size with worst-case (73-byte) signatures, then set the fee.
-        for input in &mut tx.input {
-            input.witness =
-                Witness::from_slice(&[vec![0u8; 73], Vec::new(), self.witness_script.to_bytes()]);
-        }
-        let fee_sat = tx.vsize() as u64 * sat_per_vb.max(1);
-        if total <= fee_sat + 330 {
-            return Err(RecoverError::Dust {
-                value_sat: total,
-                fee_sat,
-            });
-        }
-        tx.output[0].value = Amount::from_sat(total - fee_sat);
+                };
+                (input, output.value)
+            })
+            .collect();
+        let mut tx = single_output_spend(inputs, destination, sat_per_vb)?;
         let secp = Secp256k1::signing_only();
-        // The key is a valid scalar: it came from VLS as a `SecretKey`.
-        let key = SecretKey::from_slice(&self.delayed_key[..]).expect("valid key");
+        let key = SecretKey::from_slice(&self.delayed_key[..])
+            .map_err(|e| RecoverError::Signing(e.to_string()))?;
         let mut witnesses = Vec::with_capacity(outputs.len());
         {
             let mut cache = SighashCache::new(&tx);
@@ -140,7 +128,7 @@ impl ChannelExit {
                         output.value,
                         EcdsaSighashType::All,
                     )
-                    .expect("input index is in range");
+                    .map_err(|e| RecoverError::Signing(e.to_string()))?;
                 let sig = secp.sign_ecdsa(&Message::from(sighash), &key);
                 let mut sig = sig.serialize_der().to_vec();
                 sig.push(EcdsaSighashType::All as u8);
@@ -169,6 +157,41 @@ pub struct WalletUtxo {
     pub path: Vec<u32>,
 }
 
+/// A version-2 transaction spending `inputs` (each with its value and a worst-case witness for
+/// sizing) to one output paying `destination` everything less the fee at `sat_per_vb`; the
+/// witnesses are cleared for signing. Refuses when the fee would leave dust.
+fn single_output_spend(
+    inputs: Vec<(TxIn, Amount)>,
+    destination: &ScriptBuf,
+    sat_per_vb: u64,
+) -> Result<Transaction, RecoverError> {
+    let total: u64 = inputs.iter().map(|(_, v)| v.to_sat()).sum();
+    let mut tx = Transaction {
+        version: Version::TWO,
+        lock_time: LockTime::ZERO,
+        input: inputs.into_iter().map(|(input, _)| input).collect(),
+        output: vec![TxOut {
+            value: Amount::from_sat(total),
+            script_pubkey: destination.clone(),
+        }],
+    };
+    let fee_sat = tx.vsize() as u64 * sat_per_vb.max(1);
+    if total <= fee_sat + DUST_SAT {
+        return Err(RecoverError::Dust {
+            value_sat: total,
+            fee_sat,
+        });
+    }
+    tx.output[0].value = Amount::from_sat(total - fee_sat);
+    for input in &mut tx.input {
+        input.witness = Witness::new();
+    }
+    Ok(tx)
+}
+
+/// The smallest output worth creating (P2WSH dust limit).
+const DUST_SAT: u64 = 330;
+
 impl SignerEngine {
     /// Signs a transaction moving every `utxo` of the tenant's wallet to `destination` at
     /// `sat_per_vb`. The tenant asked for it with their passphrase, so no destination policy
@@ -180,33 +203,20 @@ impl SignerEngine {
         sat_per_vb: u64,
     ) -> Result<Transaction, RecoverError> {
         let node = self.node();
-        let total: u64 = utxos.iter().map(|u| u.output.value.to_sat()).sum();
-        let mut tx = Transaction {
-            version: Version::TWO,
-            lock_time: LockTime::ZERO,
-            input: utxos
-                .iter()
-                .map(|u| TxIn {
+        let inputs = utxos
+            .iter()
+            .map(|u| {
+                let input = TxIn {
                     previous_output: u.outpoint,
                     sequence: Sequence::ENABLE_RBF_NO_LOCKTIME,
                     // Worst-case P2WPKH witness, for sizing.
                     witness: Witness::from_slice(&[vec![0u8; 73], vec![0u8; 33]]),
                     ..Default::default()
-                })
-                .collect(),
-            output: vec![TxOut {
-                value: Amount::from_sat(total),
-                script_pubkey: destination.clone(),
-            }],
-        };
-        let fee_sat = tx.vsize() as u64 * sat_per_vb.max(1);
-        if total <= fee_sat + 330 {
-            return Err(RecoverError::Dust {
-                value_sat: total,
-                fee_sat,
-            });
-        }
-        tx.output[0].value = Amount::from_sat(total - fee_sat);
+                };
+                (input, u.output.value)
+            })
+            .collect();
+        let mut tx = single_output_spend(inputs, destination, sat_per_vb)?;
         let paths: Vec<DerivationPath> = utxos
             .iter()
             .map(|u| {
@@ -230,9 +240,6 @@ impl SignerEngine {
             }
         }
         let prev_outs: Vec<TxOut> = utxos.iter().map(|u| u.output.clone()).collect();
-        for input in &mut tx.input {
-            input.witness = Witness::new();
-        }
         let witnesses = node
             .unchecked_sign_onchain_tx(&tx, &paths, &prev_outs, vec![None; utxos.len()])
             .map_err(|e| RecoverError::Wallet(e.message().to_string()))?;

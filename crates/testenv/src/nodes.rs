@@ -160,6 +160,26 @@ impl Env {
         txs
     }
 
+    /// The mempool transaction that spends `outpoint`, once there is one.
+    pub async fn wait_for_spend(&self, outpoint: &bitcoin::OutPoint) -> Transaction {
+        let deadline = tokio::time::Instant::now() + TIMEOUT;
+        loop {
+            let spend = self
+                .mempool()
+                .await
+                .into_iter()
+                .find(|tx| tx.input.iter().any(|i| i.previous_output == *outpoint));
+            if let Some(tx) = spend {
+                return tx;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no transaction spent {outpoint}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// The value of an output on chain or in the mempool.
     pub async fn prevout_value(&self, outpoint: &bitcoin::OutPoint) -> u64 {
         let tx: serde_json::Value = self

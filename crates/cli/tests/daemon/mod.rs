@@ -87,15 +87,7 @@ impl Launch {
 
     /// The stdout JSON line whose `event` is `name`, if it comes within `timeout`.
     pub fn try_event(&self, name: &str, timeout: Duration) -> Option<serde_json::Value> {
-        let deadline = std::time::Instant::now() + timeout;
-        loop {
-            let left = deadline.saturating_duration_since(std::time::Instant::now());
-            let line = self.lines.recv_timeout(left).ok()?;
-            match serde_json::from_str::<serde_json::Value>(&line) {
-                Ok(value) if value["event"] == name => return Some(value),
-                _ => continue,
-            }
-        }
+        try_next_event(&self.lines, name, timeout)
     }
 
     /// Waits for the ready line.
@@ -127,19 +119,65 @@ pub fn forward_lines(stdout: ChildStdout) -> Receiver<String> {
 
 /// The next JSON line with `"event": name`, within a minute.
 pub fn next_event(lines: &Receiver<String>, name: &str) -> serde_json::Value {
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    try_next_event(lines, name, Duration::from_secs(60))
+        .unwrap_or_else(|| panic!("no {name:?} line from the process"))
+}
+
+/// The next JSON line with `"event": name` if one comes within `timeout`; other lines are
+/// skipped.
+pub fn try_next_event(
+    lines: &Receiver<String>,
+    name: &str,
+    timeout: Duration,
+) -> Option<serde_json::Value> {
+    let deadline = std::time::Instant::now() + timeout;
     loop {
         let left = deadline.saturating_duration_since(std::time::Instant::now());
-        let line = lines
-            .recv_timeout(left)
-            .unwrap_or_else(|e| panic!("no {name:?} line from the process: {e}"));
-        let Ok(value) = serde_json::from_str::<serde_json::Value>(&line) else {
-            continue;
-        };
-        if value["event"] == name {
-            return value;
+        let line = lines.recv_timeout(left).ok()?;
+        match serde_json::from_str::<serde_json::Value>(&line) {
+            Ok(value) if value["event"] == name => return Some(value),
+            _ => continue,
         }
     }
+}
+
+/// Waits until none of the outbound payments `hashes` is pending at the daemon, and returns
+/// the ones that succeeded, sorted (a payment the daemon never recorded counts as failed).
+pub async fn succeeded_payments<'a>(
+    client: &mut Client,
+    hashes: impl IntoIterator<Item = &'a str>,
+) -> Vec<String> {
+    use micronode_proto::v1;
+    let mut succeeded = Vec::new();
+    for hash in hashes {
+        let deadline = tokio::time::Instant::now() + micronode_testenv::nodes::TIMEOUT;
+        loop {
+            let status = match client
+                .get_payment(v1::GetPaymentRequest {
+                    id: hash.to_string(),
+                    direction: Some(v1::PaymentDirection::Outbound as i32),
+                })
+                .await
+            {
+                Ok(p) => p.into_inner().status,
+                Err(s) if s.code() == tonic::Code::NotFound => v1::PaymentStatus::Failed as i32,
+                Err(s) => panic!("get_payment: {s}"),
+            };
+            if status == v1::PaymentStatus::Succeeded as i32 {
+                succeeded.push(hash.to_string());
+            }
+            if status != v1::PaymentStatus::Pending as i32 {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "payment {hash} stuck pending"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    succeeded.sort();
+    succeeded
 }
 
 /// A running daemon.

@@ -3,7 +3,6 @@
 
 use std::path::Path;
 use std::process::Stdio;
-use std::time::Duration;
 
 use micronode_proto::v1;
 use micronode_testenv::nodes::{Env, TestNode, TIMEOUT};
@@ -221,25 +220,6 @@ pub fn channel_balance_sat(node: &TestNode, channel_id: &str) -> u64 {
         .find(|c| c.channel_id == channel_id)
         .expect("channel")
         .balance_sat
-}
-
-pub async fn wait_for_spend(env: &Env, outpoint: &bitcoin::OutPoint) -> bitcoin::Transaction {
-    let deadline = tokio::time::Instant::now() + TIMEOUT;
-    loop {
-        let spend = env
-            .mempool()
-            .await
-            .into_iter()
-            .find(|tx| tx.input.iter().any(|i| i.previous_output == *outpoint));
-        if let Some(tx) = spend {
-            return tx;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no transaction spent {outpoint}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 pub async fn funding_of(client: &mut Client, channel_id: &str) -> bitcoin::OutPoint {

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use bitcoin::secp256k1::{PublicKey, Secp256k1};
 
 /// Every file under `dir`, recursively.
-fn files_under(dir: &Path) -> Vec<PathBuf> {
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
