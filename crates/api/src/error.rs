@@ -139,9 +139,10 @@ pub fn node_error_code(e: &NodeError) -> ErrorCode {
         NodeError::Payment(_) => ErrorCode::PaymentError,
         NodeError::Wallet(_) => ErrorCode::WalletError,
         NodeError::Timeout(_) => ErrorCode::Timeout,
-        NodeError::Storage(_) | NodeError::Config(_) | NodeError::Internal(_) => {
-            ErrorCode::Internal
-        }
+        NodeError::Storage(_)
+        | NodeError::File(_)
+        | NodeError::Config(_)
+        | NodeError::Internal(_) => ErrorCode::Internal,
     }
 }
 

@@ -3,6 +3,7 @@
 #![deny(missing_docs)]
 
 pub mod broadcast;
+pub mod endpoint;
 pub mod feed;
 pub mod fees;
 pub mod graph;
@@ -10,6 +11,7 @@ pub mod logger;
 pub mod rpc;
 
 pub use broadcast::SharedBroadcaster;
+pub use endpoint::{EndpointError, RpcEndpoint};
 pub use feed::{ChainFeed, FeedConfig, FeedError, ListenerId, SharedListener};
 pub use fees::SharedFeeEstimator;
 pub use graph::{GraphLogger, SharedNetworkGraph};

@@ -62,7 +62,7 @@ const RPC_VERIFY_REJECTED: i64 = -26;
 const RPC_VERIFY_ALREADY_IN_CHAIN: i64 = -27;
 
 /// How a [`BitcoindRpc`] authenticates to bitcoind.
-#[derive(Clone)]
+#[derive(Clone, PartialEq, Eq)]
 pub enum RpcAuth {
     /// `-rpcuser`/`-rpcpassword` (or an `-rpcauth` entry).
     UserPass {

@@ -18,6 +18,7 @@ use std::time::Duration;
 use micronode_link::{LinkIdentity, PairingCode, PairingStore};
 use micronode_node::remote::LinkSignerTransport;
 use micronode_node::{Node, RemoteKeys};
+use micronode_signer::chain::{BitcoindSource, ChainFollower};
 use micronode_signer::{PolicyConfig, SignerEngine};
 use micronode_testenv::bench::{measure_throughput, ThroughputRun};
 use micronode_testenv::nodes::{open_channel, Env};
@@ -32,7 +33,7 @@ fn env_usize(name: &str, default: usize) -> usize {
 /// A node whose keys are in a validating signer reached over a loopback link.
 async fn remote_payer(env: &Env, signer_dir: &std::path::Path) -> Arc<Node<RemoteKeys>> {
     let node_dir = env.dir.0.join("remote-payer");
-    micronode_node::secret_file::create_private_dir(&node_dir).expect("dir");
+    micronode_files::create_private_dir(&node_dir).expect("dir");
     let identity = Arc::new(LinkIdentity::generate().expect("identity"));
     let pairing = Arc::new(PairingStore::open(&node_dir).expect("pairing"));
     let code = pairing
@@ -62,6 +63,9 @@ async fn remote_payer(env: &Env, signer_dir: &std::path::Path) -> Arc<Node<Remot
     );
     let addr = transport.local_addr().to_string();
     let code = PairingCode::parse(&code.reveal()).expect("code");
+    // The signer follows the same bitcoind (on its own runtime below).
+    let source = Arc::new(BitcoindSource::from_rpc(env.bitcoind.rpc().clone()));
+    let follower = ChainFollower::new(engine.clone(), source, Duration::from_millis(100));
     let dir = signer_dir.to_path_buf();
     // Its own runtime, as in its own process: LDK's signer calls block the node's threads
     // while they wait for the answer.
@@ -76,6 +80,7 @@ async fn remote_payer(env: &Env, signer_dir: &std::path::Path) -> Arc<Node<Remot
             dir,
             addr,
             Some(code),
+            follower,
             std::future::pending(),
         ));
     });

@@ -35,6 +35,9 @@ pub enum ConfigError {
     /// A value is invalid or a required one is missing.
     #[error("{0}")]
     Invalid(String),
+    /// The bitcoind RPC settings are unusable.
+    #[error(transparent)]
+    Endpoint(#[from] micronode_chain::EndpointError),
     /// Mainnet without the explicit flag.
     #[error(
         "refusing to run on mainnet: micronode is young; pass --allow-mainnet if you accept the risk"
@@ -168,13 +171,14 @@ impl NodeSettings {
         let data_dir = self
             .data_dir
             .unwrap_or_else(|| micronode_home().join(network_dir(network)).join("node"));
-        let (host, port, auth) = bitcoind_endpoint(
-            network,
-            self.bitcoind_rpc.as_deref(),
-            self.bitcoind_rpc_user,
-            self.bitcoind_rpc_password,
-            self.bitcoind_rpc_cookie,
-        )?;
+        let micronode_chain::RpcEndpoint { host, port, auth } =
+            micronode_chain::RpcEndpoint::resolve(
+                network,
+                self.bitcoind_rpc.as_deref(),
+                self.bitcoind_rpc_user,
+                self.bitcoind_rpc_password,
+                self.bitcoind_rpc_cookie,
+            )?;
         let mut node = NodeConfig::new(&data_dir, network);
         node.alias = self.alias.unwrap_or_else(|| "micronode".into());
         if node.alias.len() > 32 {
@@ -266,66 +270,6 @@ pub fn network_dir(network: Network) -> &'static str {
         Network::Signet => "signet",
         _ => "regtest",
     }
-}
-
-/// Where bitcoind's RPC is and how to log in: `rpc` is `host:port` (default: loopback and the
-/// network's port); give a user and password, or a cookie file (default: bitcoind's own).
-pub fn bitcoind_endpoint(
-    network: Network,
-    rpc: Option<&str>,
-    user: Option<String>,
-    password: Option<String>,
-    cookie: Option<PathBuf>,
-) -> Result<(String, u16, RpcAuth), ConfigError> {
-    let (host, port) = match rpc {
-        Some(s) => split_host_port(s)?,
-        None => ("127.0.0.1".to_string(), default_rpc_port(network)),
-    };
-    let auth = match (user, password, cookie) {
-        (Some(user), Some(pass), None) => RpcAuth::UserPass { user, pass },
-        (None, None, Some(cookie)) => RpcAuth::CookieFile(cookie),
-        (None, None, None) => RpcAuth::CookieFile(default_cookie(network)),
-        _ => {
-            return Err(ConfigError::Invalid(
-                "give either bitcoind RPC user and password, or a cookie file".into(),
-            ))
-        }
-    };
-    Ok((host, port, auth))
-}
-
-fn default_rpc_port(network: Network) -> u16 {
-    match network {
-        Network::Bitcoin => 8332,
-        Network::Testnet => 18332,
-        Network::Testnet4 => 48332,
-        Network::Signet => 38332,
-        _ => 18443,
-    }
-}
-
-fn default_cookie(network: Network) -> PathBuf {
-    let base = std::env::var_os("HOME")
-        .map(PathBuf::from)
-        .unwrap_or_default()
-        .join(".bitcoin");
-    match network {
-        Network::Bitcoin => base.join(".cookie"),
-        Network::Testnet => base.join("testnet3/.cookie"),
-        Network::Testnet4 => base.join("testnet4/.cookie"),
-        Network::Signet => base.join("signet/.cookie"),
-        _ => base.join("regtest/.cookie"),
-    }
-}
-
-fn split_host_port(s: &str) -> Result<(String, u16), ConfigError> {
-    let (host, port) = s.rsplit_once(':').ok_or_else(|| {
-        ConfigError::Invalid(format!("bitcoind RPC address {s:?} needs host:port"))
-    })?;
-    let port = port
-        .parse()
-        .map_err(|_| ConfigError::Invalid(format!("bitcoind RPC port in {s:?} is not a number")))?;
-    Ok((host.to_string(), port))
 }
 
 #[cfg(test)]

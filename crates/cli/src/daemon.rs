@@ -56,7 +56,8 @@ pub async fn run(settings: ResolvedSettings) -> anyhow::Result<()> {
             serve(settings, chain, Arc::new(keys)).await
         }
         Some(listen) => {
-            let keys = crate::remote_keys::connect(&settings.node.data_dir, listen).await?;
+            let keys =
+                micronode_node::remote::attach::connect(&settings.node.data_dir, listen).await?;
             serve(settings, chain, Arc::new(keys)).await
         }
     }

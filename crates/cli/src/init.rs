@@ -1,5 +1,9 @@
 //! `micronode node init --stateless`: capability tokens for a node.
 //!
+//! For a node whose keys live in the tenant's signer (`--signer remote`), the node id comes
+//! from the signer (`micronode signer export-public` gives it) through `--node-id`: nothing
+//! here creates or reads a key on the operator's host.
+//!
 //! Creates the node's token root key pair, stores only what verification and revocation need
 //! (the root PUBLIC key, the tenant, and later the revocation list and the spending ledger) in
 //! `<data-dir>/tokens/`, and prints the admin token once on stdout. The root private key is
@@ -8,6 +12,7 @@
 //! `micronode node run` on this data directory authenticates with tokens instead of the cookie.
 
 use std::path::PathBuf;
+use std::str::FromStr;
 
 use anyhow::{bail, Context};
 use micronode_api::tokens::{is_initialised, tenant_of, tokens_dir};
@@ -29,6 +34,10 @@ pub struct InitArgs {
     /// Allow mainnet. Only a flag can allow it, never a file or variable.
     #[arg(long)]
     pub allow_mainnet: bool,
+    /// The node id (hex), from the tenant's signer (`micronode signer export-public`);
+    /// required with `--signer remote`, whose node has no key to read it from.
+    #[arg(long)]
+    pub node_id: Option<String>,
     /// The node's settings, as for `node run`.
     #[command(flatten)]
     pub settings: NodeSettings,
@@ -57,9 +66,27 @@ pub fn run(args: InitArgs) -> anyhow::Result<()> {
             tokens_dir(data_dir).display()
         );
     }
-    let keys = LocalKeys::load_or_create(data_dir, resolved.node.network)
-        .context("loading the node's keys")?;
-    let tenant = tenant_of(&keys).context("the node's id")?;
+    let tenant = match (resolved.remote_signer, args.node_id) {
+        (Some(_), Some(id)) => {
+            // Only a public key: the operator's host never holds the tenant's keys.
+            bitcoin::secp256k1::PublicKey::from_str(&id)
+                .with_context(|| format!("--node-id {id:?} is not a node id"))?
+                .to_string()
+        }
+        (Some(_), None) => bail!(
+            "a node with a remote signer has no key here to read its id from: pass --node-id \
+             (the `node_id` printed by `micronode signer export-public`)"
+        ),
+        (None, id) => {
+            let keys = LocalKeys::load_or_create(data_dir, resolved.node.network)
+                .context("loading the node's keys")?;
+            let tenant = tenant_of(&keys).context("the node's id")?;
+            if id.is_some_and(|id| id != tenant) {
+                bail!("--node-id does not match this node's keys ({tenant})");
+            }
+            tenant
+        }
+    };
     let admin =
         TokenAuthority::init_stateless(data_dir, &tenant).context("creating the token store")?;
     eprintln!(

@@ -6,7 +6,7 @@ mod config;
 mod daemon;
 mod init;
 mod nwc_cmd;
-mod remote_keys;
+
 mod signer_cmd;
 mod signer_recover;
 mod up;

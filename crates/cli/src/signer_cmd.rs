@@ -1,17 +1,19 @@
-//! `micronode signer`: the tenant's signer daemon and its seed management.
+//! `micronode signer`: the tenant's signer daemon and its seed management. Argument parsing
+//! and wiring only; the signer is `micronode-signer`.
 //!
 //! The passphrase comes from `MICRONODE_SIGNER_PASSPHRASE` when set (scripts, services), else
-//! from standard input.
+//! from standard input. The chain source's RPC password comes from
+//! `MICRONODE_BITCOIND_RPC_PASSWORD` (never a flag value on a shared host).
 
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{bail, Context};
-use bitcoin::Network;
+use micronode_signer::chain::{BitcoindSource, BitcoindSourceConfig, ChainFollower};
+use micronode_signer::config::{parse_network, SignerConfig};
 use micronode_signer::vault::{KdfParams, Passphrase, SeedVault};
-use micronode_signer::{PolicyConfig, SignerEngine};
-use serde::{Deserialize, Serialize};
+use micronode_signer::{open_signer, SignerEngine};
 
 /// Arguments of `micronode signer`.
 #[derive(clap::Args, Debug)]
@@ -21,6 +23,41 @@ pub struct SignerArgs {
     dir: Option<PathBuf>,
     #[command(subcommand)]
     command: SignerCommand,
+}
+
+/// Where the signer reads the chain: the tenant's own bitcoind. Overrides `[chain]` in
+/// `signer.toml`.
+#[derive(clap::Args, Debug, Default)]
+pub struct ChainArgs {
+    /// bitcoind RPC address host:port [default: 127.0.0.1 and the network's RPC port].
+    #[arg(long, env = "MICRONODE_SIGNER_BITCOIND_RPC")]
+    bitcoind_rpc: Option<String>,
+    /// bitcoind RPC user (the password comes from MICRONODE_BITCOIND_RPC_PASSWORD).
+    #[arg(long, env = "MICRONODE_SIGNER_BITCOIND_RPC_USER")]
+    bitcoind_rpc_user: Option<String>,
+    /// bitcoind cookie file (instead of user and password).
+    #[arg(long, env = "MICRONODE_SIGNER_BITCOIND_RPC_COOKIE")]
+    bitcoind_rpc_cookie: Option<PathBuf>,
+    /// How often to look at the chain, in milliseconds [default: 2000].
+    #[arg(long)]
+    poll_interval_ms: Option<u64>,
+}
+
+impl ChainArgs {
+    pub(crate) fn source(
+        self,
+        config: &SignerConfig,
+    ) -> anyhow::Result<(BitcoindSource, std::time::Duration)> {
+        let chain = config.chain.clone().overridden_by(BitcoindSourceConfig {
+            bitcoind_rpc: self.bitcoind_rpc,
+            bitcoind_rpc_user: self.bitcoind_rpc_user,
+            bitcoind_rpc_cookie: self.bitcoind_rpc_cookie,
+            poll_interval_ms: self.poll_interval_ms,
+        });
+        let password = std::env::var("MICRONODE_BITCOIND_RPC_PASSWORD").ok();
+        let source = BitcoindSource::new(config.network()?, &chain, password)?;
+        Ok((source, chain.poll_interval()))
+    }
 }
 
 #[derive(clap::Subcommand, Debug)]
@@ -42,7 +79,7 @@ enum SignerCommand {
     },
     /// Print what a watch-only node needs (node id, xpub, descriptors) as JSON.
     ExportPublic,
-    /// Dial out to the node and sign for it until stopped.
+    /// Follow the chain and dial out to the node, signing for it until stopped.
     Run {
         /// The node's signer link address, host:port.
         #[arg(long)]
@@ -50,24 +87,16 @@ enum SignerCommand {
         /// The one-time pairing code the node showed (first run only).
         #[arg(long)]
         pair: Option<String>,
+        /// The signer's own chain source.
+        #[command(flatten)]
+        chain: ChainArgs,
     },
     /// Stop all signing for the operator, at once and for good.
     Revoke,
-    /// Leave without the operator: force-close every channel with the latest state this
-    /// signer validated and sweep the funds to your address after the delay (revokes the
-    /// operator first).
+    /// Leave without the operator: close or claim every channel with the latest state this
+    /// signer validated (punishing any revoked state the counterparty broadcast) and sweep the
+    /// funds to your address after the delay (revokes the operator first).
     Recover(crate::signer_recover::RecoverArgs),
-}
-
-/// `signer.toml` in the signer's directory.
-#[derive(Debug, Clone, Serialize, Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-pub struct SignerConfig {
-    /// The network of the keys.
-    pub network: String,
-    /// The tenant's policy.
-    #[serde(default)]
-    pub policy: PolicyConfig,
 }
 
 fn default_dir() -> PathBuf {
@@ -94,66 +123,15 @@ fn passphrase(confirm: bool) -> anyhow::Result<Passphrase> {
     Ok(Passphrase::new(line.trim_end_matches(['\r', '\n'])))
 }
 
-/// Parses a network name as `signer.toml` stores it.
-pub(crate) fn parse_network(s: &str) -> anyhow::Result<Network> {
-    match s {
-        "mainnet" | "bitcoin" => Ok(Network::Bitcoin),
-        other => Network::from_core_arg(other).with_context(|| format!("unknown network {other}")),
-    }
-}
-
-/// Writes a default `signer.toml`, unless one exists (a restore keeps the tenant's policy).
-fn write_config(dir: &Path, network: Network) -> anyhow::Result<()> {
-    if dir.join("signer.toml").exists() {
-        let existing = read_config(dir)?;
-        if parse_network(&existing.network)? != network {
-            bail!(
-                "{} is for {}, not {network}",
-                dir.join("signer.toml").display(),
-                existing.network
-            );
-        }
-        return Ok(());
-    }
-    let config = SignerConfig {
-        network: network.to_core_arg().to_string(),
-        policy: PolicyConfig::default(),
-    };
-    let text = toml::to_string_pretty(&config)?;
-    micronode_node::secret_file::write_private(&dir.join("signer.toml"), text.as_bytes())?;
-    Ok(())
-}
-
-/// Reads `signer.toml`.
-pub fn read_config(dir: &Path) -> anyhow::Result<SignerConfig> {
-    let path = dir.join("signer.toml");
-    let text = std::fs::read_to_string(&path).with_context(|| {
-        format!(
-            "reading {} (run `micronode signer init` first)",
-            path.display()
-        )
-    })?;
-    toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))
-}
-
-/// Unlocks the vault and opens the validating signer.
-pub fn open_engine(dir: &Path) -> anyhow::Result<SignerEngine> {
-    let config = read_config(dir)?;
-    let network = parse_network(&config.network)?;
-    let vault = SeedVault::open(dir.join("seed.vault"))?;
-    let seed = vault.unlock(&passphrase(false)?)?;
-    Ok(SignerEngine::open(
-        &dir.join("state"),
-        seed.signer_seed(),
-        network,
-        config.policy,
-    )?)
+/// Unlocks the vault (asking for the passphrase) and opens the validating signer.
+pub fn open_engine(dir: &Path) -> anyhow::Result<(SignerEngine, SignerConfig)> {
+    Ok(open_signer(dir, &passphrase(false)?)?)
 }
 
 /// Runs `micronode signer ...`.
 pub async fn run(args: SignerArgs) -> anyhow::Result<()> {
     let dir = args.dir.unwrap_or_else(default_dir);
-    micronode_node::secret_file::create_private_dir(&dir)?;
+    micronode_files::create_private_dir(&dir)?;
     match args.command {
         SignerCommand::Init {
             network,
@@ -174,7 +152,7 @@ pub async fn run(args: SignerArgs) -> anyhow::Result<()> {
                     &mut rand::thread_rng(),
                 )?;
             }
-            write_config(&dir, network)?;
+            SignerConfig::write_default_if_missing(&dir, network)?;
             eprintln!("signer initialised in {}", dir.display());
             Ok(())
         }
@@ -190,26 +168,29 @@ pub async fn run(args: SignerArgs) -> anyhow::Result<()> {
                 &pass,
                 KdfParams::default(),
             )?;
-            write_config(&dir, network)?;
+            SignerConfig::write_default_if_missing(&dir, network)?;
             eprintln!("seed restored in {}", dir.display());
             Ok(())
         }
         SignerCommand::ExportPublic => {
-            let engine = open_engine(&dir)?;
+            let (engine, _) = open_engine(&dir)?;
             let info = engine.public_info();
             let mut out = std::io::stdout();
             writeln!(out, "{}", serde_json::to_string_pretty(&info)?)?;
             Ok(())
         }
-        SignerCommand::Run { node, pair } => {
+        SignerCommand::Run { node, pair, chain } => {
             let code = pair
                 .map(|c| micronode_link::PairingCode::parse(&c))
                 .transpose()
                 .context("bad pairing code")?;
-            let engine = Arc::new(open_engine(&dir)?);
+            let (engine, config) = open_engine(&dir)?;
             if engine.is_revoked() {
                 bail!("this signer was revoked; it signs nothing for the operator");
             }
+            let (source, poll) = chain.source(&config)?;
+            let engine = Arc::new(engine);
+            let follower = ChainFollower::new(engine.clone(), Arc::new(source), poll);
             let line = serde_json::json!({"event": "signer_ready", "node_id": engine.node_id().to_string()});
             println!("{line}");
             micronode_signer::serve::run(
@@ -217,10 +198,11 @@ pub async fn run(args: SignerArgs) -> anyhow::Result<()> {
                 dir.clone(),
                 node,
                 code,
+                follower,
                 crate::daemon::wait_for_shutdown_signal(),
             )
-            .await
-            .map_err(anyhow::Error::msg)
+            .await?;
+            Ok(())
         }
         SignerCommand::Recover(args) => crate::signer_recover::run(&dir, args).await,
         SignerCommand::Revoke => {

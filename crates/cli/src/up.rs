@@ -267,11 +267,12 @@ async fn run_with_bitcoind(
         );
     }
     // The tenant node listens for its signer; the signer (a separate process) dials in.
-    let waiting = crate::remote_keys::listen(&tenant_dir, ([127, 0, 0, 1], 0).into())?;
+    let waiting = micronode_node::remote::attach::listen(&tenant_dir, ([127, 0, 0, 1], 0).into())?;
     let signer = crate::up_signer::start(
         regtest,
         waiting.listen_addr(),
         waiting.pairing_code.as_deref(),
+        bitcoind,
     )
     .await?;
     let tenant_keys = tokio::time::timeout(STEP_TIMEOUT, waiting.connected())

@@ -41,7 +41,7 @@ fn passphrase(regtest: &Path) -> anyhow::Result<String> {
         return Ok(std::fs::read_to_string(&path)?.trim().to_string());
     }
     let pass = hex::encode(rand::random::<[u8; 16]>());
-    micronode_node::secret_file::write_private(&path, pass.as_bytes())?;
+    micronode_files::write_private(&path, pass.as_bytes())?;
     Ok(pass)
 }
 
@@ -56,11 +56,13 @@ fn signer_command(dir: &Path, pass: &str) -> anyhow::Result<Command> {
 }
 
 /// Creates the tenant's signer if needed and starts it dialling `node_addr` (with the node's
-/// one-time `pairing_code` on the first run); returns once it has unlocked its seed.
+/// one-time `pairing_code` on the first run), following the chain of `bitcoind` (on a real
+/// deployment, the tenant's own); returns once it has unlocked its seed.
 pub async fn start(
     regtest: &Path,
     node_addr: SocketAddr,
     pairing_code: Option<&str>,
+    bitcoind: &micronode_testenv::Bitcoind,
 ) -> anyhow::Result<SignerChild> {
     let dir = regtest.join("tenant-signer");
     let pass = passphrase(regtest)?;
@@ -87,7 +89,13 @@ pub async fn start(
         .open(&log)
         .with_context(|| format!("opening {}", log.display()))?;
     let mut cmd = signer_command(&dir, &pass)?;
-    cmd.args(["run", "--node", &node_addr.to_string()]);
+    cmd.args(["run", "--node", &node_addr.to_string()])
+        .arg("--bitcoind-rpc")
+        .arg(format!("{}:{}", bitcoind.rpc_host(), bitcoind.rpc_port()))
+        .arg("--bitcoind-rpc-user")
+        .arg(bitcoind.rpc_user())
+        .args(["--poll-interval-ms", "200"])
+        .env("MICRONODE_BITCOIND_RPC_PASSWORD", bitcoind.rpc_password());
     if let Some(code) = pairing_code {
         cmd.args(["--pair", code]);
     }

@@ -20,7 +20,7 @@ async fn wrong_pinned_key_and_wrong_code_are_rejected_on_both_sides() {
     std::fs::create_dir_all(&signer_dir).expect("dir");
     signer::init(&signer_dir);
     let (n1, n1_listen, n1_code) = launch_remote(&env, &env.dir.0.join("n1"));
-    let mut s = SignerProcess::start(&signer_dir, &n1_listen, Some(&n1_code));
+    let mut s = SignerProcess::start(&signer_dir, &n1_listen, Some(&n1_code), &env.bitcoind);
     let n1 = n1.ready();
     s.kill_9();
 
@@ -29,7 +29,7 @@ async fn wrong_pinned_key_and_wrong_code_are_rejected_on_both_sides() {
     // never gets a signer.
     let (n2, n2_listen, n2_code) = launch_remote(&env, &env.dir.0.join("n2"));
     std::fs::remove_file(&s.log).expect("fresh log for the second run");
-    let mut s = SignerProcess::start(&signer_dir, &n2_listen, None);
+    let mut s = SignerProcess::start(&signer_dir, &n2_listen, None, &env.bitcoind);
     assert!(
         n2.try_event("ready", Duration::from_secs(3)).is_none(),
         "N2 must not start without its own signer"
@@ -44,7 +44,7 @@ async fn wrong_pinned_key_and_wrong_code_are_rejected_on_both_sides() {
     std::fs::create_dir_all(&other_dir).expect("dir");
     signer::init(&other_dir);
     let wrong = micronode_link::PairingCode::generate().reveal();
-    let mut s2 = SignerProcess::start(&other_dir, &n2_listen, Some(&wrong));
+    let mut s2 = SignerProcess::start(&other_dir, &n2_listen, Some(&wrong), &env.bitcoind);
     let status = s2
         .wait_exit(Duration::from_secs(20))
         .expect("the signer gives up on a wrong code");
@@ -61,7 +61,7 @@ async fn wrong_pinned_key_and_wrong_code_are_rejected_on_both_sides() {
     );
 
     // The right code still works, so the refusals above were about the keys.
-    let s3 = SignerProcess::start(&other_dir, &n2_listen, Some(&n2_code));
+    let s3 = SignerProcess::start(&other_dir, &n2_listen, Some(&n2_code), &env.bitcoind);
     let n2 = n2.ready();
     assert_eq!(n2.node_id, s3.node_id);
     assert_ne!(n2.node_id, n1.node_id);

@@ -27,7 +27,7 @@ fn foreign_address() -> Address {
 
 fn assert_refused(what: &str, response: &SignerResponse, expected_rule: &str) -> String {
     match response {
-        SignerResponse::Refused { rule, message } => {
+        SignerResponse::Refused { rule, message, .. } => {
             assert_eq!(rule, expected_rule, "{what}: {message}");
             rule.clone()
         }
@@ -52,7 +52,7 @@ async fn a_compromised_operator_cannot_make_the_signer_sign_away_funds() {
     let a_dir = env.dir.0.join("a");
     let (launch, node_listen, node_code) = launch_remote(&env, &a_dir);
     let proxy = SignerProxy::start(node_listen, node_code).await;
-    let signer = SignerProcess::start(&signer_dir, &proxy.listen, Some(&proxy.code));
+    let signer = SignerProcess::start(&signer_dir, &proxy.listen, Some(&proxy.code), &env.bitcoind);
     let a = launch.ready();
     let mut client = a.client().await;
 

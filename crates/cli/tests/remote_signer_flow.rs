@@ -1,7 +1,9 @@
 //! The tenant-node payment flow with the tenant's keys in a separate `micronode signer`
-//! process: A (`node run --signer remote`, a child process) opens to B, pays C through B,
-//! keysends, closes cooperatively, then opens again and force-closes, sweeping after the
-//! delay. Every balance reconciles, and A's data directory, config and logs hold no key.
+//! process, with the signer's default policy (balance accounting on, tight velocity limits):
+//! A (`node run --signer remote`, a child process) opens to B, pays C through B, sends
+//! sub-dust payments and a keysend, closes cooperatively, then opens again and force-closes,
+//! sweeping after the delay. Every balance reconciles, and A's data directory, config and logs
+//! hold no key.
 
 mod daemon;
 
@@ -44,10 +46,12 @@ async fn watch_only_tenant_pays_closes_and_sweeps_with_a_remote_signer() {
     .await
     .expect("gossip");
 
-    // --- A pays an invoice of C through B; the signer approves and signs every step.
-    let a_before = in_channels_sat(&mut client).await;
+    // --- A pays an invoice of C through B; the signer approves and signs every step. A's
+    // balance is shown in whole sat, rounded down: it reconciles with the msat it sent so far.
+    let a_start = in_channels_sat(&mut client).await;
+    let mut spent_msat = 0;
     let b_before = b.lightning_balance().in_channels_sat;
-    let amount_msat = 50_000_000;
+    let amount_msat = 4_000_000;
     let invoice = c
         .create_invoice(Some(amount_msat), "coffee", 3600)
         .expect("invoice");
@@ -58,9 +62,10 @@ async fn watch_only_tenant_pays_closes_and_sweeps_with_a_remote_signer() {
     let fee = forwarding_fee_msat(amount_msat);
     assert_eq!(paid.fee_msat, Some(fee));
     settled(&client, &b).await;
+    spent_msat += amount_msat + fee;
     assert_eq!(
-        a_before - in_channels_sat(&mut client).await,
-        (amount_msat + fee) / 1000
+        a_start - in_channels_sat(&mut client).await,
+        spent_msat.div_ceil(1000)
     );
     assert_eq!(
         b.lightning_balance().in_channels_sat - b_before,
@@ -68,9 +73,29 @@ async fn watch_only_tenant_pays_closes_and_sweeps_with_a_remote_signer() {
         "B earned the fee"
     );
 
+    // --- Sub-dust payments A -> C through B: invisible to the signer's HTLC checks, accounted
+    // for by the approvals' credits. Each costs 1 sat plus B's 1 sat base fee.
+    let c_before = c.lightning_balance().in_channels_sat;
+    for i in 0..3 {
+        let invoice = c
+            .create_invoice(Some(1_000), &format!("sub-dust {i}"), 3600)
+            .expect("invoice");
+        let paid = pay(&mut client, invoice.invoice, true)
+            .await
+            .expect("pay a sub-dust invoice");
+        assert_eq!(paid.status, v1::PaymentStatus::Succeeded as i32, "{paid:?}");
+        assert_eq!(paid.fee_msat, Some(forwarding_fee_msat(1_000)));
+        spent_msat += 1_000 + forwarding_fee_msat(1_000);
+    }
+    settled(&client, &b).await;
+    assert_eq!(
+        a_start - in_channels_sat(&mut client).await,
+        spent_msat.div_ceil(1000)
+    );
+    assert_eq!(c.lightning_balance().in_channels_sat - c_before, 3);
+
     // --- Keysend A -> C through B.
-    let a_before = in_channels_sat(&mut client).await;
-    let ks_msat = 20_000_000;
+    let ks_msat = 1_000_000;
     let sent = client
         .keysend(v1::KeysendRequest {
             node_id: c.node_id().to_string(),
@@ -84,10 +109,10 @@ async fn watch_only_tenant_pays_closes_and_sweeps_with_a_remote_signer() {
         .into_inner();
     assert_eq!(sent.status, v1::PaymentStatus::Succeeded as i32, "{sent:?}");
     settled(&client, &b).await;
-    let fee = forwarding_fee_msat(ks_msat);
+    spent_msat += ks_msat + forwarding_fee_msat(ks_msat);
     assert_eq!(
-        a_before - in_channels_sat(&mut client).await,
-        (ks_msat + fee) / 1000
+        a_start - in_channels_sat(&mut client).await,
+        spent_msat.div_ceil(1000)
     );
 
     // --- Cooperative close: B gets exactly its channel balance; A (the funder) gets the rest
@@ -124,15 +149,15 @@ async fn watch_only_tenant_pays_closes_and_sweeps_with_a_remote_signer() {
     // by the signer, and A's output is swept to A's wallet after the delay.
     let ab2 = open_to(&env, &mut client, &b).await;
     let invoice = b
-        .create_invoice(Some(30_000_000), "before the force close", 3600)
+        .create_invoice(Some(3_000_000), "before the force close", 3600)
         .expect("invoice");
     let paid = pay(&mut client, invoice.invoice, true)
         .await
         .expect("pay B");
     assert_eq!(paid.status, v1::PaymentStatus::Succeeded as i32);
     settled(&client, &b).await;
-    assert_eq!(channel_balance_sat(&b, &ab2), 30_000);
-    let a_balance = CHANNEL_SAT - 30_000;
+    assert_eq!(channel_balance_sat(&b, &ab2), 3_000);
+    let a_balance = CHANNEL_SAT - 3_000;
     let a_onchain = onchain(&mut client).await.total_sat;
     let funding = funding_of(&mut client, &ab2).await;
     client

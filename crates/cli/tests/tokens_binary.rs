@@ -261,3 +261,67 @@ async fn stateless_init_then_tokens_through_the_binary() {
         }
     }
 }
+
+/// Stateless init for a node whose keys live in the tenant's signer: the node id comes from
+/// the signer's public export, no key is created on the operator's host, and the node then
+/// serves tokens once its signer has connected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stateless_init_for_a_remote_signer_keeps_no_key_on_the_host() {
+    let env = Env::new("tokens-remote").await;
+    let data_dir = env.dir.0.join("a");
+    let signer_dir = env.dir.0.join("a-signer");
+    std::fs::create_dir_all(&signer_dir).expect("dir");
+    let words = daemon::signer::init(&signer_dir);
+    let (ok, public, err) = daemon::signer::run_once(&signer_dir, &["export-public"]);
+    assert!(ok, "{err}");
+    let public: serde_json::Value = serde_json::from_str(&public).expect("JSON");
+    let node_id = public["node_id"].as_str().expect("node id").to_string();
+
+    let init = |extra: &[&str]| {
+        run(micronode()
+            .args(["node", "init", "--stateless", "--network", "regtest"])
+            .args(["--signer", "remote", "--data-dir"])
+            .arg(&data_dir)
+            .args(extra))
+    };
+    let refused = init(&[]);
+    assert!(!refused.status.success());
+    assert!(
+        stderr(&refused).contains("--node-id"),
+        "{}",
+        stderr(&refused)
+    );
+    let bad = init(&["--node-id", "not-a-key"]);
+    assert!(!bad.status.success(), "{}", stderr(&bad));
+    let done = init(&["--node-id", &node_id]);
+    assert!(done.status.success(), "init: {}", stderr(&done));
+    let admin = stdout(&done).trim().to_string();
+    assert!(
+        !data_dir.join("keys_seed").exists(),
+        "no seed is created on the operator's host"
+    );
+
+    // The node starts watch-only, its signer connects, and the admin token works.
+    let (mut launch, listen, code) = daemon::tenant::launch_remote(&env, &data_dir);
+    let signer =
+        daemon::signer::SignerProcess::start(&signer_dir, &listen, Some(&code), &env.bitcoind);
+    let ready = launch.event("ready");
+    assert_eq!(ready["node_id"], node_id.as_str());
+    assert!(
+        ready["api_cookie"].is_null(),
+        "tokens, not a cookie: {ready}"
+    );
+    let api = ready["api_listen"].as_str().expect("api").to_string();
+    let info = cli(&api, Some(&admin), &["--json", "getinfo"]);
+    assert!(info.status.success(), "{}", stderr(&info));
+    assert!(stdout(&info).contains(&node_id));
+    drop(signer);
+    let _ = launch.child.kill();
+    let _ = launch.child.wait();
+    daemon::watch_only::assert_no_secrets(
+        &data_dir,
+        &data_dir.with_extension("log"),
+        &words,
+        &node_id,
+    );
+}

@@ -103,6 +103,7 @@ pub enum LinkError {
         /// The file or directory concerned.
         path: PathBuf,
         /// The underlying error.
+        #[source]
         source: std::io::Error,
     },
 

@@ -1,12 +1,13 @@
 //! Node side: accept signers that dial in.
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::{TcpListener, ToSocketAddrs};
-use tokio::sync::{mpsc, Mutex, Semaphore};
-use tokio::task::{JoinHandle, JoinSet};
+use tokio::sync::{mpsc, Mutex};
+use tokio::task::{AbortHandle, JoinHandle, JoinSet};
 
 use crate::error::{LinkError, Result};
 use crate::handshake::{respond, PeerInfo, DEFAULT_HANDSHAKE_TIMEOUT};
@@ -19,8 +20,8 @@ use crate::transport::LinkConnection;
 pub struct ListenerConfig {
     /// How long one incoming connection may take to finish its handshake.
     pub handshake_timeout: Duration,
-    /// How many handshakes may be in progress (or finished but not yet accepted) at once;
-    /// further TCP connections wait in the kernel's backlog.
+    /// How many handshakes may be in progress at once; a new connection beyond that drops the
+    /// oldest pending one (a flood of idle connections cannot lock the signer out).
     pub max_pending_handshakes: usize,
 }
 
@@ -111,13 +112,15 @@ async fn accept_loop(
     config: ListenerConfig,
     tx: mpsc::Sender<Outcome>,
 ) {
-    let slots = Arc::new(Semaphore::new(config.max_pending_handshakes.max(1)));
+    let max_pending = config.max_pending_handshakes.max(1);
     // Owning the handshake tasks here means aborting this task aborts them too.
     let mut handshakes = JoinSet::new();
+    // Pending handshakes, oldest first. When the set is full, the oldest is dropped to make
+    // room: anyone can open TCP connections and never finish a handshake, and a full set that
+    // refused new connections would lock the real signer out until the flood stopped. A
+    // handshake takes a few round trips, so a flood must outpace them to evict a real one.
+    let mut pending: VecDeque<AbortHandle> = VecDeque::new();
     loop {
-        let Ok(permit) = slots.clone().acquire_owned().await else {
-            return;
-        };
         let (stream, remote_addr) = match listener.accept().await {
             Ok(accepted) => accepted,
             Err(e) => {
@@ -128,11 +131,18 @@ async fn accept_loop(
             }
         };
         while handshakes.try_join_next().is_some() {}
+        pending.retain(|h| !h.is_finished());
+        while pending.len() >= max_pending {
+            if let Some(oldest) = pending.pop_front() {
+                tracing::debug!("too many pending link handshakes; dropping the oldest");
+                oldest.abort();
+            }
+        }
         let identity = identity.clone();
         let pairing = pairing.clone();
         let tx = tx.clone();
         let timeout = config.handshake_timeout;
-        handshakes.spawn(async move {
+        let handle = handshakes.spawn(async move {
             let handshake = respond(stream, remote_addr, &identity, &pairing);
             let outcome = match tokio::time::timeout(timeout, handshake).await {
                 Ok(Ok(conn)) => {
@@ -143,8 +153,11 @@ async fn accept_loop(
                         kind = ?peer.kind,
                         "link established"
                     );
-                    let _ = tx.send(Ok((conn, peer))).await;
-                    drop(permit);
+                    // Handed out from a task of its own, so this handshake's slot frees now
+                    // and a slow `accept` caller cannot get it evicted.
+                    tokio::spawn(async move {
+                        let _ = tx.send(Ok((conn, peer))).await;
+                    });
                     return;
                 }
                 Ok(Err(e)) => e,
@@ -160,8 +173,8 @@ async fn accept_loop(
                 }
                 _ => tracing::warn!(%remote_addr, error = %outcome, "link handshake rejected"),
             }
-            drop(permit);
             let _ = tx.try_send(Err(outcome));
         });
+        pending.push_back(handle);
     }
 }

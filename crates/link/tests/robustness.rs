@@ -87,6 +87,41 @@ async fn a_silent_client_times_out_without_blocking_others() {
     drop(silent);
 }
 
+/// Anyone who can reach the node's signer port can open connections and never finish a
+/// handshake. A flood of them must not lock the real signer out: the listener drops the oldest
+/// pending handshake to make room, so the signer's gets through long before any of the
+/// flood's would time out.
+#[tokio::test]
+async fn a_flood_of_idle_connections_does_not_lock_the_signer_out() {
+    let node = Node::start_with(ListenerConfig {
+        handshake_timeout: Duration::from_secs(60),
+        max_pending_handshakes: 8,
+    })
+    .await;
+    let signer = paired_signer(&node).await;
+    let mut flood = Vec::new();
+    for _ in 0..64 {
+        let mut idle = TcpStream::connect(node.addr()).await.unwrap();
+        idle.write_all(b"MN").await.unwrap();
+        flood.push(idle);
+    }
+    // The signer dials with its own 10 s handshake timeout, far below the flood's 60 s.
+    let accepted = tokio::time::timeout(WAIT, async {
+        loop {
+            let (s, n) = node.dial(pinned(node.addr(), &signer, node.key())).await;
+            if let (Ok(s), Ok(n)) = (s, n) {
+                return (s, n);
+            }
+        }
+    })
+    .await
+    .expect("the signer got through the flood");
+    let ((mut s, _), (mut n, _)) = accepted;
+    s.send(b"through").await.unwrap();
+    assert_eq!(n.recv().await.unwrap(), b"through");
+    drop(flood);
+}
+
 #[tokio::test]
 async fn a_signer_times_out_on_a_silent_node() {
     let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -62,8 +62,11 @@ fn decode_err(what: &str, e: impl std::fmt::Debug) -> NodeError {
     NodeError::Internal(format!("cannot decode stored {what}: {e:?}"))
 }
 
-/// LDK's settings from ours.
-pub(crate) fn user_config(settings: &ChannelSettings) -> UserConfig {
+/// LDK's settings from ours, within the signer's limits when it has any.
+pub(crate) fn user_config(
+    settings: &ChannelSettings,
+    limits: Option<crate::keys::SignerLimits>,
+) -> UserConfig {
     let mut config = UserConfig::default();
     config.channel_handshake_config.minimum_depth = settings.min_confirmations.max(1);
     config.channel_handshake_config.announce_for_forwarding = settings.announce_channels;
@@ -82,6 +85,18 @@ pub(crate) fn user_config(settings: &ChannelSettings) -> UserConfig {
     config.channel_config.forwarding_fee_proportional_millionths =
         settings.forwarding_fee_proportional_millionths;
     config.accept_inbound_channels = true;
+    if let Some(limits) = limits {
+        if !limits.allow_routing {
+            // Private channels, and LDK refuses forwards to private channels by default: the
+            // node never asks the signer to sign a forward it would refuse.
+            config.channel_handshake_config.announce_for_forwarding = false;
+            config.accept_forwards_to_priv_channels = false;
+        }
+        config.channel_config.max_dust_htlc_exposure =
+            lightning::util::config::MaxDustHTLCExposure::FixedLimitMsat(
+                limits.max_dust_in_flight_sat.saturating_mul(1000),
+            );
+    }
     config
 }
 
@@ -105,7 +120,7 @@ impl<K: KeysBackend> Node<K> {
                 chain.feed.network()
             )));
         }
-        crate::secret_file::create_private_dir(&config.data_dir)?;
+        micronode_files::create_private_dir(&config.data_dir)?;
         let dir_lock = lock_data_dir(&config.data_dir)?;
         let store = Arc::new(
             Store::open(&config.data_dir)
@@ -184,7 +199,7 @@ impl<K: KeysBackend> Node<K> {
             keys.clone(),
             signer_provider.clone(),
         )?;
-        let ldk_config = user_config(&config.channels);
+        let ldk_config = user_config(&config.channels, keys.payment_limits());
         let (manager_block, channel_manager) =
             match read_optional(&store, "", ldk_persist::CHANNEL_MANAGER_PERSISTENCE_KEY)? {
                 Some(bytes) => {
@@ -381,6 +396,10 @@ impl<K: KeysBackend> Node<K> {
                 inner.clone(),
                 connections,
             )));
+            tasks.push(tokio::spawn(signer_retry_loop(
+                inner.clone(),
+                stop_rx.clone(),
+            )));
         }
         if let Some(interval) = inner.config.htlc_processing_interval {
             tasks.push(tokio::spawn(htlc_processing_loop(inner.clone(), interval)));
@@ -427,16 +446,50 @@ async fn signer_reconnect_loop<K: KeysBackend>(
     mut connections: watch::Receiver<u64>,
 ) {
     while connections.changed().await.is_ok() {
-        let keys = inner.keys.clone();
-        let resumed = tokio::task::spawn_blocking(move || keys.resume_signing()).await;
-        match resumed {
-            Ok(Ok(())) => {
-                tracing::info!(node = %inner.logger_label, "signer connected; resuming signing");
-                inner.channel_manager.signer_unblocked(None);
-                inner.chain_monitor.signer_unblocked(None);
-            }
-            Ok(Err(e)) => tracing::warn!(error = %e, "signer reconnected but resuming failed"),
-            Err(e) => tracing::error!(error = %e, "resuming the signer panicked"),
+        if resume_signing(&inner).await {
+            tracing::info!(node = %inner.logger_label, "signer connected; resuming signing");
+        }
+    }
+}
+
+/// How often the node retries what the signer refused temporarily.
+const SIGNER_RETRY_INTERVAL: Duration = Duration::from_secs(2);
+
+/// Retries, shortly after, what the signer refused only temporarily (its view of the chain
+/// was behind the node's): LDK would otherwise wait for a signature until the next reconnect.
+async fn signer_retry_loop<K: KeysBackend>(
+    inner: Arc<NodeInner<K>>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut tick = tokio::time::interval(SIGNER_RETRY_INTERVAL);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        if inner.keys.take_retry_hint() && resume_signing(&inner).await {
+            tracing::debug!(node = %inner.logger_label, "retrying signatures the signer deferred");
+        }
+    }
+}
+
+/// Replays queued validations (off the async runtime), then has LDK retry its pending
+/// signatures; `false` if the replay could not finish.
+async fn resume_signing<K: KeysBackend>(inner: &Arc<NodeInner<K>>) -> bool {
+    let keys = inner.keys.clone();
+    match tokio::task::spawn_blocking(move || keys.resume_signing()).await {
+        Ok(Ok(())) => {
+            inner.channel_manager.signer_unblocked(None);
+            inner.chain_monitor.signer_unblocked(None);
+            true
+        }
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "resuming signing failed");
+            false
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "resuming signing panicked");
+            false
         }
     }
 }

@@ -165,7 +165,22 @@ impl<K: KeysBackend> Node<K> {
                 "channel of {amount_sat} sat needs more than the {spendable} sat confirmed on chain"
             )));
         }
-        let mut config = crate::builder::user_config(&self.inner.config.channels);
+        let limits = self.inner.keys.payment_limits();
+        if let Some(limits) = limits {
+            // The tenant's signer counts a push as a payment nobody approved, and refuses to
+            // sign for forwards unless routing is on: say so now, not with a stuck channel.
+            if push_msat > 0 {
+                return Err(NodeError::InvalidInput(
+                    "the signer does not push funds at channel open; pay an invoice instead".into(),
+                ));
+            }
+            if announce == Some(true) && !limits.allow_routing {
+                return Err(NodeError::InvalidInput(
+                    "the signer's policy does not allow routing, so channels stay private".into(),
+                ));
+            }
+        }
+        let mut config = crate::builder::user_config(&self.inner.config.channels, limits);
         if let Some(announce) = announce {
             config.channel_handshake_config.announce_for_forwarding = announce;
         }

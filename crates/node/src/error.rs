@@ -59,6 +59,9 @@ pub enum NodeError {
     /// Reading or writing the node's store failed.
     #[error("storage error: {0}")]
     Storage(#[from] std::io::Error),
+    /// A private file (keys seed, key cache) could not be read or written.
+    #[error(transparent)]
+    File(#[from] micronode_files::FileError),
     /// The configuration is invalid or refused.
     #[error("configuration error: {0}")]
     Config(String),

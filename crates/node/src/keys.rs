@@ -52,6 +52,19 @@ pub enum PaymentApproval {
     },
 }
 
+/// What a validating signer will refuse, so the node does not ask for it: channels a signer
+/// would refuse to sign for get stuck and end in a force close.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SignerLimits {
+    /// Whether the node may forward payments; when false, its channels are private and it
+    /// accepts no forwards.
+    pub allow_routing: bool,
+    /// The most a payment may spend in routing fees.
+    pub fee_allowance: micronode_signer_protocol::FeeAllowance,
+    /// The most value a channel may hold in dust HTLCs, in sat (the node's dust exposure cap).
+    pub max_dust_in_flight_sat: u64,
+}
+
 /// The wallet-signing interface, plus the few signer calls that are not LDK traits: public
 /// descriptors out, signatures on PSBTs in, payment approvals, and the signer's presence.
 pub trait WalletSigner: Send + Sync {
@@ -92,6 +105,17 @@ pub trait WalletSigner: Send + Sync {
     /// Called (off the async runtime) after the signer reconnects, before LDK retries.
     fn resume_signing(&self) -> Result<(), NodeError> {
         Ok(())
+    }
+
+    /// The signer's limits the node must respect; `None` for in-process keys.
+    fn payment_limits(&self) -> Option<SignerLimits> {
+        None
+    }
+
+    /// Whether a signature was refused for a reason that may clear by itself (the signer's
+    /// view of the chain behind the node's); clears the flag. The node then has LDK retry.
+    fn take_retry_hint(&self) -> bool {
+        false
     }
 }
 
@@ -146,8 +170,8 @@ impl LocalKeys {
 
     /// Loads the seed from `dir/keys_seed`, creating it (mode 0600) on first use.
     pub fn load_or_create(dir: &Path, network: Network) -> Result<Self, NodeError> {
-        crate::secret_file::create_private_dir(dir)?;
-        let seed = crate::secret_file::load_or_create_seed(&dir.join("keys_seed"))?;
+        micronode_files::create_private_dir(dir)?;
+        let seed = load_or_create_seed(&dir.join("keys_seed"))?;
         Self::from_seed(&seed, network)
     }
 
@@ -284,4 +308,17 @@ impl OutputSpender for LocalKeys {
             secp_ctx,
         )
     }
+}
+
+/// Reads a 32-byte seed from `path`, or creates one from the OS's randomness (owner-only).
+fn load_or_create_seed(path: &Path) -> Result<[u8; 32], NodeError> {
+    if let Some(bytes) = micronode_files::read_private(path)? {
+        return bytes.as_slice().try_into().map_err(|_| {
+            NodeError::Config(format!("{} must hold exactly 32 bytes", path.display()))
+        });
+    }
+    let mut seed = [0u8; 32];
+    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut seed);
+    micronode_files::write_new_private(path, &seed)?;
+    Ok(seed)
 }

@@ -24,7 +24,6 @@ pub mod peers;
 pub mod persist;
 pub mod remote;
 pub mod seam;
-pub mod secret_file;
 pub mod types;
 pub mod wallet;
 
@@ -33,7 +32,8 @@ pub use config::{ChannelSettings, NodeConfig};
 pub use error::NodeError;
 pub use events::NodeEvent;
 pub use keys::{
-    KeysBackend, LocalKeys, PaymentApproval, WalletDescriptors, WalletPathLookup, WalletSigner,
+    KeysBackend, LocalKeys, PaymentApproval, SignerLimits, WalletDescriptors, WalletPathLookup,
+    WalletSigner,
 };
 pub use node::{Node, NodeInfo};
 pub use onchain::{LightningBalance, OnchainBalance};

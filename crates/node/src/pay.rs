@@ -178,7 +178,7 @@ impl<K: KeysBackend> Node<K> {
         record.counterparty = Some(invoice.get_payee_pub_key().to_string());
         self.inner.payments.upsert(record)?;
         let config = RouteParametersConfig {
-            max_total_routing_fee_msat: max_fee_msat,
+            max_total_routing_fee_msat: self.fee_limit(amount, max_fee_msat),
             ..Default::default()
         };
         let retry = Retry::Timeout(Duration::from_secs(self.inner.config.payment_retry_secs));
@@ -240,7 +240,9 @@ impl<K: KeysBackend> Node<K> {
             PaymentParameters::for_keysend(node_id, KEYSEND_FINAL_CLTV, false),
             amount_msat,
         );
-        params.max_total_routing_fee_msat = max_fee_msat.or(params.max_total_routing_fee_msat);
+        params.max_total_routing_fee_msat = self
+            .fee_limit(amount_msat, max_fee_msat)
+            .or(params.max_total_routing_fee_msat);
         let retry = Retry::Timeout(Duration::from_secs(self.inner.config.payment_retry_secs));
         if let Err(e) = self.inner.channel_manager.send_spontaneous_payment(
             Some(preimage),
@@ -254,6 +256,18 @@ impl<K: KeysBackend> Node<K> {
             return Err(err);
         }
         Ok(hash)
+    }
+
+    /// The routing-fee limit of a payment: what the caller asked, within the signer's fee
+    /// allowance (a payment over it would be refused mid-flight and stall the channel).
+    fn fee_limit(&self, amount_msat: u64, requested: Option<u64>) -> Option<u64> {
+        match self.inner.keys.payment_limits() {
+            Some(limits) => {
+                let allowance = limits.fee_allowance.for_amount(amount_msat);
+                Some(requested.map_or(allowance, |r| r.min(allowance)))
+            }
+            None => requested,
+        }
     }
 
     fn mark_failed(&self, id: &[u8; 32], err: &NodeError) -> Result<(), NodeError> {

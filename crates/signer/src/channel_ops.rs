@@ -1,4 +1,4 @@
-//! Per-channel requests, validated by VLS.
+//! Per-channel requests, validated by VLS and by this crate's accounting.
 //!
 //! Channel setup is lazy (LDK 0.2 has no "provide parameters" hook): the first signing call
 //! that carries the channel parameters sets the channel up in VLS. A holder-commitment
@@ -17,13 +17,13 @@ use lightning_signer::lightning::ln::msgs::UnsignedChannelAnnouncement;
 use lightning_signer::lightning::sign::HTLCDescriptor;
 use lightning_signer::lightning::types::payment::PaymentPreimage;
 use lightning_signer::lightning::util::ser::{LengthReadable, Readable, ReadableArgs, Writeable};
-use lightning_signer::tx::tx::HTLCInfo2;
 use lightning_signer::util::status::Status;
 use lightning_signer::util::INITIAL_COMMITMENT_NUMBER;
-use micronode_node::remote::protocol::{ChannelOp, Hex, SignerReply};
+use micronode_signer_protocol::{ChannelOp, Hex, SignerReply};
 
-use crate::dispatch::{sig_reply, Outcome};
+use crate::dispatch::sig_reply;
 use crate::engine::SignerEngine;
+use crate::outcome::Outcome;
 
 fn decode<T: Readable>(bytes: &Hex, what: &str) -> Result<T, Outcome> {
     T::read(&mut &bytes.0[..]).map_err(|e| Outcome::bad(format!("bad {what}: {e:?}")))
@@ -47,7 +47,7 @@ fn point(bytes: &Hex) -> Result<PublicKey, Outcome> {
     PublicKey::from_slice(&bytes.0).map_err(|e| Outcome::bad(format!("bad point: {e}")))
 }
 
-fn preimages(list: &[Hex]) -> Result<Vec<PaymentPreimage>, Outcome> {
+pub(crate) fn preimages(list: &[Hex]) -> Result<Vec<PaymentPreimage>, Outcome> {
     list.iter()
         .map(|p| {
             <[u8; 32]>::try_from(p.0.as_slice())
@@ -57,25 +57,18 @@ fn preimages(list: &[Hex]) -> Result<Vec<PaymentPreimage>, Outcome> {
         .collect()
 }
 
-fn htlc_infos(htlcs: &[HTLCOutputInCommitment]) -> (Vec<HTLCInfo2>, Vec<HTLCInfo2>) {
-    let info = |h: &HTLCOutputInCommitment| HTLCInfo2 {
-        value_sat: h.amount_msat / 1000,
-        payment_hash: h.payment_hash,
-        cltv_expiry: h.cltv_expiry,
-    };
-    let offered = htlcs.iter().filter(|h| h.offered).map(info).collect();
-    let received = htlcs.iter().filter(|h| !h.offered).map(info).collect();
-    (offered, received)
-}
-
-fn forward(idx: u64) -> Result<u64, Outcome> {
+/// A VLS commitment number from LDK's (which counts down).
+pub(crate) fn forward(idx: u64) -> Result<u64, Outcome> {
     INITIAL_COMMITMENT_NUMBER
         .checked_sub(idx)
         .ok_or_else(|| Outcome::bad("commitment number out of range"))
 }
 
+/// The rule for a claim transaction paying somewhere other than the wallet or allow-list.
+const SWEEP_DESTINATION_RULE: &str = "policy-sweep-destination-allowlisted";
+
 impl SignerEngine {
-    fn with_channel<T>(
+    pub(crate) fn with_channel<T>(
         &self,
         id: &ChannelId,
         f: impl Fn(&mut lightning_signer::channel::Channel) -> Result<T, Status>,
@@ -85,7 +78,7 @@ impl SignerEngine {
             .map_err(Outcome::from_status)
     }
 
-    fn with_base<T>(
+    pub(crate) fn with_base<T>(
         &self,
         id: &ChannelId,
         f: impl Fn(&mut dyn ChannelBase) -> Result<T, Status>,
@@ -95,12 +88,17 @@ impl SignerEngine {
             .map_err(Outcome::from_status)
     }
 
-    /// Sets the channel up in VLS from LDK's parameters, once.
+    /// Sets the channel up in VLS from LDK's parameters, once. `first` is the counterparty's
+    /// first commitment when the setup comes with it: for an inbound channel, what it gives us
+    /// is the counterparty's push, which becomes our starting balance (so it is not counted as
+    /// a gain that could pay for losses elsewhere). An outbound channel starts with the whole
+    /// channel value: a first state that gives any of it away is a balance loss.
     fn ensure_setup(
         &self,
         keys_id: [u8; 32],
         id: &ChannelId,
         params: &ChannelTransactionParameters,
+        first: Option<&CommitmentTransaction>,
     ) -> Result<(), Outcome> {
         if self.with_base(id, |base| Ok(base.is_ready()))? {
             return self.replay_deferred(keys_id, id);
@@ -121,10 +119,19 @@ impl SignerEngine {
         } else {
             CommitmentType::StaticRemoteKey
         };
+        let push_value_msat = match first {
+            Some(c)
+                if !params.is_outbound_from_holder
+                    && c.commitment_number() == INITIAL_COMMITMENT_NUMBER =>
+            {
+                c.to_countersignatory_value_sat().saturating_mul(1000)
+            }
+            _ => 0,
+        };
         let setup = ChannelSetup {
             is_outbound: params.is_outbound_from_holder,
             channel_value_sat: params.channel_value_satoshis,
-            push_value_msat: 0,
+            push_value_msat,
             funding_outpoint: funding,
             holder_selected_contest_delay: params.holder_selected_contest_delay,
             holder_shutdown_script: None,
@@ -149,31 +156,6 @@ impl SignerEngine {
             self.validate_holder(id, &holder, preimages)?;
         }
         Ok(())
-    }
-
-    fn validate_holder(
-        &self,
-        id: &ChannelId,
-        holder: &HolderCommitmentTransaction,
-        fulfilled: Vec<PaymentPreimage>,
-    ) -> Result<(), Outcome> {
-        let number = forward(holder.commitment_number())?;
-        let (offered, received) = htlc_infos(holder.nondust_htlcs());
-        self.with_channel(id, |chan| {
-            chan.htlcs_fulfilled(fulfilled.clone());
-            chan.validate_holder_commitment_tx_phase2(
-                number,
-                holder.negotiated_feerate_per_kw(),
-                holder.to_broadcaster_value_sat(),
-                holder.to_countersignatory_value_sat(),
-                offered.clone(),
-                received.clone(),
-                &holder.counterparty_sig,
-                &holder.counterparty_htlc_sigs,
-            )?;
-            chan.revoke_previous_holder_commitment(number)?;
-            Ok(())
-        })
     }
 
     /// Handles one channel operation.
@@ -227,38 +209,15 @@ impl SignerEngine {
                 outbound_preimages,
             } => {
                 let params = params(p)?;
-                self.ensure_setup(keys_id, &id, &params)?;
                 let commitment: CommitmentTransaction = decode(t, "commitment")?;
+                self.ensure_setup(keys_id, &id, &params, Some(&commitment))?;
                 let inbound = preimages(inbound_preimages)?;
                 let outbound = preimages(outbound_preimages)?;
-                let trusted = commitment.trust();
-                let pcp = trusted.keys().per_commitment_point;
-                let n = forward(commitment.commitment_number())?;
-                let (offered, received) = htlc_infos(commitment.nondust_htlcs());
-                let (sig, htlc_sigs) = self.with_channel(&id, |chan| {
-                    chan.htlcs_fulfilled(inbound.clone());
-                    chan.htlcs_fulfilled(outbound.clone());
-                    chan.sign_counterparty_commitment_tx_phase2(
-                        &pcp,
-                        n,
-                        commitment.negotiated_feerate_per_kw(),
-                        commitment.to_countersignatory_value_sat(),
-                        commitment.to_broadcaster_value_sat(),
-                        offered.clone(),
-                        received.clone(),
-                    )
-                })?;
-                Ok(SignerReply::CommitmentSignatures {
-                    sig: Hex(sig.serialize_compact().to_vec()),
-                    htlc_sigs: htlc_sigs
-                        .iter()
-                        .map(|s| Hex(s.serialize_compact().to_vec()))
-                        .collect(),
-                })
+                self.sign_counterparty(&id, &commitment, inbound, outbound)
             }
             ChannelOp::SignHolder { params: p, tx: t } => {
                 let params = params(p)?;
-                self.ensure_setup(keys_id, &id, &params)?;
+                self.ensure_setup(keys_id, &id, &params, None)?;
                 let holder: HolderCommitmentTransaction = decode(t, "holder commitment")?;
                 let n = forward(holder.commitment_number())?;
                 // VLS signs only the latest holder state it validated; an older number is a
@@ -278,7 +237,8 @@ impl SignerEngine {
                 let tx = tx(t)?;
                 let key = secret(per_commitment_key)?;
                 let pcp = PublicKey::from_secret_key(&secp, &key);
-                let wallet = crate::dispatch::wallet_path(wallet_path)?;
+                let input = *input as usize;
+                let wallet = self.check_claim(&tx, input, *amount, wallet_path)?;
                 let sig = self.with_channel(&id, |chan| {
                     let ours = chan.get_channel_basepoints();
                     let theirs = &chan.setup.counterparty_points;
@@ -294,7 +254,7 @@ impl SignerEngine {
                         chan.setup.holder_selected_contest_delay,
                         &delayed,
                     );
-                    chan.sign_justice_sweep(&tx, *input as usize, &key, &script, *amount, &wallet)
+                    chan.sign_justice_sweep(&tx, input, &key, &script, *amount, &wallet)
                 })?;
                 Ok(sig_reply(&sig))
             }
@@ -310,12 +270,13 @@ impl SignerEngine {
                 let key = secret(per_commitment_key)?;
                 let htlc: HTLCOutputInCommitment = decode(htlc, "htlc")?;
                 let pcp = PublicKey::from_secret_key(&secp, &key);
-                let wallet = crate::dispatch::wallet_path(wallet_path)?;
+                let input = *input as usize;
+                let wallet = self.check_claim(&tx, input, *amount, wallet_path)?;
                 let sig = self.with_channel(&id, |chan| {
                     let keys = chan.make_counterparty_tx_keys(&pcp);
                     let script =
                         chan_utils::get_htlc_redeemscript(&htlc, &chan.setup.features(), &keys);
-                    chan.sign_justice_sweep(&tx, *input as usize, &key, &script, *amount, &wallet)
+                    chan.sign_justice_sweep(&tx, input, &key, &script, *amount, &wallet)
                 })?;
                 Ok(sig_reply(&sig))
             }
@@ -324,6 +285,8 @@ impl SignerEngine {
                 input: _,
                 descriptor,
             } => {
+                // Our second-stage HTLC transaction: VLS rebuilds it from the channel's state,
+                // its fee pre-agreed in the commitment.
                 let tx = tx(t)?;
                 let descriptor: HTLCDescriptor = decode(descriptor, "HTLC descriptor")?;
                 let sig = self.with_channel(&id, |chan| {
@@ -363,19 +326,13 @@ impl SignerEngine {
                 let tx = tx(t)?;
                 let pcp = point(per_commitment_point)?;
                 let htlc: HTLCOutputInCommitment = decode(htlc, "htlc")?;
-                let wallet = crate::dispatch::wallet_path(wallet_path)?;
+                let input = *input as usize;
+                let wallet = self.check_claim(&tx, input, *amount, wallet_path)?;
                 let sig = self.with_channel(&id, |chan| {
                     let keys = chan.make_counterparty_tx_keys(&pcp);
                     let script =
                         chan_utils::get_htlc_redeemscript(&htlc, &chan.setup.features(), &keys);
-                    chan.sign_counterparty_htlc_sweep(
-                        &tx,
-                        *input as usize,
-                        &pcp,
-                        &script,
-                        *amount,
-                        &wallet,
-                    )
+                    chan.sign_counterparty_htlc_sweep(&tx, input, &pcp, &script, *amount, &wallet)
                 })?;
                 Ok(sig_reply(&sig))
             }
@@ -388,10 +345,19 @@ impl SignerEngine {
                 holder_wallet_path,
             } => {
                 let params = params(p)?;
-                self.ensure_setup(keys_id, &id, &params)?;
-                let ours = Some(ScriptBuf::from_bytes(holder_script.0.clone()));
+                self.ensure_setup(keys_id, &id, &params, None)?;
+                let our_script = ScriptBuf::from_bytes(holder_script.0.clone());
+                let hint = if *to_holder_sat > 0 {
+                    self.check_destination(
+                        holder_wallet_path,
+                        &our_script,
+                        "policy-mutual-destination-allowlisted",
+                    )?
+                } else {
+                    DerivationPath::master()
+                };
+                let ours = Some(our_script);
                 let theirs = Some(ScriptBuf::from_bytes(counterparty_script.0.clone()));
-                let hint = crate::dispatch::wallet_path(holder_wallet_path)?;
                 let sig = self
                     .with_channel(&id, |chan| {
                         chan.sign_mutual_close_tx_phase2(
@@ -407,15 +373,52 @@ impl SignerEngine {
             }
             ChannelOp::SignAnnouncement { params: p, message } => {
                 let params = params(p)?;
-                self.ensure_setup(keys_id, &id, &params)?;
+                self.ensure_setup(keys_id, &id, &params, None)?;
                 let msg =
                     UnsignedChannelAnnouncement::read_from_fixed_length_buffer(&mut &message.0[..])
-                        .map_err(|e| Outcome::bad(format!("bad announcement: {e:?}")))?;
+                        .map_err(|e| {
+                            Outcome::refused(
+                                crate::gossip::GOSSIP_RULE,
+                                format!("not a channel announcement: {e:?}"),
+                            )
+                        })?;
+                let (our_funding, their_funding, funding) = self.with_channel(&id, |chan| {
+                    Ok((
+                        chan.get_channel_basepoints().funding_pubkey,
+                        chan.setup.counterparty_points.funding_pubkey,
+                        chan.setup.funding_outpoint,
+                    ))
+                })?;
+                self.check_channel_announcement(&our_funding, &their_funding, &funding, &msg)?;
                 let sig = self.with_channel(&id, |chan| {
                     Ok(chan.sign_channel_announcement_with_funding_key(&msg.encode()))
                 })?;
                 Ok(sig_reply(&sig))
             }
         }
+    }
+
+    /// Checks a claim (justice, HTLC claim) before VLS signs input `input` of `tx`: every
+    /// output pays the wallet layout or the allow-list, every input's amount comes from the
+    /// chain view and matches what the node says for this one, and the fee is under the sweep
+    /// ceiling. Returns the wallet path for VLS.
+    fn check_claim(
+        &self,
+        tx: &Transaction,
+        input: usize,
+        amount: u64,
+        wallet_path: &[u32],
+    ) -> Result<DerivationPath, Outcome> {
+        if input >= tx.input.len() {
+            return Err(Outcome::bad("input index out of range"));
+        }
+        let mut path = DerivationPath::master();
+        for output in &tx.output {
+            // The node names one wallet path per transaction (LDK claims pay one script).
+            path =
+                self.check_destination(wallet_path, &output.script_pubkey, SWEEP_DESTINATION_RULE)?;
+        }
+        self.check_sweep_fee(tx, &[(input, amount)])?;
+        Ok(path)
     }
 }

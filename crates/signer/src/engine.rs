@@ -1,16 +1,19 @@
 //! The validating signer: one VLS node built from the tenant's seed, its durable state, and
 //! the policy layer on top.
 //!
-//! VLS state (channels, enforcement state, approved payments, allow-list) lives in a redb
-//! database in the signer's directory, so the signer remembers every state it signed across
-//! restarts; that state is what makes revoked-state refusal and `recover` possible.
+//! VLS state (channels, enforcement state, approved payments, allow-list, chain tracker) lives
+//! in a redb database in the signer's directory, so the signer remembers every state it signed
+//! across restarts; that state is what makes revoked-state refusal, the watchtower and
+//! `recover` possible. The signer's own additions (chain view, watchtower data, wallet
+//! high-water marks, payment credits) live beside it in [`SignerStore`].
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use lightning_signer::bitcoin::Network;
+use lightning_signer::channel::{Channel, ChannelId, ChannelSlot};
 use lightning_signer::node::{Node, NodeConfig, NodeServices};
 use lightning_signer::persist::{Persist, SeedPersist};
 use lightning_signer::policy::simple_validator::SimpleValidatorFactory;
@@ -23,8 +26,13 @@ use vls_persist::kvv::redb::RedbKVVStore;
 use vls_persist::kvv::{JsonFormat, KVVPersister};
 use zeroize::Zeroizing;
 
+use crate::chain::oracle::Oracle;
+use crate::chain::SyncHandle;
+use crate::outcome::Outcome;
 use crate::policy::PolicyConfig;
+use crate::store::{SignerStore, StoreError};
 use crate::velocity::VelocityLimiter;
+use crate::wallet_layout::WalletLayoutView;
 
 /// Why the signer could not start.
 #[derive(Debug, thiserror::Error)]
@@ -35,9 +43,12 @@ pub enum EngineError {
     /// VLS refused to create or restore the node.
     #[error("cannot start the validating signer: {0}")]
     Vls(String),
-    /// A file could not be read or written.
-    #[error("signer storage: {0}")]
-    Io(#[from] std::io::Error),
+    /// A private file could not be read or written.
+    #[error(transparent)]
+    File(#[from] micronode_files::FileError),
+    /// The signer's store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
 /// Hands VLS the seed from memory; the seed's only copy at rest is the encrypted vault.
@@ -53,24 +64,27 @@ impl SeedPersist for InMemorySeed {
     }
 }
 
-/// The signer's core: VLS plus our policy layer. Shared by the link server and `recover`.
+/// A holder-commitment validation that arrived before its (inbound) channel was set up.
+pub(crate) type DeferredHolder = (
+    lightning_signer::lightning::ln::chan_utils::HolderCommitmentTransaction,
+    Vec<lightning_signer::lightning::types::payment::PaymentPreimage>,
+);
+
+/// The signer's core: VLS plus our policy layer. Shared by the link server, the chain
+/// follower and `recover`.
 pub struct SignerEngine {
     pub(crate) multi: Arc<MultiSigner>,
     pub(crate) keys: LoopbackSignerKeysInterface,
     /// Holder-commitment validations that arrived before their channel was set up.
-    #[allow(clippy::type_complexity)]
-    pub(crate) deferred: Mutex<
-        HashMap<
-            [u8; 32],
-            (
-                lightning_signer::lightning::ln::chan_utils::HolderCommitmentTransaction,
-                Vec<lightning_signer::lightning::types::payment::PaymentPreimage>,
-            ),
-        >,
-    >,
+    pub(crate) deferred: Mutex<HashMap<[u8; 32], DeferredHolder>>,
     pub(crate) velocity: VelocityLimiter,
     pub(crate) policy: PolicyConfig,
     pub(crate) network: Network,
+    pub(crate) store: SignerStore,
+    pub(crate) wallet: WalletLayoutView,
+    pub(crate) oracle: Oracle,
+    /// Set when a chain follower runs: lets a request wait for the chain view to catch up.
+    pub(crate) chain_sync: OnceLock<SyncHandle>,
     revoked: AtomicBool,
     revoked_marker: PathBuf,
 }
@@ -83,24 +97,36 @@ impl SignerEngine {
         network: Network,
         policy: PolicyConfig,
     ) -> Result<Self, EngineError> {
-        micronode_node::secret_file::create_private_dir(dir)
-            .map_err(|e| EngineError::Io(std::io::Error::other(e.to_string())))?;
+        micronode_files::create_private_dir(dir)?;
+        if !policy.enforce_balance {
+            tracing::warn!(
+                "enforce_balance is off: a compromised operator can move this tenant's channel \
+                 balance to its counterparty without an approved payment"
+            );
+        }
         let store = RedbKVVStore::new(dir.join("vls"));
         let persister: Arc<dyn Persist> = Arc::new(KVVPersister(store, JsonFormat));
+        let oracle = Oracle::generate();
+        // VLS's `OnchainValidator` would add the funding-buried check, but it does not pass
+        // `enforce_balance` through (the trait's default, false, wins), which silently turns
+        // balance accounting off. The simple validator keeps it; the chain check is ours
+        // (`commitments::check_funding_buried`).
+        let validator_factory = Arc::new(SimpleValidatorFactory::new_with_policy(
+            policy.to_vls(network),
+        ));
         let services = NodeServices {
-            validator_factory: Arc::new(SimpleValidatorFactory::new_with_policy(
-                policy.to_vls(network),
-            )),
+            validator_factory,
             starting_time_factory: ClockStartingTimeFactory::new(),
             persister: persister.clone(),
             clock: Arc::new(StandardClock()),
-            trusted_oracle_pubkeys: Vec::new(),
+            trusted_oracle_pubkeys: vec![oracle.public_key()],
         };
         let seed_source = Arc::new(InMemorySeed(seed.clone()));
         let config = NodeConfig {
             network,
             key_derivation_style: KeyDerivationStyle::Ldk,
-            use_checkpoints: false,
+            // Off regtest the tracker starts at VLS's latest checkpoint instead of genesis.
+            use_checkpoints: network != Network::Regtest,
             allow_deep_reorgs: network != Network::Bitcoin,
         };
         let existing = persister
@@ -144,8 +170,10 @@ impl SignerEngine {
             node_id,
             signer: multi.clone(),
         };
+        let store = SignerStore::open(&dir.join("signer.sqlite"))?;
+        let wallet = WalletLayoutView::new(node.get_account_extended_pubkey(), &store)?;
         let revoked_marker = dir.join("REVOKED");
-        Ok(Self {
+        let engine = Self {
             velocity: VelocityLimiter::open(
                 dir.join("velocity.json"),
                 policy.max_sat_per_hour,
@@ -158,7 +186,15 @@ impl SignerEngine {
             deferred: Mutex::new(HashMap::new()),
             policy,
             network,
-        })
+            store,
+            wallet,
+            oracle,
+            chain_sync: OnceLock::new(),
+        };
+        engine.restore_excess().map_err(|e| {
+            EngineError::Vls(format!("cannot restore the balance allowance: {e:?}"))
+        })?;
+        Ok(engine)
     }
 
     /// The VLS node.
@@ -171,9 +207,19 @@ impl SignerEngine {
         self.keys.node_id
     }
 
+    /// The signer's network.
+    pub fn network(&self) -> Network {
+        self.network
+    }
+
+    /// The tenant's policy.
+    pub fn policy(&self) -> &PolicyConfig {
+        &self.policy
+    }
+
     /// The public material a watch-only node needs.
-    pub fn public_info(&self) -> micronode_node::remote::SignerPublicInfo {
-        micronode_node::remote::SignerPublicInfo::from_xpub(
+    pub fn public_info(&self) -> micronode_signer_protocol::SignerPublicInfo {
+        micronode_signer_protocol::SignerPublicInfo::from_xpub(
             self.node_id().to_string(),
             self.network.to_string(),
             self.node().get_account_extended_pubkey().to_string(),
@@ -191,35 +237,54 @@ impl SignerEngine {
 
     /// Stops all signing for the operator, durably.
     pub fn revoke(&self) -> Result<(), EngineError> {
-        micronode_node::secret_file::write_private(&self.revoked_marker, b"revoked\n")
-            .map_err(|e| EngineError::Io(std::io::Error::other(e.to_string())))?;
+        micronode_files::write_private(&self.revoked_marker, b"revoked\n")?;
         self.revoked.store(true, Ordering::SeqCst);
         Ok(())
+    }
+
+    /// The height of the signer's view of the chain (VLS's tracker).
+    pub fn chain_height(&self) -> u32 {
+        self.node().get_tracker().height()
+    }
+
+    /// Every channel VLS has set up (funded), once each, with its hex id.
+    pub(crate) fn ready_channels(&self) -> Vec<(String, Arc<Mutex<ChannelSlot>>)> {
+        let node = self.node();
+        let mut seen = std::collections::HashSet::new();
+        let mut out = Vec::new();
+        for slot in node.get_channels().values() {
+            let guard = slot.lock().unwrap_or_else(|p| p.into_inner());
+            if let ChannelSlot::Ready(chan) = &*guard {
+                if seen.insert(chan.setup.funding_outpoint) {
+                    out.push((channel_name(chan), slot.clone()));
+                }
+            }
+        }
+        out
     }
 
     /// The public keys of a channel VLS knows.
     pub(crate) fn channel_pubkeys(
         &self,
         keys_id: [u8; 32],
-    ) -> Result<
-        lightning_signer::lightning::ln::chan_utils::ChannelPublicKeys,
-        crate::dispatch::Outcome,
-    > {
-        let channel_id = lightning_signer::channel::ChannelId::new(&keys_id);
+    ) -> Result<lightning_signer::lightning::ln::chan_utils::ChannelPublicKeys, Outcome> {
+        let channel_id = ChannelId::new(&keys_id);
         self.multi
             .with_channel_base(&self.keys.node_id, &channel_id, |base| {
                 Ok(base.get_channel_basepoints())
             })
-            .map_err(|_| {
-                crate::dispatch::Outcome::bad(format!("unknown channel {}", hex::encode(keys_id)))
-            })
+            .map_err(|_| Outcome::bad(format!("unknown channel {}", hex::encode(keys_id))))
     }
+}
+
+/// The name of a channel in logs, events and the store: hex of its VLS id.
+pub(crate) fn channel_name(chan: &Channel) -> String {
+    hex::encode(chan.id().as_slice())
 }
 
 /// Marks the signer state in `state_dir` revoked, without unlocking the seed.
 pub fn revoke_dir(state_dir: &Path) -> Result<(), EngineError> {
-    micronode_node::secret_file::create_private_dir(state_dir)
-        .map_err(|e| EngineError::Io(std::io::Error::other(e.to_string())))?;
-    micronode_node::secret_file::write_private(&state_dir.join("REVOKED"), b"revoked\n")
-        .map_err(|e| EngineError::Io(std::io::Error::other(e.to_string())))
+    micronode_files::create_private_dir(state_dir)?;
+    micronode_files::write_private(&state_dir.join("REVOKED"), b"revoked\n")?;
+    Ok(())
 }

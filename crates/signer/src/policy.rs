@@ -2,19 +2,23 @@
 //!
 //! VLS enforces the Lightning-level rules (never sign a revoked state, closes and sweeps only
 //! to the wallet or the allow-list, commitment fee rates, outgoing HTLCs only for approved
-//! payments, routing fee per payment). On top of it, [`crate::velocity`] enforces the hourly
-//! and daily payment limits at approval time.
+//! payments, whole-channel balance accounting, funding buried before a channel moves). On top
+//! of it this crate adds what VLS leaves open: the daily limit and the fee allowance in the
+//! velocity limits ([`crate::velocity`]), dust accounting ([`crate::balance`]), no forwarding
+//! unless the tenant allows it, fee ceilings on every sweep computed from amounts the signer
+//! knows ([`crate::fees`]), one wallet layout ([`crate::wallet_layout`]) and checked gossip
+//! ([`crate::gossip`]). See `docs/remote-signer.md` for the threat model.
 //!
 //! Fee-rate cap trade-off: a cap protects against a compromised node burning the channel into
 //! fees, but a cap below what the market pays in a fee spike makes the signer refuse the
 //! counterparty's fee updates, and the counterparty then force-closes at a time when closing
-//! is most expensive. The default cap is therefore generous (500 sat/vB) and the real bound on
-//! losses to fees is VLS's fee *velocity* control (a budget per period), which absorbs a spike
-//! without refusing it. See `docs/remote-signer.md`.
+//! is most expensive. The commitment cap is therefore generous (500 sat/vB); sweeps, which can
+//! wait, have their own lower ceiling.
 
 use lightning_signer::bitcoin::Network;
 use lightning_signer::policy::simple_validator::{make_default_simple_policy, SimplePolicy};
 use lightning_signer::util::velocity::{VelocityControlIntervalType, VelocityControlSpec};
+use micronode_signer_protocol::FeeAllowance;
 use serde::{Deserialize, Serialize};
 
 /// The tenant's policy knobs (the `[policy]` table of `signer.toml`).
@@ -24,20 +28,34 @@ pub struct PolicyConfig {
     /// On-chain destinations allowed besides the signer's own wallet (addresses, or
     /// `xpub:<xpub>` / `payee:<node id>` in VLS's allow-list syntax).
     pub allowlist: Vec<String>,
-    /// Outgoing Lightning payments per rolling hour, in sat (0 = unlimited).
+    /// Outgoing Lightning payments per rolling hour, in sat, fee allowance included
+    /// (0 = unlimited).
     pub max_sat_per_hour: u64,
-    /// Outgoing Lightning payments per rolling day, in sat (0 = unlimited).
+    /// Outgoing Lightning payments per rolling day, in sat, fee allowance included
+    /// (0 = unlimited).
     pub max_sat_per_day: u64,
-    /// Highest fee rate the signer signs, in sat/vB (commitments, closes, on-chain sends).
+    /// Highest fee rate the signer signs for commitments, closes and wallet spends, in sat/vB.
     pub max_feerate_sat_per_vb: u64,
-    /// Highest routing fee per payment, in msat.
+    /// Highest fee rate of a sweep, justice or HTLC claim transaction, in sat/vB, computed
+    /// from input amounts the signer knows itself (never from the node's word).
+    pub max_sweep_feerate_sat_per_vb: u64,
+    /// Routing-fee allowance of one payment: this much...
+    pub routing_fee_base_msat: u64,
+    /// ...plus this many millionths of the amount...
+    pub routing_fee_proportional_millionths: u64,
+    /// ...and never more than this, in msat.
     pub max_routing_fee_msat: u64,
-    /// VLS's whole-channel balance accounting (`enforce_balance`): every decrease of our
-    /// balance must be matched by an approved payment. Off by default: VLS sees only the
-    /// non-dust HTLCs LDK shows it, so payments below the dust limit (about 354 sat) look like
-    /// unexplained losses once they settle, the signer refuses the state and the channel is
-    /// force-closed. Per-payment checks (every non-dust outgoing HTLC needs an approved
-    /// invoice) apply either way.
+    /// The most value a channel may hold in dust HTLCs (in neither party's output) at once,
+    /// in sat. Dust is invisible to VLS's HTLC checks, so this bounds what a compromised node
+    /// can move or burn through it per channel; the node limits its dust exposure to it.
+    pub max_dust_in_flight_sat: u64,
+    /// Whether the node may forward payments for others. Off: every outgoing HTLC must be one
+    /// of the tenant's own approved payments.
+    pub allow_routing: bool,
+    /// VLS's whole-channel balance accounting: every decrease of the tenant's balance must be
+    /// matched by an approved payment (dust included, see [`crate::balance`]). Turning it off
+    /// lets a compromised node move the tenant's balance to its counterparty, bounded only by
+    /// the per-HTLC checks: the signer logs a warning at every start.
     pub enforce_balance: bool,
 }
 
@@ -45,11 +63,16 @@ impl Default for PolicyConfig {
     fn default() -> Self {
         Self {
             allowlist: Vec::new(),
-            max_sat_per_hour: 1_000_000,
-            max_sat_per_day: 5_000_000,
+            max_sat_per_hour: 10_000,
+            max_sat_per_day: 25_000,
             max_feerate_sat_per_vb: 500,
+            max_sweep_feerate_sat_per_vb: 100,
+            routing_fee_base_msat: 5_000,
+            routing_fee_proportional_millionths: 10_000,
             max_routing_fee_msat: 50_000,
-            enforce_balance: false,
+            max_dust_in_flight_sat: 10_000,
+            allow_routing: false,
+            enforce_balance: true,
         }
     }
 }
@@ -64,8 +87,6 @@ impl PolicyConfig {
             .unwrap_or(u32::MAX)
             .max(policy.min_feerate_per_kw);
         policy.max_routing_fee_msat = self.max_routing_fee_msat;
-        // Non-dust outgoing HTLCs always need approved payments (VLS's per-payment check);
-        // whole-channel accounting only when the tenant asks (see `enforce_balance`).
         policy.enforce_balance = self.enforce_balance;
         policy.global_velocity_control = if self.max_sat_per_hour == 0 {
             VelocityControlSpec::UNLIMITED
@@ -76,6 +97,25 @@ impl PolicyConfig {
             }
         };
         policy
+    }
+
+    /// The routing-fee allowance of a payment, as the node is told it.
+    pub fn fee_allowance(&self) -> FeeAllowance {
+        FeeAllowance {
+            base_msat: self.routing_fee_base_msat,
+            proportional_millionths: self.routing_fee_proportional_millionths,
+            max_msat: self.max_routing_fee_msat,
+        }
+    }
+
+    /// What a payment of `amount_msat` may cost at most, fees included, in msat.
+    pub fn payment_cost_msat(&self, amount_msat: u64) -> u64 {
+        amount_msat.saturating_add(self.fee_allowance().for_amount(amount_msat))
+    }
+
+    /// The sweep fee ceiling in sat per 1000 weight units.
+    pub fn max_sweep_feerate_per_kw(&self) -> u64 {
+        self.max_sweep_feerate_sat_per_vb.saturating_mul(250)
     }
 }
 
@@ -99,15 +139,20 @@ mod tests {
     }
 
     #[test]
-    fn hourly_limit_maps_to_vls_velocity() {
-        let vls = PolicyConfig::default().to_vls(Network::Regtest);
-        assert_eq!(vls.global_velocity_control.limit_msat, 1_000_000_000);
-        assert!(!vls.enforce_balance, "off by default (sub-dust payments)");
-        let strict = PolicyConfig {
-            enforce_balance: true,
-            ..Default::default()
-        };
-        assert!(strict.to_vls(Network::Regtest).enforce_balance);
+    fn defaults_enforce_balance_and_bound_a_day_of_payments() {
+        let policy = PolicyConfig::default();
+        let vls = policy.to_vls(Network::Regtest);
+        assert_eq!(vls.global_velocity_control.limit_msat, 10_000_000);
+        assert!(vls.enforce_balance, "balance accounting is on by default");
+        assert!(
+            !policy.allow_routing,
+            "tenant nodes do not route by default"
+        );
+        // A tenant holding 50,000 sat cannot lose it all to a day of payments it did not make.
+        assert!(policy.max_sat_per_day < 50_000);
+        // A payment costs its amount plus its fee allowance.
+        assert_eq!(policy.payment_cost_msat(1_000), 1_000 + 5_010);
+        assert_eq!(policy.payment_cost_msat(10_000_000), 10_000_000 + 50_000);
     }
 
     #[test]

@@ -1,14 +1,41 @@
-//! The signer's side of the link: dial out to the node, answer its requests, reconnect with
-//! backoff when the link drops.
+//! The signer's side of the link: follow the chain, dial out to the node, answer its requests,
+//! reconnect with backoff when the link drops.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use micronode_link::{Backoff, ConnectMode, HandshakeKind, LinkConnector, LinkIdentity};
-use micronode_node::remote::protocol::{RequestEnvelope, ResponseEnvelope, SignerResponse};
+use micronode_signer_protocol::{RequestEnvelope, ResponseEnvelope, SignerResponse};
 use serde::{Deserialize, Serialize};
 
+use crate::chain::{ChainError, ChainFollower, ChainSource};
 use crate::engine::SignerEngine;
+
+/// Why the signer stopped serving.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The signer has never been paired and no pairing code was given.
+    #[error("not paired: run with a pairing code first")]
+    NotPaired,
+    /// The node refused the pairing code every time.
+    #[error("pairing failed: the node did not accept the code after {attempts} attempts (wrong, already used or expired?): {source}")]
+    Pairing {
+        /// How many attempts were made.
+        attempts: u32,
+        /// The last error.
+        #[source]
+        source: micronode_link::LinkError,
+    },
+    /// The node could not be reached.
+    #[error("cannot reach the node: {0}")]
+    Unreachable(#[source] micronode_link::LinkError),
+    /// The link's identity or pairing could not be read or written.
+    #[error("link state: {0}")]
+    LinkState(String),
+    /// The chain source is unusable (wrong network, unreachable at start).
+    #[error("the signer's chain source: {0}")]
+    Chain(#[from] ChainError),
+}
 
 /// The node this signer is paired with: where to dial and the key pinned at pairing.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -32,30 +59,39 @@ impl PairedNode {
     }
 
     /// Saves the pairing (owner-only).
-    pub fn save(&self, dir: &Path) -> Result<(), String> {
-        let bytes = serde_json::to_vec_pretty(self).map_err(|e| e.to_string())?;
-        crate::files::write_private(&Self::path(dir), &bytes).map_err(|e| e.to_string())
+    pub fn save(&self, dir: &Path) -> Result<(), ServeError> {
+        let bytes =
+            serde_json::to_vec_pretty(self).map_err(|e| ServeError::LinkState(e.to_string()))?;
+        micronode_files::write_private(&Self::path(dir), &bytes)
+            .map_err(|e| ServeError::LinkState(e.to_string()))
     }
 
-    fn key(&self) -> Result<[u8; 32], String> {
+    fn key(&self) -> Result<[u8; 32], ServeError> {
         hex::decode(&self.node_key)
             .ok()
             .and_then(|k| k.try_into().ok())
-            .ok_or_else(|| "paired node key is corrupt".to_string())
+            .ok_or_else(|| ServeError::LinkState("paired node key is corrupt".into()))
     }
 }
 
 /// How often VLS forgets settled payments whose invoices expired long ago.
 const PRUNE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(600);
 
-/// VLS prunes its payment records only when asked for a heartbeat; without it the signer
-/// would refuse new payments once it tracks `max_invoices` of them.
+/// VLS prunes its payment records (and closed channels) only when asked for a heartbeat;
+/// without it the signer would refuse new payments once it tracks `max_invoices` of them.
+/// Expired payment credits leave the balance allowance at the same time.
 async fn prune_periodically(engine: Arc<SignerEngine>) {
     let mut ticker = tokio::time::interval(PRUNE_INTERVAL);
     loop {
         ticker.tick().await;
         let engine = engine.clone();
-        let _ = tokio::task::spawn_blocking(move || engine.node().get_heartbeat()).await;
+        let _ = tokio::task::spawn_blocking(move || {
+            engine.node().get_heartbeat();
+            if let Err(e) = engine.prune_credits().and_then(|()| engine.clamp_excess()) {
+                tracing::warn!(error = ?e, "cannot update the balance allowance");
+            }
+        })
+        .await;
     }
 }
 
@@ -71,20 +107,27 @@ impl Drop for AbortOnDrop {
 /// How many times a pairing attempt is made before the code is declared refused.
 const PAIRING_ATTEMPTS: u32 = 5;
 
-/// Runs the signer until `stop` resolves: connect (pairing first if `pairing_code` is given),
-/// serve, reconnect.
-pub async fn run(
+/// Runs the signer until `stop` resolves: catch up with the chain, then connect (pairing
+/// first if `pairing_code` is given), serve, reconnect, while `chain` keeps following the
+/// tenant's chain source (and watching for breaches) whether or not the node is there.
+pub async fn run<S: ChainSource>(
     engine: Arc<SignerEngine>,
     dir: PathBuf,
     node_addr: String,
     pairing_code: Option<micronode_link::PairingCode>,
+    chain: ChainFollower<S>,
     stop: impl std::future::Future<Output = ()>,
-) -> Result<(), String> {
+) -> Result<(), ServeError> {
     let identity = Arc::new(
         LinkIdentity::load_or_generate(&dir.join("link_identity.json"))
-            .map_err(|e| e.to_string())?,
+            .map_err(|e| ServeError::LinkState(e.to_string()))?,
     );
     tokio::pin!(stop);
+    chain.check_network().await?;
+    let height = chain.sync().await?;
+    tracing::info!(height, "the signer's view of the chain is current");
+    let following = tokio::spawn(chain.run(std::future::pending()));
+    let _following = AbortOnDrop(following);
     let pruning = tokio::spawn(prune_periodically(engine.clone()));
     let _pruning = AbortOnDrop(pruning);
     let mut code = pairing_code;
@@ -94,7 +137,7 @@ pub async fn run(
             (None, Some(paired)) => ConnectMode::Pinned {
                 node_key: paired.key()?,
             },
-            (None, None) => return Err("not paired: run with a pairing code first".into()),
+            (None, None) => return Err(ServeError::NotPaired),
         };
         let pairing = matches!(mode, ConnectMode::Pairing { .. });
         let connector = LinkConnector::new(node_addr.clone(), identity.clone(), mode);
@@ -110,13 +153,13 @@ pub async fn run(
         };
         let (conn, peer) = match connected {
             Ok(c) => c,
-            Err(e) if pairing => {
-                return Err(format!(
-                    "pairing failed: the node did not accept the code after \
-                     {PAIRING_ATTEMPTS} attempts (wrong, already used or expired?): {e}"
-                ))
+            Err(source) if pairing => {
+                return Err(ServeError::Pairing {
+                    attempts: PAIRING_ATTEMPTS,
+                    source,
+                })
             }
-            Err(e) => return Err(format!("cannot reach the node: {e}")),
+            Err(e) => return Err(ServeError::Unreachable(e)),
         };
         if peer.kind == HandshakeKind::Paired {
             PairedNode {

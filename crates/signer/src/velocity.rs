@@ -2,8 +2,12 @@
 //!
 //! VLS keeps one velocity window (we give it the hourly limit); this layer keeps both windows
 //! over a durable log of approved payments so a signer restart does not reset the budget.
-//! Written by hand because it is a few lines over a timestamped list; no crate does this
-//! with durable state.
+//! Each payment counts its amount plus its routing-fee allowance: what it may cost at most.
+//!
+//! The limit fails closed: a log that exists but cannot be read or parsed refuses every
+//! approval (with [`VelocityError::Unreadable`]) until the tenant repairs or removes it;
+//! a missing log is an empty one. Written by hand because it is a few lines over a
+//! timestamped list; no crate does this with durable state.
 
 use std::path::PathBuf;
 use std::sync::Mutex;
@@ -37,6 +41,14 @@ pub enum VelocityError {
         /// The limit.
         limit_msat: u64,
     },
+    /// The log exists but cannot be read: nothing is approved until it is repaired.
+    #[error("the velocity log {path} is unreadable ({reason}); no payment is approved until it is repaired or removed")]
+    Unreadable {
+        /// The log file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
     /// The log could not be written; nothing was approved.
     #[error("cannot record the approval: {0}")]
     Storage(String),
@@ -53,16 +65,25 @@ pub struct VelocityLimiter {
     path: PathBuf,
     hourly_msat: u64,
     daily_msat: u64,
-    log: Mutex<Log>,
+    /// `Err` when the log on disk could not be read: the limiter then refuses everything.
+    log: Mutex<Result<Log, String>>,
+}
+
+fn read_log(path: &std::path::Path) -> Result<Log, String> {
+    match micronode_files::read_private(path) {
+        Ok(None) => Ok(Log::default()),
+        Ok(Some(bytes)) => serde_json::from_slice(&bytes).map_err(|e| format!("not a log: {e}")),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 impl VelocityLimiter {
     /// Opens (or starts) the log at `path`. A limit of 0 means unlimited.
     pub fn open(path: PathBuf, max_sat_per_hour: u64, max_sat_per_day: u64) -> Self {
-        let log = std::fs::read(&path)
-            .ok()
-            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
-            .unwrap_or_default();
+        let log = read_log(&path);
+        if let Err(reason) = &log {
+            tracing::error!(path = %path.display(), %reason, "the velocity log is unreadable: every payment will be refused until it is repaired or removed");
+        }
         Self {
             path,
             hourly_msat: max_sat_per_hour.saturating_mul(1000),
@@ -71,14 +92,19 @@ impl VelocityLimiter {
         }
     }
 
-    /// Approves `amount_msat` for `payment_hash` if both windows allow it, and records it. The
-    /// same payment hash approved twice counts once.
-    pub fn approve(&self, payment_hash: &str, amount_msat: u64) -> Result<(), VelocityError> {
+    /// Approves a payment costing at most `cost_msat` for `payment_hash` if both windows allow
+    /// it, and records it durably before answering. The same payment hash approved twice
+    /// counts once.
+    pub fn approve(&self, payment_hash: &str, cost_msat: u64) -> Result<(), VelocityError> {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs())
             .unwrap_or(0);
-        let mut log = self.log.lock().unwrap_or_else(|p| p.into_inner());
+        let mut guard = self.log.lock().unwrap_or_else(|p| p.into_inner());
+        let log = guard.as_mut().map_err(|reason| VelocityError::Unreadable {
+            path: self.path.clone(),
+            reason: reason.clone(),
+        })?;
         log.entries.retain(|(t, _, _)| now.saturating_sub(*t) < DAY);
         if log.entries.iter().any(|(_, _, h)| h == payment_hash) {
             return Ok(());
@@ -91,24 +117,23 @@ impl VelocityLimiter {
                 .sum()
         };
         let (hour, day) = (spent(HOUR), spent(DAY));
-        if self.hourly_msat > 0 && hour.saturating_add(amount_msat) > self.hourly_msat {
+        if self.hourly_msat > 0 && hour.saturating_add(cost_msat) > self.hourly_msat {
             return Err(VelocityError::Hourly {
                 spent_msat: hour,
-                amount_msat,
+                amount_msat: cost_msat,
                 limit_msat: self.hourly_msat,
             });
         }
-        if self.daily_msat > 0 && day.saturating_add(amount_msat) > self.daily_msat {
+        if self.daily_msat > 0 && day.saturating_add(cost_msat) > self.daily_msat {
             return Err(VelocityError::Daily {
                 spent_msat: day,
-                amount_msat,
+                amount_msat: cost_msat,
                 limit_msat: self.daily_msat,
             });
         }
-        log.entries
-            .push((now, amount_msat, payment_hash.to_string()));
+        log.entries.push((now, cost_msat, payment_hash.to_string()));
         let bytes = serde_json::to_vec(&*log).map_err(|e| VelocityError::Storage(e.to_string()))?;
-        crate::files::write_private(&self.path, &bytes).map_err(|e| {
+        micronode_files::write_private(&self.path, &bytes).map_err(|e| {
             log.entries.pop();
             VelocityError::Storage(e.to_string())
         })
@@ -144,5 +169,25 @@ mod tests {
             }
         ));
         reopened.approve("d", 4_000).unwrap();
+    }
+
+    #[test]
+    fn an_unreadable_log_refuses_every_payment() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("velocity.json");
+        std::fs::write(&path, b"{ this is not the log").unwrap();
+        let limiter = VelocityLimiter::open(path.clone(), 0, 0);
+        let err = limiter.approve("a", 1).unwrap_err();
+        assert!(matches!(err, VelocityError::Unreadable { .. }), "{err}");
+        // The damaged log is kept for the tenant to inspect, not overwritten.
+        assert_eq!(std::fs::read(&path).unwrap(), b"{ this is not the log");
+        // A directory where the log should be cannot be read either.
+        let dir_path = dir.path().join("dir-log");
+        std::fs::create_dir(&dir_path).unwrap();
+        let limiter = VelocityLimiter::open(dir_path, 0, 0);
+        assert!(matches!(
+            limiter.approve("a", 1),
+            Err(VelocityError::Unreadable { .. })
+        ));
     }
 }

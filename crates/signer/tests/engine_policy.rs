@@ -1,9 +1,10 @@
 //! The validating signer answers a node's requests and refuses, with a typed rule, what its
 //! owner's policy forbids. These run the real VLS node with durable state in a temp dir.
 
-use micronode_node::remote::protocol::{Hex, SignerReply, SignerRequest, SignerResponse};
-use micronode_node::remote::PROTOCOL_VERSION;
 use micronode_signer::{PolicyConfig, SignerEngine};
+use micronode_signer_protocol::{
+    Hex, SignerReply, SignerRequest, SignerResponse, PROTOCOL_VERSION,
+};
 use zeroize::Zeroizing;
 
 fn engine(dir: &std::path::Path, policy: PolicyConfig) -> SignerEngine {
@@ -63,7 +64,7 @@ fn payments_over_the_velocity_limit_are_refused_with_the_rule() {
         SignerResponse::Ok { .. }
     ));
     match signer.handle(&keysend(600_000, 2)) {
-        SignerResponse::Refused { rule, message } => {
+        SignerResponse::Refused { rule, message, .. } => {
             assert_eq!(rule, "velocity-limit");
             assert!(message.contains("hourly"), "{message}");
         }
@@ -113,9 +114,6 @@ fn garbage_and_unknown_channels_fail_cleanly() {
         SignerRequest::ChannelPubkeys {
             keys_id: Hex(vec![9; 32]),
         },
-        SignerRequest::SignGossip {
-            message: Hex(vec![1]),
-        },
     ];
     for request in bad {
         assert!(
@@ -123,6 +121,53 @@ fn garbage_and_unknown_channels_fail_cleanly() {
             "{request:?}"
         );
     }
+    // Bytes that are not a gossip message are refused outright: only a thief asks for that.
+    let response = signer.handle(&SignerRequest::SignGossip {
+        message: Hex(vec![1]),
+    });
+    assert!(
+        matches!(&response, SignerResponse::Refused { rule, .. } if rule == "policy-gossip-content"),
+        "{response:?}"
+    );
+}
+
+#[test]
+fn an_unreadable_velocity_log_refuses_every_payment() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(engine(dir.path(), PolicyConfig::default()));
+    std::fs::write(dir.path().join("velocity.json"), b"\x00not json").unwrap();
+    let signer = engine(dir.path(), PolicyConfig::default());
+    match signer.handle(&keysend(1_000, 9)) {
+        SignerResponse::Refused { rule, message, .. } => {
+            assert_eq!(rule, "velocity-log-unreadable");
+            assert!(message.contains("velocity.json"), "{message}");
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+#[test]
+fn an_approval_grants_its_cost_to_the_balance_allowance_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let signer = engine(dir.path(), PolicyConfig::default());
+    let before = signer.balance_allowance_sat();
+    assert!(matches!(
+        signer.handle(&keysend(1_000, 4)),
+        SignerResponse::Ok { .. }
+    ));
+    // 1 sat, plus the fee allowance (5 sat + 1 %), rounded up, plus 1 sat of rounding.
+    let granted = signer.balance_allowance_sat() - before;
+    assert_eq!(granted, 1 + 6 + 1);
+    // The same payment approved again grants nothing more.
+    assert!(matches!(
+        signer.handle(&keysend(1_000, 4)),
+        SignerResponse::Ok { .. }
+    ));
+    assert_eq!(signer.balance_allowance_sat() - before, granted);
+    // The allowance survives a restart (it is VLS's persisted state).
+    drop(signer);
+    let signer = engine(dir.path(), PolicyConfig::default());
+    assert_eq!(signer.balance_allowance_sat() - before, granted);
 }
 
 #[test]

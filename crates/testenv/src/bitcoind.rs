@@ -170,6 +170,8 @@ impl Bitcoind {
             format!("-rpcuser={rpc_user}"),
             format!("-rpcpassword={rpc_password}"),
             "-fallbackfee=0.0002".to_string(),
+            // Tests look confirmed transactions up by txid.
+            "-txindex=1".to_string(),
             "-debug=rpc".to_string(),
             "-printtoconsole=0".to_string(),
             format!("-datadir={}", datadir.display()),

@@ -180,6 +180,35 @@ impl Env {
         }
     }
 
+    /// A transaction, confirmed or in the mempool (the test bitcoind keeps a transaction index).
+    pub async fn transaction(&self, txid: &bitcoin::Txid) -> Transaction {
+        let hex: String = self
+            .bitcoind
+            .rpc()
+            .call("getrawtransaction", &[serde_json::json!(txid.to_string())])
+            .await
+            .expect("getrawtransaction");
+        bitcoin::consensus::encode::deserialize_hex(&hex).expect("transaction")
+    }
+
+    /// The transaction that spends `outpoint`, in the mempool or in the last 500 blocks.
+    pub async fn spend_of(&self, outpoint: &bitcoin::OutPoint) -> Option<Transaction> {
+        let spends = |tx: &Transaction| tx.input.iter().any(|i| i.previous_output == *outpoint);
+        if let Some(tx) = self.mempool().await.into_iter().find(spends) {
+            return Some(tx);
+        }
+        let rpc = self.bitcoind.rpc();
+        let tip = rpc.get_block_count().await.expect("block count");
+        for height in (tip.saturating_sub(500)..=tip).rev() {
+            let hash = rpc.get_block_hash(height).await.expect("block hash");
+            let block = rpc.get_block(&hash).await.expect("block");
+            if let Some(tx) = block.txdata.into_iter().find(spends) {
+                return Some(tx);
+            }
+        }
+        None
+    }
+
     /// The value of an output on chain or in the mempool.
     pub async fn prevout_value(&self, outpoint: &bitcoin::OutPoint) -> u64 {
         let tx: serde_json::Value = self

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod proxy;
+pub mod recovery;
 pub mod signer;
 pub mod tenant;
 pub mod watch_only;

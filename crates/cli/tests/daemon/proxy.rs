@@ -1,6 +1,7 @@
 //! A compromised operator, played in the test: it sits between the node and the tenant's
 //! signer (the operator controls the node's host, so it sees every request the node makes),
-//! records the traffic, and can cut the node off and send its own requests to the signer.
+//! records the traffic, can rewrite the node's next request of a kind, and can cut the node
+//! off and send its own requests to the signer.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -18,6 +19,28 @@ const INJECTED_IDS: u64 = 1 << 62;
 
 type Pending = Arc<Mutex<Vec<(u64, oneshot::Sender<SignerResponse>)>>>;
 
+/// Rewrites a node request in flight; returns `true` when it did (and is then done).
+pub type Tamper = Box<dyn FnMut(&mut SignerRequest) -> bool + Send>;
+
+/// A rewrite waiting for its request, and where to report the signer's answer to it.
+type Tampering = Arc<Mutex<Option<(Tamper, oneshot::Sender<SignerResponse>)>>>;
+
+/// Applies a pending rewrite to `envelope`; the new bytes if it applied.
+fn rewrite(
+    tamper: &Tampering,
+    rewritten: &Pending,
+    mut envelope: RequestEnvelope,
+) -> Option<Vec<u8>> {
+    let mut slot = tamper.lock().expect("lock");
+    let (f, _) = slot.as_mut()?;
+    if !f(&mut envelope.request) {
+        return None;
+    }
+    let (_, report) = slot.take().expect("tamper");
+    rewritten.lock().expect("lock").push((envelope.id, report));
+    Some(serde_json::to_vec(&envelope).expect("encode"))
+}
+
 /// The man in the middle.
 pub struct SignerProxy {
     /// Where the signer dials.
@@ -26,6 +49,7 @@ pub struct SignerProxy {
     pub code: String,
     recorded: Arc<Mutex<Vec<SignerRequest>>>,
     cut_off: Arc<AtomicBool>,
+    tampering: Tampering,
     inject: mpsc::UnboundedSender<(u64, SignerRequest, oneshot::Sender<SignerResponse>)>,
     next_id: AtomicU64,
     _dir: tempfile::TempDir,
@@ -49,7 +73,10 @@ impl SignerProxy {
         let cut_off = Arc::new(AtomicBool::new(false));
         let (inject, mut injected) = mpsc::unbounded_channel();
         let pending: Pending = Arc::default();
-        let (rec, cut) = (recorded.clone(), cut_off.clone());
+        let tampering: Tampering = Arc::default();
+        let (rec, cut, tamper) = (recorded.clone(), cut_off.clone(), tampering.clone());
+        // Answers to rewritten requests, by id: reported to the test and passed on to the node.
+        let rewritten: Pending = Arc::default();
         tokio::spawn(async move {
             let (signer, _) = listener.accept().await.expect("signer connects");
             let code = PairingCode::parse(&node_code).expect("node code");
@@ -67,9 +94,13 @@ impl SignerProxy {
                         if cut.load(Ordering::SeqCst) {
                             continue; // the node is cut off: its requests go unanswered
                         }
-                        if let Ok(envelope) = serde_json::from_slice::<RequestEnvelope>(&bytes) {
-                            rec.lock().expect("lock").push(envelope.request);
-                        }
+                        let bytes = match serde_json::from_slice::<RequestEnvelope>(&bytes) {
+                            Ok(envelope) => {
+                                rec.lock().expect("lock").push(envelope.request.clone());
+                                rewrite(&tamper, &rewritten, envelope).unwrap_or(bytes)
+                            }
+                            Err(_) => bytes,
+                        };
                         if signer_tx.send(&bytes).await.is_err() { break }
                     }
                     from_signer = signer_rx.recv() => {
@@ -82,8 +113,17 @@ impl SignerProxy {
                                 let (_, tx) = waiting.remove(at);
                                 let _ = tx.send(envelope.response);
                             }
-                        } else if !cut.load(Ordering::SeqCst) && node_tx.send(&bytes).await.is_err() {
-                            break;
+                        } else {
+                            {
+                                let mut waiting = rewritten.lock().expect("lock");
+                                if let Some(at) = waiting.iter().position(|(id, _)| *id == envelope.id) {
+                                    let (_, tx) = waiting.remove(at);
+                                    let _ = tx.send(envelope.response.clone());
+                                }
+                            }
+                            if !cut.load(Ordering::SeqCst) && node_tx.send(&bytes).await.is_err() {
+                                break;
+                            }
                         }
                     }
                     Some((id, request, reply)) = injected.recv() => {
@@ -100,6 +140,7 @@ impl SignerProxy {
             code: code.reveal(),
             recorded,
             cut_off,
+            tampering,
             inject,
             next_id: AtomicU64::new(0),
             _dir: dir,
@@ -109,6 +150,18 @@ impl SignerProxy {
     /// Every request the node made so far, in order.
     pub fn recorded(&self) -> Vec<SignerRequest> {
         self.recorded.lock().expect("lock").clone()
+    }
+
+    /// Rewrites the node's next request for which `f` returns `true` (after changing it);
+    /// the signer's answer to the rewritten request comes back on the returned channel (and
+    /// goes on to the node, which sees the refusal).
+    pub fn tamper_next(
+        &self,
+        f: impl FnMut(&mut SignerRequest) -> bool + Send + 'static,
+    ) -> oneshot::Receiver<SignerResponse> {
+        let (tx, rx) = oneshot::channel();
+        *self.tampering.lock().expect("lock") = Some((Box::new(f), tx));
+        rx
     }
 
     /// Stops relaying the node's requests (and the signer's answers to them), or resumes.

@@ -22,6 +22,15 @@ fn signer_command(dir: &Path) -> Command {
     cmd
 }
 
+/// Points a signer command at `bitcoind` as its chain source.
+pub fn with_chain(cmd: &mut Command, bitcoind: &micronode_testenv::Bitcoind) {
+    cmd.arg("--bitcoind-rpc")
+        .arg(format!("{}:{}", bitcoind.rpc_host(), bitcoind.rpc_port()))
+        .arg("--bitcoind-rpc-user")
+        .arg(bitcoind.rpc_user())
+        .env("MICRONODE_BITCOIND_RPC_PASSWORD", bitcoind.rpc_password());
+}
+
 /// `micronode signer init` without the word check; returns the recovery words.
 pub fn init(dir: &Path) -> String {
     let out = signer_command(dir)
@@ -68,13 +77,10 @@ pub fn spawn_recover(
     args: &[&str],
 ) -> (Child, Receiver<String>) {
     let log = std::fs::File::create(dir.join("recover.log")).expect("recover log");
-    let mut child = signer_command(dir)
-        .arg("recover")
-        .arg("--bitcoind-rpc")
-        .arg(format!("{}:{}", bitcoind.rpc_host(), bitcoind.rpc_port()))
-        .arg("--bitcoind-rpc-user")
-        .arg(bitcoind.rpc_user())
-        .env("MICRONODE_BITCOIND_RPC_PASSWORD", bitcoind.rpc_password())
+    let mut cmd = signer_command(dir);
+    cmd.arg("recover");
+    with_chain(&mut cmd, bitcoind);
+    let mut child = cmd
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -96,8 +102,14 @@ pub struct SignerProcess {
 
 impl SignerProcess {
     /// Starts the signer dialling `node` (the node's signer link address), pairing with
-    /// `pair` when given; waits for its ready line. Its logs go to `<dir>/signer.log`.
-    pub fn start(dir: &Path, node: &str, pair: Option<&str>) -> SignerProcess {
+    /// `pair` when given, following `bitcoind`'s chain; waits for its ready line. Its logs go
+    /// to `<dir>/signer.log`.
+    pub fn start(
+        dir: &Path,
+        node: &str,
+        pair: Option<&str>,
+        bitcoind: &micronode_testenv::Bitcoind,
+    ) -> SignerProcess {
         let log = dir.join("signer.log");
         let log_file = std::fs::OpenOptions::new()
             .create(true)
@@ -106,6 +118,8 @@ impl SignerProcess {
             .expect("signer log");
         let mut cmd = signer_command(dir);
         cmd.args(["run", "--node", node]);
+        with_chain(&mut cmd, bitcoind);
+        cmd.args(["--poll-interval-ms", "100"]);
         if let Some(code) = pair {
             cmd.args(["--pair", code]);
         }

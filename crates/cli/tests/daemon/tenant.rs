@@ -11,6 +11,10 @@ use micronode_testenv::wait_until;
 use super::signer::{self, SignerProcess};
 use super::{Client, Daemon, Launch};
 
+/// A `[policy]` body lifting the payment velocity limits, for tests about something else
+/// that pay more than the defaults allow in an hour.
+pub const UNLIMITED_VELOCITY: &str = "max_sat_per_hour = 0\nmax_sat_per_day = 0";
+
 /// The size of every channel these tests open.
 pub const CHANNEL_SAT: u64 = 1_000_000;
 
@@ -61,7 +65,7 @@ pub fn start_pair(env: &Env, dir: &Path, signer_dir: &Path, policy: Option<&str>
         signer::set_policy(signer_dir, policy);
     }
     let (launch, listen, code) = launch_remote(env, dir);
-    let signer = SignerProcess::start(signer_dir, &listen, Some(&code));
+    let signer = SignerProcess::start(signer_dir, &listen, Some(&code), &env.bitcoind);
     let node = launch.ready();
     assert_eq!(
         node.node_id, signer.node_id,

@@ -4,7 +4,8 @@
 //! (LDK waits and retries after `signer_unblocked`), validations are queued and answered `Ok`
 //! (LDK would close the channel on `Err`; the queue is replayed before any later signature, so
 //! the signer still sees every state in order), and per-commitment points already seen are
-//! answered from memory.
+//! answered from memory. A refusal the signer marks temporary (its chain view is behind the
+//! node's) is treated the same way, and the node retries shortly after.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -88,6 +89,17 @@ impl RemoteChannelSigner {
             Ok(_) => Ok(()),
             Err(RemoteError::Offline) => {
                 tracing::info!(op = what, "signer offline; validation queued");
+                self.core.queue_validation(self.keys_id, op);
+                Ok(())
+            }
+            // The signer's view of the chain is behind the node's: LDK would close the channel
+            // on an error, so the validation waits in the queue like an offline one.
+            Err(RemoteError::Refused {
+                temporary: true,
+                rule,
+                ..
+            }) => {
+                tracing::info!(op = what, %rule, "signer not ready for this state yet; validation queued");
                 self.core.queue_validation(self.keys_id, op);
                 Ok(())
             }

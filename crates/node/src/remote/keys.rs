@@ -41,6 +41,7 @@ pub struct RemoteKeys {
     receive_auth_key: ReceiveAuthKey,
     channels: Mutex<HashMap<[u8; 32], Arc<ChannelShared>>>,
     pubkey_cache: PathBuf,
+    limits: crate::keys::SignerLimits,
 }
 
 /// What channel signers share with the backend: the transport, the queue of validations made
@@ -50,6 +51,8 @@ pub struct RemoteCore {
     /// Validations LDK made while the signer was away, replayed first when it returns.
     pending: Mutex<Vec<([u8; 32], ChannelOp)>>,
     wallet_paths: OnceLock<WalletPathLookup>,
+    /// Set when the signer refused something temporarily (its chain view was behind).
+    retry_hint: std::sync::atomic::AtomicBool,
 }
 
 fn key32(bytes: &Hex, what: &str) -> Result<[u8; 32], NodeError> {
@@ -97,6 +100,7 @@ impl RemoteKeys {
                 transport,
                 pending: Mutex::new(Vec::new()),
                 wallet_paths: OnceLock::new(),
+                retry_hint: std::sync::atomic::AtomicBool::new(false),
             }),
             node_id,
             wallet_xpub,
@@ -105,6 +109,11 @@ impl RemoteKeys {
                 inner: key32(&hello.peer_storage_key, "peer storage key")?,
             },
             receive_auth_key: ReceiveAuthKey(key32(&hello.receive_auth_key, "auth key")?),
+            limits: crate::keys::SignerLimits {
+                allow_routing: hello.allow_routing,
+                fee_allowance: hello.fee_allowance,
+                max_dust_in_flight_sat: hello.max_dust_in_flight_sat,
+            },
             channels: Mutex::new(
                 channels
                     .into_iter()
@@ -185,11 +194,21 @@ impl RemoteCore {
     /// in LDK's order.
     pub(crate) fn call(&self, request: SignerRequest) -> Result<SignerReply, RemoteError> {
         self.flush_pending()?;
-        self.transport.call(request)
+        let result = self.transport.call(request);
+        if let Err(RemoteError::Refused {
+            temporary: true, ..
+        }) = &result
+        {
+            self.retry_hint
+                .store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+        result
     }
 
-    /// Replays validations queued while the signer was away. A refusal is logged and dropped:
-    /// the signer then refuses that channel's next signature, which keeps the funds safe.
+    /// Replays validations queued while the signer was away (or refused temporarily). A
+    /// permanent refusal is logged and dropped: the signer then refuses that channel's next
+    /// signature, which keeps the funds safe. A temporary one stops the replay, keeping the
+    /// order, until the next retry.
     pub fn flush_pending(&self) -> Result<(), RemoteError> {
         let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
         while let Some((keys_id, op)) = pending.first().cloned() {
@@ -200,6 +219,16 @@ impl RemoteCore {
             match self.transport.call(request) {
                 Ok(_) => {}
                 Err(RemoteError::Offline) => return Err(RemoteError::Offline),
+                Err(
+                    e @ RemoteError::Refused {
+                        temporary: true, ..
+                    },
+                ) => {
+                    // The signer's chain view is behind: keep the order, try again later.
+                    self.retry_hint
+                        .store(true, std::sync::atomic::Ordering::SeqCst);
+                    return Err(e);
+                }
                 Err(e) => {
                     tracing::error!(error = %e, "signer refused a state validated while it was away")
                 }
@@ -257,7 +286,7 @@ fn save_pubkey_cache(path: &std::path::Path, channels: &HashMap<[u8; 32], Arc<Ch
         .collect();
     let result = serde_json::to_vec(&entries)
         .map_err(|e| NodeError::Internal(e.to_string()))
-        .and_then(|bytes| crate::secret_file::write_private(path, &bytes));
+        .and_then(|bytes| Ok(micronode_files::write_private(path, &bytes)?));
     if let Err(e) = result {
         tracing::error!(error = %e, "could not save the channel key cache");
     }
@@ -265,9 +294,9 @@ fn save_pubkey_cache(path: &std::path::Path, channels: &HashMap<[u8; 32], Arc<Ch
 
 impl WalletSigner for RemoteKeys {
     fn wallet_descriptors(&self) -> Result<WalletDescriptors, NodeError> {
-        Ok(super::protocol::wallet_descriptors(
-            &self.wallet_xpub.to_string(),
-        ))
+        let (external, internal) =
+            super::protocol::wallet_descriptors(&self.wallet_xpub.to_string());
+        Ok(WalletDescriptors { external, internal })
     }
 
     fn sign_wallet_psbt(&self, psbt: &mut Psbt) -> Result<(), NodeError> {
@@ -329,6 +358,16 @@ impl WalletSigner for RemoteKeys {
 
     fn resume_signing(&self) -> Result<(), NodeError> {
         self.core.flush_pending().map_err(NodeError::from)
+    }
+
+    fn payment_limits(&self) -> Option<crate::keys::SignerLimits> {
+        Some(self.limits)
+    }
+
+    fn take_retry_hint(&self) -> bool {
+        self.core
+            .retry_hint
+            .swap(false, std::sync::atomic::Ordering::SeqCst)
     }
 }
 

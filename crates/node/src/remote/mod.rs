@@ -4,11 +4,13 @@
 //! The node holds no private key: it keeps public material (node id, wallet xpub, channel
 //! public keys) and answers nothing on the signer's behalf. See `docs/remote-signer.md`.
 
+pub mod attach;
 pub mod channel_signer;
 pub mod keys;
 pub mod link_transport;
-pub mod protocol;
 pub mod transport;
+
+pub use micronode_signer_protocol as protocol;
 
 pub use channel_signer::RemoteChannelSigner;
 pub use keys::{RemoteCore, RemoteKeys};

@@ -16,6 +16,8 @@ pub enum RemoteError {
         rule: String,
         /// Why.
         message: String,
+        /// Whether the same request may pass later.
+        temporary: bool,
     },
     /// The tenant revoked this node.
     #[error("the tenant revoked this node's access to the signer")]
@@ -29,7 +31,9 @@ impl From<RemoteError> for NodeError {
     fn from(e: RemoteError) -> Self {
         match e {
             RemoteError::Offline => NodeError::SignerOffline,
-            RemoteError::Refused { rule, message } => NodeError::SignerRefused { rule, message },
+            RemoteError::Refused { rule, message, .. } => {
+                NodeError::SignerRefused { rule, message }
+            }
             RemoteError::Revoked => NodeError::SignerRevoked,
             RemoteError::Failed(m) => NodeError::Signer(m),
         }
@@ -41,9 +45,15 @@ impl RemoteError {
     pub fn from_response(response: SignerResponse) -> Result<SignerReply, RemoteError> {
         match response {
             SignerResponse::Ok { reply } => Ok(reply),
-            SignerResponse::Refused { rule, message } => {
-                Err(RemoteError::Refused { rule, message })
-            }
+            SignerResponse::Refused {
+                rule,
+                message,
+                temporary,
+            } => Err(RemoteError::Refused {
+                rule,
+                message,
+                temporary,
+            }),
             SignerResponse::Failed { message } => Err(RemoteError::Failed(message)),
             SignerResponse::Revoked => Err(RemoteError::Revoked),
         }

@@ -1,15 +1,18 @@
 //! The node's side of a remote signer at start-up: listen for the signer, make a pairing code
 //! if none is paired yet, wait for it, and greet it.
+//!
+//! A node started with a remote signer holds no key: until the signer has dialled in and
+//! answered `hello`, there is no node id and nothing can start.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
 use micronode_link::{LinkIdentity, PairingStore, DEFAULT_PAIRING_TTL};
-use micronode_node::remote::LinkSignerTransport;
-use micronode_node::RemoteKeys;
+
+use super::{LinkSignerTransport, RemoteKeys};
+use crate::error::NodeError;
 
 /// How long one signing call may take before the signer counts as offline.
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
@@ -41,7 +44,7 @@ impl WaitingForSigner {
     }
 
     /// Waits for the signer (logging every 10 s) and greets it.
-    pub async fn connected(self) -> anyhow::Result<RemoteKeys> {
+    pub async fn connected(self) -> Result<RemoteKeys, NodeError> {
         tracing::info!(listen = %self.listen_addr(), "waiting for the tenant's signer");
         let waiting = async {
             let mut ticker = tokio::time::interval(Duration::from_secs(10));
@@ -59,27 +62,29 @@ impl WaitingForSigner {
         let transport = self.transport;
         let keys = tokio::task::spawn_blocking(move || RemoteKeys::connect(transport, cache))
             .await
-            .context("greeting the signer")??;
+            .map_err(|e| NodeError::Internal(format!("greeting the signer: {e}")))??;
         tracing::info!(node_id = %keys.node_id(), "signer connected; node keys are remote");
         Ok(keys)
     }
 }
 
 /// Starts the signer link of the node whose data is in `data_dir`, on `listen`.
-pub fn listen(data_dir: &Path, listen: SocketAddr) -> anyhow::Result<WaitingForSigner> {
+pub fn listen(data_dir: &Path, listen: SocketAddr) -> Result<WaitingForSigner, NodeError> {
     let link_dir = data_dir.join("signer_link");
-    micronode_node::secret_file::create_private_dir(&link_dir)?;
+    micronode_files::create_private_dir(&link_dir)?;
+    let link = |what: &str, e: micronode_link::LinkError| NodeError::Signer(format!("{what}: {e}"));
     let identity = Arc::new(
         LinkIdentity::load_or_generate(&link_dir.join("identity.json"))
-            .context("loading the node's link identity")?,
+            .map_err(|e| link("loading the node's link identity", e))?,
     );
-    let pairing = Arc::new(PairingStore::open(&link_dir).context("opening the pairing store")?);
+    let pairing =
+        Arc::new(PairingStore::open(&link_dir).map_err(|e| link("opening the pairing store", e))?);
     let pairing_code = match pairing.paired_signer() {
         Some(_) => None,
         None => Some(
             pairing
                 .new_pairing_code(DEFAULT_PAIRING_TTL)
-                .context("creating a pairing code")?
+                .map_err(|e| link("creating a pairing code", e))?
                 .reveal(),
         ),
     };
@@ -99,7 +104,7 @@ pub fn listen(data_dir: &Path, listen: SocketAddr) -> anyhow::Result<WaitingForS
 
 /// Starts the signer link, announces it on stdout and returns the keys backend once the
 /// signer has answered.
-pub async fn connect(data_dir: &Path, listen_on: SocketAddr) -> anyhow::Result<RemoteKeys> {
+pub async fn connect(data_dir: &Path, listen_on: SocketAddr) -> Result<RemoteKeys, NodeError> {
     let waiting = listen(data_dir, listen_on)?;
     println!("{}", waiting.announcement());
     waiting.connected().await

@@ -1,9 +1,7 @@
 //! Unilateral exit without the operator: from the signer's own validated state, the latest
-//! holder commitment of every channel (signed, ready to broadcast), and sweeps of our delayed
-//! outputs to an address of the tenant's once the contest delay has passed.
-//!
-//! This module only builds and signs transactions; watching the chain and broadcasting is the
-//! caller's job (`micronode signer recover`).
+//! holder commitment of every channel (signed, ready to broadcast), sweeps of our delayed
+//! outputs to an address of the tenant's once the contest delay has passed, and the sweep of
+//! the on-chain wallet. This module only builds and signs; [`super::run`] drives it.
 
 use std::fmt;
 
@@ -19,34 +17,9 @@ use lightning_signer::channel::ChannelSlot;
 use lightning_signer::wallet::Wallet;
 use zeroize::Zeroizing;
 
+use super::RecoverError;
+use crate::chain::WalletUtxo;
 use crate::engine::SignerEngine;
-
-/// Why a recovery step failed.
-#[derive(Debug, thiserror::Error)]
-pub enum RecoverError {
-    /// VLS could not produce the channel's latest commitment.
-    #[error("channel {channel}: cannot sign its latest commitment: {message}")]
-    Commitment {
-        /// The channel (hex id).
-        channel: String,
-        /// VLS's reason.
-        message: String,
-    },
-    /// A signature could not be made.
-    #[error("signing a sweep: {0}")]
-    Signing(String),
-    /// The on-chain wallet's coins could not be signed.
-    #[error("wallet sweep: {0}")]
-    Wallet(String),
-    /// The output is too small to pay for its own sweep.
-    #[error("{value_sat} sat cannot pay the {fee_sat} sat fee of its sweep")]
-    Dust {
-        /// The output's value.
-        value_sat: u64,
-        /// The fee the sweep needs.
-        fee_sat: u64,
-    },
-}
 
 /// Everything needed to close one channel unilaterally and sweep our side of it.
 pub struct ChannelExit {
@@ -146,17 +119,6 @@ impl ChannelExit {
     }
 }
 
-/// One output of the tenant's on-chain wallet, found on chain by the caller.
-#[derive(Clone, Debug)]
-pub struct WalletUtxo {
-    /// Where it is.
-    pub outpoint: OutPoint,
-    /// What it holds.
-    pub output: TxOut,
-    /// Its path under the wallet's account key, e.g. `[0, 5]` (receive) or `[1, 2]` (change).
-    pub path: Vec<u32>,
-}
-
 /// A version-2 transaction spending `inputs` (each with its value and a worst-case witness for
 /// sizing) to one output paying `destination` everything less the fee at `sat_per_vb`; the
 /// witnesses are cleared for signing. Refuses when the fee would leave dust.
@@ -249,55 +211,68 @@ impl SignerEngine {
         Ok(tx)
     }
 
-    /// The exit of every channel the signer has set up, built from the latest state it
-    /// validated. With `close`, each channel is also marked closed in the signer's durable
-    /// state, so it never signs a newer state for the operator again; without, nothing is
-    /// persisted (a dry run).
-    pub fn channel_exits(&self, close: bool) -> Vec<Result<ChannelExit, RecoverError>> {
-        let node = self.node();
-        let slots: Vec<_> = node.get_channels().values().cloned().collect();
-        let mut exits = Vec::new();
-        for slot in slots {
-            let mut guard = slot.lock().unwrap_or_else(|e| e.into_inner());
-            let ChannelSlot::Ready(chan) = &mut *guard else {
-                continue; // never funded: nothing to recover
-            };
-            let channel = hex::encode(chan.id().as_slice());
-            let signed = if close {
-                chan.sign_holder_commitment_tx_for_recovery(&[], None)
-            } else {
-                chan.sign_holder_commitment_tx_for_recovery_dry_run(&[], None)
-            };
-            exits.push(match signed {
-                Ok((commitment, htlc_txs, delayed_script, (key, prefix), _)) => {
-                    // VLS gives the witness as [<empty>, witness script] after the signature.
-                    let witness_script =
-                        ScriptBuf::from_bytes(prefix.last().cloned().unwrap_or_default());
-                    if witness_script.to_p2wsh() != delayed_script {
-                        exits.push(Err(RecoverError::Commitment {
-                            channel,
-                            message: "the delayed output's script does not match its key".into(),
-                        }));
-                        continue;
-                    }
-                    Ok(ChannelExit {
+    /// The exit of the channel funded by `funding`, built from the latest state the signer
+    /// validated (`None` if no funded channel has that output). With `close`, the channel is
+    /// also marked closed in the signer's durable state, so it never signs a newer state for
+    /// the operator again; without, nothing is persisted (a dry run).
+    pub fn channel_exit(
+        &self,
+        funding: &OutPoint,
+        close: bool,
+    ) -> Option<Result<ChannelExit, RecoverError>> {
+        let (channel, slot) = self.ready_channels().into_iter().find(|(_, slot)| {
+            matches!(&*slot.lock().unwrap_or_else(|e| e.into_inner()),
+                ChannelSlot::Ready(chan) if chan.setup.funding_outpoint == *funding)
+        })?;
+        let mut guard = slot.lock().unwrap_or_else(|e| e.into_inner());
+        let ChannelSlot::Ready(chan) = &mut *guard else {
+            return None;
+        };
+        let signed = if close {
+            chan.sign_holder_commitment_tx_for_recovery(&[], None)
+        } else {
+            chan.sign_holder_commitment_tx_for_recovery_dry_run(&[], None)
+        };
+        Some(match signed {
+            Ok((commitment, htlc_txs, delayed_script, (key, prefix), _)) => {
+                // VLS gives the witness as [<empty>, witness script] after the signature.
+                let witness_script =
+                    ScriptBuf::from_bytes(prefix.last().cloned().unwrap_or_default());
+                if witness_script.to_p2wsh() != delayed_script {
+                    return Some(Err(RecoverError::Commitment {
                         channel,
-                        funding: chan.setup.funding_outpoint,
-                        capacity_sat: chan.setup.channel_value_sat,
-                        commitment,
-                        htlc_txs,
-                        to_self_delay: chan.setup.counterparty_selected_contest_delay,
-                        delayed_script,
-                        delayed_key: Zeroizing::new(key.secret_bytes()),
-                        witness_script,
-                    })
+                        message: "the delayed output's script does not match its key".into(),
+                    }));
                 }
-                Err(status) => Err(RecoverError::Commitment {
+                Ok(ChannelExit {
                     channel,
-                    message: status.message().to_string(),
-                }),
-            });
-        }
-        exits
+                    funding: chan.setup.funding_outpoint,
+                    capacity_sat: chan.setup.channel_value_sat,
+                    commitment,
+                    htlc_txs,
+                    to_self_delay: chan.setup.counterparty_selected_contest_delay,
+                    delayed_script,
+                    delayed_key: Zeroizing::new(key.secret_bytes()),
+                    witness_script,
+                })
+            }
+            Err(status) => Err(RecoverError::Commitment {
+                channel,
+                message: status.message().to_string(),
+            }),
+        })
+    }
+
+    /// Every funded channel: its name and funding output.
+    pub fn funded_channels(&self) -> Vec<(String, OutPoint)> {
+        self.ready_channels()
+            .into_iter()
+            .filter_map(
+                |(name, slot)| match &*slot.lock().unwrap_or_else(|e| e.into_inner()) {
+                    ChannelSlot::Ready(chan) => Some((name, chan.setup.funding_outpoint)),
+                    ChannelSlot::Stub(_) => None,
+                },
+            )
+            .collect()
     }
 }
