@@ -131,7 +131,7 @@ pub fn open_engine(dir: &Path) -> anyhow::Result<(SignerEngine, SignerConfig)> {
 /// Runs `micronode signer ...`.
 pub async fn run(args: SignerArgs) -> anyhow::Result<()> {
     let dir = args.dir.unwrap_or_else(default_dir);
-    micronode_files::create_private_dir(&dir)?;
+    micronode_files::own_private_dir(&dir)?;
     match args.command {
         SignerCommand::Init {
             network,

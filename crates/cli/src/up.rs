@@ -29,12 +29,14 @@ use crate::config::micronode_home;
 const INSTALL_SCRIPT: &str = include_str!("../../../scripts/install-bitcoind.sh");
 const CHANNEL_SAT: u64 = 1_000_000;
 const GATEWAY_TO_TENANT_MSAT: u64 = 50_000_000;
-const TENANT_TO_GATEWAY_MSAT: u64 = 20_000_000;
+// Within the tenant signer's default velocity limits (10,000 sat an hour, fees included).
+const TENANT_TO_GATEWAY_MSAT: u64 = 5_000_000;
 const STEP_TIMEOUT: Duration = Duration::from_secs(120);
 /// The embedded Nostr relay's port (a free one if it is taken).
 const NWC_RELAY_PORT: u16 = 7447;
-/// The daily budget of the app connection `up` creates.
-const NWC_DAILY_BUDGET_MSAT: u64 = 100_000_000;
+/// The daily budget of the app connection `up` creates (the tenant's signer allows 25,000 sat
+/// a day in all by default).
+const NWC_DAILY_BUDGET_MSAT: u64 = 20_000_000;
 
 /// Options of `micronode up`.
 #[derive(clap::Args, Debug)]

@@ -15,6 +15,7 @@ mod daemon;
 
 use bitcoin::secp256k1::{Secp256k1, SecretKey};
 use bitcoin::{Address, CompressedPublicKey, Network, OutPoint};
+use daemon::recovery::Recovery;
 use daemon::signer;
 use daemon::tenant::*;
 use micronode_proto::v1;
@@ -112,9 +113,7 @@ async fn signer_recover_returns_the_channel_funds_without_the_operator() {
         .into_iter()
         .find(|e| e["channel"] == broadcast["channel"])
         .expect("B's channel swept");
-    let sweep = env
-        .transaction(&swept["txid"].as_str().expect("txid").parse().expect("txid"))
-        .await;
+    let sweep = Recovery::tx(&env, swept).await;
     assert_eq!(
         sweep.output[0].script_pubkey,
         tenant_address.script_pubkey()
@@ -164,15 +163,7 @@ async fn signer_recover_returns_the_channel_funds_without_the_operator() {
 
     // The wallet: every coin, to the same address.
     let wallet_swept = recovery.one("wallet_swept");
-    let wallet_sweep = env
-        .transaction(
-            &wallet_swept["txid"]
-                .as_str()
-                .expect("txid")
-                .parse()
-                .expect("txid"),
-        )
-        .await;
+    let wallet_sweep = Recovery::tx(&env, wallet_swept).await;
     let wallet_fee = wallet.confirmed_sat - wallet_sweep.output[0].value.to_sat();
     assert!(
         wallet_fee > 0 && wallet_fee < 2_000,

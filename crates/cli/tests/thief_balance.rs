@@ -11,8 +11,7 @@ mod daemon;
 
 use bitcoin::secp256k1::{Secp256k1, SecretKey};
 use bitcoin::{Address, CompressedPublicKey, Network};
-use daemon::proxy::SignerProxy;
-use daemon::signer::{self, SignerProcess};
+use daemon::recovery::Recovery;
 use daemon::tenant::*;
 use lightning::ln::chan_utils::{ChannelTransactionParameters, CommitmentTransaction};
 use lightning::util::ser::{Readable, ReadableArgs, Writeable};
@@ -86,15 +85,14 @@ fn tenant_address() -> Address {
 async fn a_balance_moved_by_a_commitment_is_refused_and_recovery_returns_every_sat() {
     let env = Env::new("thief-balance").await;
     let b = env.start_node("b").await;
-    let signer_dir = env.dir.0.join("a-signer");
-    std::fs::create_dir_all(&signer_dir).expect("dir");
-    signer::init(&signer_dir); // the signer's default policy
-    let a_dir = env.dir.0.join("a");
-    let (launch, node_listen, node_code) = launch_remote(&env, &a_dir);
-    let proxy = SignerProxy::start(node_listen, node_code).await;
-    let mut signer_process =
-        SignerProcess::start(&signer_dir, &proxy.listen, Some(&proxy.code), &env.bitcoind);
-    let mut a = launch.ready();
+    // The signer's default policy.
+    let ProxiedTenant {
+        node: mut a,
+        proxy,
+        signer: mut signer_process,
+        signer_dir,
+        ..
+    } = start_behind_proxy(&env, None).await;
     let mut client = a.client().await;
 
     // Honest use: one payment above the dust limit and three below it.
@@ -216,18 +214,12 @@ async fn a_balance_moved_by_a_commitment_is_refused_and_recovery_returns_every_s
     );
     // Every sat of the tenant's reaches its address, less the sweeps' own fees.
     let swept = recovery.one("swept");
-    let sweep_txid: bitcoin::Txid = swept["txid"].as_str().expect("txid").parse().expect("txid");
-    let sweep = env.transaction(&sweep_txid).await;
+    let sweep = Recovery::tx(&env, swept).await;
     assert_eq!(sweep.output[0].script_pubkey, to.script_pubkey());
     let sweep_fee = ours - sweep.output[0].value.to_sat();
     assert!(sweep_fee > 0 && sweep_fee < 2_000, "sweep fee {sweep_fee}");
     let wallet_swept = recovery.one("wallet_swept");
-    let wallet_txid: bitcoin::Txid = wallet_swept["txid"]
-        .as_str()
-        .expect("txid")
-        .parse()
-        .expect("txid");
-    let wallet_sweep = env.transaction(&wallet_txid).await;
+    let wallet_sweep = Recovery::tx(&env, wallet_swept).await;
     let wallet_fee = wallet.confirmed_sat - wallet_sweep.output[0].value.to_sat();
     assert!(
         wallet_fee > 0 && wallet_fee < 2_000,

@@ -56,12 +56,9 @@ async fn a_revoked_state_broadcast_by_the_gateway_is_punished_with_the_operator_
     let signer_dir = env.dir.0.join("a-signer");
     std::fs::create_dir_all(&signer_dir).expect("dir");
     signer::init(&signer_dir); // the signer's default policy
-    let (ok, public, err) = signer::run_once(&signer_dir, &["export-public"]);
-    assert!(ok, "{err}");
-    let public: serde_json::Value = serde_json::from_str(&public).expect("JSON");
+    let public = signer::export_public(&signer_dir);
     let xpub = Xpub::from_str(public["wallet_xpub"].as_str().expect("xpub")).expect("xpub");
-    let a_dir = env.dir.0.join("a");
-    let (launch, listen, code) = launch_remote(&env, &a_dir);
+    let (launch, listen, code) = launch_remote(&env, &env.dir.0.join("a"));
     let signer_process = SignerProcess::start(&signer_dir, &listen, Some(&code), &env.bitcoind);
     let mut a = launch.ready();
     let mut client = a.client().await;
@@ -203,12 +200,7 @@ async fn a_revoked_state_broadcast_by_the_gateway_is_punished_with_the_operator_
     assert_eq!(punished["txid"], justice.compute_txid().to_string());
     assert_eq!(punished["commitment_txid"], revoked_txid.to_string());
     let wallet_swept = recovery.one("wallet_swept");
-    let sweep_txid: bitcoin::Txid = wallet_swept["txid"]
-        .as_str()
-        .expect("txid")
-        .parse()
-        .expect("txid");
-    let sweep = env.transaction(&sweep_txid).await;
+    let sweep = daemon::recovery::Recovery::tx(&env, wallet_swept).await;
     assert!(sweep
         .input
         .iter()

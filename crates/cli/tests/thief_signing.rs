@@ -28,8 +28,6 @@ use bitcoin::{
     Address, Amount, CompressedPublicKey, Network, OutPoint, Psbt, ScriptBuf, Transaction, TxIn,
     TxOut,
 };
-use daemon::proxy::SignerProxy;
-use daemon::signer::{self, SignerProcess};
 use daemon::tenant::*;
 use daemon::Client;
 use lightning::ln::chan_utils::{self, ChannelTransactionParameters, CommitmentTransaction};
@@ -215,21 +213,17 @@ fn learned(recorded: &[SignerRequest], skip: Option<&Hex>) -> Learned {
 async fn oracles_fee_drains_and_hidden_outputs_are_refused() {
     let env = Env::new("thief-signing").await;
     let b = env.start_node("b").await;
-    let signer_dir = env.dir.0.join("a-signer");
-    std::fs::create_dir_all(&signer_dir).expect("dir");
-    signer::init(&signer_dir);
-    let (ok, public, err) = signer::run_once(&signer_dir, &["export-public"]);
-    assert!(ok, "{err}");
-    let public: serde_json::Value = serde_json::from_str(&public).expect("JSON");
+    // The signer's default policy.
+    let ProxiedTenant {
+        node: a,
+        proxy,
+        signer: signer_process,
+        public,
+        ..
+    } = start_behind_proxy(&env, None).await;
     let wallet = Wallet {
         xpub: Xpub::from_str(public["wallet_xpub"].as_str().expect("xpub")).expect("xpub"),
     };
-    let a_dir = env.dir.0.join("a");
-    let (launch, node_listen, node_code) = launch_remote(&env, &a_dir);
-    let proxy = SignerProxy::start(node_listen, node_code).await;
-    let signer_process =
-        SignerProcess::start(&signer_dir, &proxy.listen, Some(&proxy.code), &env.bitcoind);
-    let a = launch.ready();
     let mut client = a.client().await;
     let mut rules = Vec::new();
     let mut refuse = |what: &str, response: SignerResponse, expected: &str| {

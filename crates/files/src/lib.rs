@@ -44,10 +44,11 @@ impl FileError {
     }
 }
 
-/// Creates `dir` (and missing parents); the last component gets mode 0700 whether or not it
-/// existed before.
+/// Creates `dir` and any missing parents with mode 0700. An existing directory is left as it
+/// is (it may be shared, like `/tmp`): use [`own_private_dir`] for a directory that belongs to
+/// the component alone.
 pub fn create_private_dir(dir: &Path) -> Result<(), FileError> {
-    if dir.as_os_str().is_empty() {
+    if dir.as_os_str().is_empty() || dir.is_dir() {
         return Ok(());
     }
     let mut builder = fs::DirBuilder::new();
@@ -59,12 +60,21 @@ pub fn create_private_dir(dir: &Path) -> Result<(), FileError> {
     }
     builder
         .create(dir)
-        .map_err(|e| FileError::io("creating directory", dir, e))?;
+        .map_err(|e| FileError::io("creating directory", dir, e))
+}
+
+/// Like [`create_private_dir`], and makes `dir` itself owner-only (0700) even if it existed:
+/// for a directory that belongs to one component alone (a node's data directory, the signer's
+/// directory).
+pub fn own_private_dir(dir: &Path) -> Result<(), FileError> {
+    create_private_dir(dir)?;
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
-            .map_err(|e| FileError::io("setting the mode of", dir, e))?;
+        if !dir.as_os_str().is_empty() {
+            fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
+                .map_err(|e| FileError::io("setting the mode of", dir, e))?;
+        }
     }
     Ok(())
 }
@@ -262,6 +272,24 @@ mod tests {
             assert_eq!(mode(&path), 0o600);
             assert_eq!(mode(&sub), 0o700);
         }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn shared_directories_keep_their_mode_owned_ones_become_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let shared = dir.path().join("shared");
+        fs::create_dir(&shared).unwrap();
+        fs::set_permissions(&shared, fs::Permissions::from_mode(0o755)).unwrap();
+        write_private(&shared.join("cookie"), b"x").unwrap();
+        assert_eq!(
+            mode(&shared),
+            0o755,
+            "a file in a shared directory leaves it alone"
+        );
+        own_private_dir(&shared).unwrap();
+        assert_eq!(mode(&shared), 0o700);
     }
 
     #[test]

@@ -120,7 +120,7 @@ impl<K: KeysBackend> Node<K> {
                 chain.feed.network()
             )));
         }
-        micronode_files::create_private_dir(&config.data_dir)?;
+        micronode_files::own_private_dir(&config.data_dir)?;
         let dir_lock = lock_data_dir(&config.data_dir)?;
         let store = Arc::new(
             Store::open(&config.data_dir)

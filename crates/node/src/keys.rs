@@ -170,7 +170,7 @@ impl LocalKeys {
 
     /// Loads the seed from `dir/keys_seed`, creating it (mode 0600) on first use.
     pub fn load_or_create(dir: &Path, network: Network) -> Result<Self, NodeError> {
-        micronode_files::create_private_dir(dir)?;
+        micronode_files::own_private_dir(dir)?;
         let seed = load_or_create_seed(&dir.join("keys_seed"))?;
         Self::from_seed(&seed, network)
     }

@@ -97,7 +97,7 @@ impl SignerEngine {
         network: Network,
         policy: PolicyConfig,
     ) -> Result<Self, EngineError> {
-        micronode_files::create_private_dir(dir)?;
+        micronode_files::own_private_dir(dir)?;
         if !policy.enforce_balance {
             tracing::warn!(
                 "enforce_balance is off: a compromised operator can move this tenant's channel \
@@ -284,7 +284,7 @@ pub(crate) fn channel_name(chan: &Channel) -> String {
 
 /// Marks the signer state in `state_dir` revoked, without unlocking the seed.
 pub fn revoke_dir(state_dir: &Path) -> Result<(), EngineError> {
-    micronode_files::create_private_dir(state_dir)?;
+    micronode_files::own_private_dir(state_dir)?;
     micronode_files::write_private(&state_dir.join("REVOKED"), b"revoked\n")?;
     Ok(())
 }

@@ -26,6 +26,16 @@ impl Recovery {
         self.events.iter().filter(|e| e["event"] == name).collect()
     }
 
+    /// The transaction an event names in its `txid`.
+    pub async fn tx(env: &Env, event: &serde_json::Value) -> bitcoin::Transaction {
+        let txid: bitcoin::Txid = event["txid"]
+            .as_str()
+            .expect("the event names a txid")
+            .parse()
+            .expect("txid");
+        env.transaction(&txid).await
+    }
+
     /// The one event called `name`.
     pub fn one(&self, name: &str) -> &serde_json::Value {
         let all = self.all(name);

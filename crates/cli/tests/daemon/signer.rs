@@ -49,6 +49,13 @@ pub fn init(dir: &Path) -> String {
     words
 }
 
+/// What `micronode signer export-public` prints, parsed.
+pub fn export_public(dir: &Path) -> serde_json::Value {
+    let (ok, out, err) = run_once(dir, &["export-public"]);
+    assert!(ok, "export-public: {err}");
+    serde_json::from_str(&out).expect("export-public prints JSON")
+}
+
 /// Replaces the signer's `[policy]` table with `body` (TOML key = value lines).
 pub fn set_policy(dir: &Path, body: &str) {
     let text = format!("network = \"regtest\"\n\n[policy]\n{body}\n");

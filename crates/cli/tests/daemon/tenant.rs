@@ -8,6 +8,7 @@ use micronode_proto::v1;
 use micronode_testenv::nodes::{Env, TestNode, TIMEOUT};
 use micronode_testenv::wait_until;
 
+use super::proxy::SignerProxy;
 use super::signer::{self, SignerProcess};
 use super::{Client, Daemon, Launch};
 
@@ -235,4 +236,41 @@ pub async fn funding_of(client: &mut Client, channel_id: &str) -> bitcoin::OutPo
         .expect("funded channel")
         .parse()
         .expect("outpoint")
+}
+
+/// A tenant whose signer reaches its node through the operator's man in the middle.
+pub struct ProxiedTenant {
+    /// The node process.
+    pub node: Daemon,
+    /// The operator between node and signer.
+    pub proxy: SignerProxy,
+    /// The signer process.
+    pub signer: SignerProcess,
+    /// The signer's directory.
+    pub signer_dir: std::path::PathBuf,
+    /// What `signer export-public` printed (node id, wallet xpub, descriptors).
+    pub public: serde_json::Value,
+}
+
+/// Starts a tenant node in `<env>/a` and its signer in `<env>/a-signer` (with `policy`, a
+/// `[policy]` table body, when given; the defaults otherwise), linked through a
+/// [`SignerProxy`].
+pub async fn start_behind_proxy(env: &Env, policy: Option<&str>) -> ProxiedTenant {
+    let signer_dir = env.dir.0.join("a-signer");
+    std::fs::create_dir_all(&signer_dir).expect("signer dir");
+    signer::init(&signer_dir);
+    if let Some(policy) = policy {
+        signer::set_policy(&signer_dir, policy);
+    }
+    let public = signer::export_public(&signer_dir);
+    let (launch, node_listen, node_code) = launch_remote(env, &env.dir.0.join("a"));
+    let proxy = SignerProxy::start(node_listen, node_code).await;
+    let signer = SignerProcess::start(&signer_dir, &proxy.listen, Some(&proxy.code), &env.bitcoind);
+    ProxiedTenant {
+        node: launch.ready(),
+        proxy,
+        signer,
+        signer_dir,
+        public,
+    }
 }

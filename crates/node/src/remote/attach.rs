@@ -71,7 +71,7 @@ impl WaitingForSigner {
 /// Starts the signer link of the node whose data is in `data_dir`, on `listen`.
 pub fn listen(data_dir: &Path, listen: SocketAddr) -> Result<WaitingForSigner, NodeError> {
     let link_dir = data_dir.join("signer_link");
-    micronode_files::create_private_dir(&link_dir)?;
+    micronode_files::own_private_dir(&link_dir)?;
     let link = |what: &str, e: micronode_link::LinkError| NodeError::Signer(format!("{what}: {e}"));
     let identity = Arc::new(
         LinkIdentity::load_or_generate(&link_dir.join("identity.json"))

@@ -11,6 +11,22 @@ use super::ChainError;
 use crate::engine::SignerEngine;
 use crate::store::OwnSweep;
 
+/// Writes VLS's tracker after a block was added or removed.
+fn persist_tracker(
+    node: &lightning_signer::node::Node,
+    tracker: &lightning_signer::chain::tracker::ChainTracker<
+        lightning_signer::monitor::ChainMonitor,
+    >,
+    height: u32,
+) -> Result<(), ChainError> {
+    node.get_persister()
+        .update_tracker(&node.get_id(), tracker)
+        .map_err(|e| ChainError::Tracker {
+            height,
+            reason: format!("cannot persist the tracker: {e:?}"),
+        })
+}
+
 /// What a block meant for the tenant.
 #[derive(Debug, Default)]
 pub struct BlockEvents {
@@ -64,12 +80,7 @@ impl SignerEngine {
             self.oracle
                 .add_block(&mut tracker, block, height)
                 .map_err(|reason| ChainError::Tracker { height, reason })?;
-            node.get_persister()
-                .update_tracker(&node.get_id(), &tracker)
-                .map_err(|e| ChainError::Tracker {
-                    height,
-                    reason: format!("cannot persist the tracker: {e:?}"),
-                })?;
+            persist_tracker(&node, &tracker, height)?;
         }
         let fundings = self.fundings();
         let own_sweeps: HashMap<Txid, ()> = self
@@ -138,12 +149,7 @@ impl SignerEngine {
         self.oracle
             .remove_block(&mut tracker, block, height)
             .map_err(|reason| ChainError::Tracker { height, reason })?;
-        node.get_persister()
-            .update_tracker(&node.get_id(), &tracker)
-            .map_err(|e| ChainError::Tracker {
-                height,
-                reason: format!("cannot persist the tracker: {e:?}"),
-            })?;
+        persist_tracker(&node, &tracker, height)?;
         drop(tracker);
         self.store.disconnect_from(height)?;
         Ok(())

@@ -48,39 +48,22 @@ impl Oracle {
         block: &Block,
         height: u32,
     ) -> Result<(), String> {
-        let (txid_watches, outpoint_watches) = tracker.get_all_forward_watches();
+        let (txids, outpoints) = tracker.get_all_forward_watches();
         let prev_filter_header = tracker.tip().1;
-        let proof = self.prove(
+        let proof = self.prepare(
+            tracker,
             block,
             height,
             &prev_filter_header,
-            &outpoint_watches,
-            &txid_watches,
-        );
-        let hash = block.block_hash();
-        // A false positive of the filter means the proof is the whole block, which the tracker
-        // takes only streamed.
-        let (proof, whole) = proof.proof.take_block();
-        if let Some(whole) = whole {
-            let bytes = serialize(&whole);
-            for (i, chunk) in bytes.chunks(CHUNK).enumerate() {
-                let offset = u32::try_from(i * CHUNK).map_err(|_| "block too large".to_string())?;
-                tracker
-                    .block_chunk(hash, offset, chunk)
-                    .map_err(|e| format!("{e:?}"))?;
-            }
-        }
-        let proof = TxoProof {
-            attestations: self.attestations(block, height, &prev_filter_header),
-            proof,
-        };
+            &outpoints,
+            &txids,
+        )?;
         tracker
             .add_block(block.header, proof)
             .map_err(|e| format!("{e:?}"))
     }
 
-    /// Removes the tracker's tip, which is `block` (a reorganisation), with `prev` the headers
-    /// of its parent as the tracker knows them.
+    /// Removes the tracker's tip, which is `block` at `height` (a reorganisation).
     pub(crate) fn remove_block(
         &self,
         tracker: &mut ChainTracker<ChainMonitor>,
@@ -92,11 +75,37 @@ impl Oracle {
             .front()
             .cloned()
             .ok_or_else(|| "reorganisation deeper than the tracker remembers".to_string())?;
-        let (txid_watches, outpoint_watches) = tracker.get_all_reverse_watches();
-        let proof = self.prove(block, height, &prev.1, &outpoint_watches, &txid_watches);
-        let hash = block.block_hash();
+        let (txids, outpoints) = tracker.get_all_reverse_watches();
+        let proof = self.prepare(tracker, block, height, &prev.1, &outpoints, &txids)?;
+        tracker
+            .remove_block(proof, prev)
+            .map(|_| ())
+            .map_err(|e| format!("{e:?}"))
+    }
+
+    /// The attested proof of `block` for the tracker. A false positive of the filter makes the
+    /// proof the whole block, which the tracker takes only streamed: it is streamed here and
+    /// the proof refers to it.
+    fn prepare(
+        &self,
+        tracker: &mut ChainTracker<ChainMonitor>,
+        block: &Block,
+        height: u32,
+        prev_filter_header: &FilterHeader,
+        outpoints: &[OutPoint],
+        txids: &[Txid],
+    ) -> Result<TxoProof, String> {
+        let proof = TxoProof::prove(
+            self.attestations(block, height, prev_filter_header),
+            prev_filter_header,
+            block,
+            height,
+            outpoints,
+            txids,
+        );
         let (proof, whole) = proof.proof.take_block();
         if let Some(whole) = whole {
+            let hash = whole.block_hash();
             let bytes = serialize(&whole);
             for (i, chunk) in bytes.chunks(CHUNK).enumerate() {
                 let offset = u32::try_from(i * CHUNK).map_err(|_| "block too large".to_string())?;
@@ -105,14 +114,10 @@ impl Oracle {
                     .map_err(|e| format!("{e:?}"))?;
             }
         }
-        let proof = TxoProof {
-            attestations: self.attestations(block, height, &prev.1),
+        Ok(TxoProof {
+            attestations: self.attestations(block, height, prev_filter_header),
             proof,
-        };
-        tracker
-            .remove_block(proof, prev)
-            .map(|_| ())
-            .map_err(|e| format!("{e:?}"))
+        })
     }
 
     fn attestations(
@@ -133,23 +138,5 @@ impl Oracle {
         };
         let signed = txoo::util::sign_attestation(attestation, &self.keypair, &Secp256k1::new());
         vec![(self.public_key(), signed)]
-    }
-
-    fn prove(
-        &self,
-        block: &Block,
-        height: u32,
-        prev_filter_header: &FilterHeader,
-        outpoints: &[OutPoint],
-        txids: &[Txid],
-    ) -> TxoProof {
-        TxoProof::prove(
-            self.attestations(block, height, prev_filter_header),
-            prev_filter_header,
-            block,
-            height,
-            outpoints,
-            txids,
-        )
     }
 }
