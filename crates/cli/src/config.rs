@@ -316,7 +316,9 @@ mod tests {
         };
         assert!(matches!(
             half_auth.resolve(false),
-            Err(ConfigError::Invalid(_))
+            Err(ConfigError::Endpoint(
+                micronode_chain::EndpointError::Credentials
+            ))
         ));
     }
 

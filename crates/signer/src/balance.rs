@@ -81,8 +81,7 @@ fn now() -> u64 {
 }
 
 /// The value of `commitment` in neither party's output beyond the fee its rate requires:
-/// dust HTLCs plus sub-sat remainders. BOLT 3: a commitment weighs 724 weight units plus 172
-/// per non-dust HTLC (1124 with anchors, which also take two 330-sat outputs).
+/// dust HTLCs plus sub-sat remainders.
 pub(crate) fn dust_in_flight(
     channel_value_sat: u64,
     anchors: bool,
@@ -92,13 +91,30 @@ pub(crate) fn dust_in_flight(
     let outputs = commitment
         .to_broadcaster_value_sat()
         .saturating_add(commitment.to_countersignatory_value_sat())
-        .saturating_add(htlcs.iter().map(|h| h.amount_msat / 1000).sum::<u64>())
-        .saturating_add(if anchors { 660 } else { 0 });
-    let base = if anchors { 1124 } else { 724 };
-    let weight = base + 172 * htlcs.len() as u64;
-    let fee = u64::from(commitment.negotiated_feerate_per_kw()) * weight / 1000;
+        .saturating_add(htlcs.iter().map(|h| h.amount_msat / 1000).sum::<u64>());
+    unexplained_value(
+        channel_value_sat,
+        anchors,
+        commitment.negotiated_feerate_per_kw(),
+        outputs,
+        htlcs.len() as u64,
+    )
+}
+
+/// BOLT 3: a commitment weighs 724 weight units plus 172 per non-dust HTLC (1124 with
+/// anchors, which also take two 330-sat outputs). What the channel holds beyond its outputs
+/// (`outputs_sat`, anchors excluded) and that fee is in no output.
+fn unexplained_value(
+    channel_value_sat: u64,
+    anchors: bool,
+    feerate_per_kw: u32,
+    outputs_sat: u64,
+    nondust_htlcs: u64,
+) -> u64 {
+    let (base, anchor_outputs) = if anchors { (1124, 660) } else { (724, 0) };
+    let fee = u64::from(feerate_per_kw) * (base + 172 * nondust_htlcs) / 1000;
     channel_value_sat
-        .saturating_sub(outputs)
+        .saturating_sub(outputs_sat.saturating_add(anchor_outputs))
         .saturating_sub(fee)
 }
 
@@ -119,16 +135,17 @@ impl SignerEngine {
         Ok(())
     }
 
-    /// Checks a new commitment of channel `channel` (of `channel_value_sat`) before VLS sees
-    /// it: the dust cap, and the credits of payments VLS is about to account for itself.
+    /// Checks a new commitment of a channel (of `channel_value_sat`) before VLS sees it: the
+    /// dust cap, and the credits of payments VLS is about to account for itself. Returns the
+    /// commitment's dust in flight, to record with [`Self::settle_new_commitment`] once the
+    /// state is signed or validated.
     pub(crate) fn account_new_commitment(
         &self,
-        channel: &str,
         channel_value_sat: u64,
         anchors: bool,
         side: Side,
         commitment: &CommitmentTransaction,
-    ) -> Result<(), Outcome> {
+    ) -> Result<u64, Outcome> {
         let dust = dust_in_flight(channel_value_sat, anchors, commitment);
         if dust
             > self
@@ -146,9 +163,8 @@ impl SignerEngine {
             ));
         }
         if !self.policy.enforce_balance {
-            return Ok(());
+            return Ok(dust);
         }
-        self.store.set_channel_dust(channel, dust)?;
         for htlc in commitment.nondust_htlcs() {
             if !side.is_ours_offered(htlc) {
                 continue;
@@ -176,7 +192,22 @@ impl SignerEngine {
                 self.store.withdraw_credit(&hash)?;
             }
         }
-        Ok(())
+        Ok(dust)
+    }
+
+    /// After a new state of `channel` was signed or validated: records its dust in flight and
+    /// cuts the pool to its ceiling.
+    pub(crate) fn settle_new_commitment(
+        &self,
+        channel: &str,
+        side: Side,
+        dust: u64,
+    ) -> Result<(), Outcome> {
+        if !self.policy.enforce_balance {
+            return Ok(());
+        }
+        self.store.set_channel_dust(channel, side.bit(), dust)?;
+        self.clamp_excess()
     }
 
     /// Cuts the pool down to what it may hold: live credits, dust in flight and the rounding
@@ -230,5 +261,38 @@ impl SignerEngine {
     /// The pool of unexplained gains VLS may spend on decreases, in sat (for tests and logs).
     pub fn balance_allowance_sat(&self) -> u64 {
         self.node().get_state().excess_amount
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::unexplained_value;
+
+    #[test]
+    fn dust_is_what_the_outputs_and_the_fee_do_not_explain() {
+        // 1,000,000 sat at 253 sat/kw, no HTLC: fee 183 sat.
+        assert_eq!(
+            unexplained_value(1_000_000, false, 253, 1_000_000 - 183, 0),
+            0
+        );
+        // Three dust HTLCs of 100 sat each sit in no output.
+        assert_eq!(
+            unexplained_value(1_000_000, false, 253, 1_000_000 - 183 - 300, 0),
+            300
+        );
+        // A non-dust HTLC is an output and costs 172 weight units of fee.
+        let fee = 253 * (724 + 172) / 1000;
+        assert_eq!(
+            unexplained_value(1_000_000, false, 253, 1_000_000 - fee, 1),
+            0
+        );
+        // Anchors: a heavier commitment and two 330-sat outputs.
+        let fee = 253 * 1124 / 1000;
+        assert_eq!(
+            unexplained_value(1_000_000, true, 253, 1_000_000 - fee - 660 - 5, 0),
+            5
+        );
+        // A commitment paying less fee than its rate requires explains everything.
+        assert_eq!(unexplained_value(1_000_000, false, 253, 1_000_000, 0), 0);
     }
 }

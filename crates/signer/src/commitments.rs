@@ -116,7 +116,7 @@ impl SignerEngine {
         let (name, value, anchors) = self.channel_facts(id)?;
         self.check_funding_buried(id, number)?;
         self.check_no_forwarding(Side::Holder, holder.nondust_htlcs())?;
-        self.account_new_commitment(&name, value, anchors, Side::Holder, holder)?;
+        let dust = self.account_new_commitment(value, anchors, Side::Holder, holder)?;
         let (offered, received) = htlc_infos(holder.nondust_htlcs());
         self.with_channel(id, |chan| {
             chan.htlcs_fulfilled(fulfilled.clone());
@@ -133,7 +133,7 @@ impl SignerEngine {
             chan.revoke_previous_holder_commitment(number)?;
             Ok(())
         })?;
-        self.clamp_excess()
+        self.settle_new_commitment(&name, Side::Holder, dust)
     }
 
     /// Signs the counterparty's next commitment.
@@ -150,7 +150,7 @@ impl SignerEngine {
         let (name, value, anchors) = self.channel_facts(id)?;
         self.check_funding_buried(id, n)?;
         self.check_no_forwarding(Side::Counterparty, commitment.nondust_htlcs())?;
-        self.account_new_commitment(&name, value, anchors, Side::Counterparty, commitment)?;
+        let dust = self.account_new_commitment(value, anchors, Side::Counterparty, commitment)?;
         let (offered, received) = htlc_infos(commitment.nondust_htlcs());
         let (sig, htlc_sigs) = self.with_channel(id, |chan| {
             chan.htlcs_fulfilled(inbound.clone());
@@ -168,7 +168,7 @@ impl SignerEngine {
         // The watchtower needs this state's HTLCs if it is ever broadcast after revocation.
         self.store
             .record_counterparty_htlcs(&name, n, commitment.nondust_htlcs())?;
-        self.clamp_excess()?;
+        self.settle_new_commitment(&name, Side::Counterparty, dust)?;
         Ok(SignerReply::CommitmentSignatures {
             sig: Hex(sig.serialize_compact().to_vec()),
             htlc_sigs: htlc_sigs

@@ -6,7 +6,7 @@
 //! its own state in redb; nothing here is a secret, but it reveals the tenant's channels, so
 //! it is private.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Mutex;
 
@@ -55,19 +55,21 @@ pub struct OwnSweep {
 /// The signer's SQLite store.
 pub struct SignerStore {
     conn: Mutex<Connection>,
-    /// Txids of recorded transactions, so a block's descendants are found without a query
-    /// per input.
-    recorded: Mutex<HashSet<Txid>>,
-    /// Each channel's dust in flight, mirrored in memory: it is read and written on every
-    /// state, and written only when it changes.
-    dust: Mutex<std::collections::HashMap<String, u64>>,
+    /// Recorded transactions by txid, with their depth (1: spends a funding output, 2: spends
+    /// an output of a depth-1 one), so a block's descendants are found without a query per
+    /// input.
+    recorded: Mutex<HashMap<Txid, u8>>,
+    /// Each channel's dust in flight on each of its two commitments (holder, counterparty),
+    /// mirrored in memory: it is read on every state, and written only when it changes.
+    dust: Mutex<HashMap<(String, u8), u64>>,
 }
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS funding (
     outpoint TEXT PRIMARY KEY, height INTEGER NOT NULL, tx_index INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS chain_tx (
-    txid TEXT PRIMARY KEY, height INTEGER NOT NULL, raw BLOB NOT NULL);
+    txid TEXT PRIMARY KEY, height INTEGER NOT NULL, raw BLOB NOT NULL,
+    depth INTEGER NOT NULL DEFAULT 1);
 CREATE TABLE IF NOT EXISTS counterparty_htlcs (
     channel TEXT NOT NULL, number INTEGER NOT NULL, htlcs BLOB NOT NULL,
     PRIMARY KEY (channel, number));
@@ -79,7 +81,9 @@ CREATE TABLE IF NOT EXISTS credits (
     hash TEXT PRIMARY KEY, sat INTEGER NOT NULL, created INTEGER NOT NULL,
     seen INTEGER NOT NULL DEFAULT 0, withdrawn INTEGER NOT NULL DEFAULT 0);
 CREATE INDEX IF NOT EXISTS credits_live ON credits (withdrawn, created);
-CREATE TABLE IF NOT EXISTS channel_dust (channel TEXT PRIMARY KEY, sat INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS channel_dust (
+    channel TEXT NOT NULL, side INTEGER NOT NULL, sat INTEGER NOT NULL,
+    PRIMARY KEY (channel, side));
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 ";
 
@@ -89,6 +93,20 @@ fn sql_u32(v: i64) -> Result<u32, StoreError> {
 
 fn sql_u64(v: i64) -> Result<u64, StoreError> {
     u64::try_from(v).map_err(|_| StoreError::Corrupt("number"))
+}
+
+fn load_recorded(conn: &Connection) -> Result<HashMap<Txid, u8>, StoreError> {
+    let mut stmt = conn.prepare("SELECT txid, depth FROM chain_tx")?;
+    let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+    let mut map = HashMap::new();
+    for row in rows {
+        let (txid, depth) = row?;
+        map.insert(
+            txid.parse().map_err(|_| StoreError::Corrupt("txid"))?,
+            u8::try_from(depth).map_err(|_| StoreError::Corrupt("depth"))?,
+        );
+    }
+    Ok(map)
 }
 
 /// Each HTLC as a 4-byte length and its LDK encoding.
@@ -135,22 +153,21 @@ impl SignerStore {
                 micronode_files::restrict_to_owner(&file)?;
             }
         }
-        let recorded = {
-            let mut stmt = conn.prepare("SELECT txid FROM chain_tx")?;
-            let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
-            let mut set = HashSet::new();
-            for row in rows {
-                set.insert(row?.parse().map_err(|_| StoreError::Corrupt("txid"))?);
-            }
-            set
-        };
+        let recorded = load_recorded(&conn)?;
         let dust = {
-            let mut stmt = conn.prepare("SELECT channel, sat FROM channel_dust")?;
-            let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
-            let mut map = std::collections::HashMap::new();
+            let mut stmt = conn.prepare("SELECT channel, side, sat FROM channel_dust")?;
+            let rows = stmt.query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, i64>(2)?,
+                ))
+            })?;
+            let mut map = HashMap::new();
             for row in rows {
-                let (channel, sat) = row?;
-                map.insert(channel, sql_u64(sat)?);
+                let (channel, side, sat) = row?;
+                let side = u8::try_from(side).map_err(|_| StoreError::Corrupt("side"))?;
+                map.insert((channel, side), sql_u64(sat)?);
             }
             map
         };
@@ -192,27 +209,33 @@ impl SignerStore {
         row.map(|(h, i)| Ok((sql_u32(h)?, sql_u32(i)?))).transpose()
     }
 
-    /// Records a transaction that touches a channel (spends a funding output, or an output of
-    /// a recorded transaction).
-    pub fn record_tx(&self, tx: &Transaction, height: u32) -> Result<(), StoreError> {
+    /// Deepest a recorded transaction may be: commitments and closes (1), and what spends
+    /// their outputs, HTLC transactions and sweeps (2). Beyond that a transaction is the
+    /// counterparty's business, and recording it would follow its wallet forever.
+    pub const MAX_DEPTH: u8 = 2;
+
+    /// Records a transaction that touches a channel: it spends a funding output (`depth` 1)
+    /// or an output of a recorded transaction (its depth plus one, at most [`Self::MAX_DEPTH`]).
+    pub fn record_tx(&self, tx: &Transaction, height: u32, depth: u8) -> Result<(), StoreError> {
         let txid = tx.compute_txid();
         self.conn().execute(
-            "INSERT OR REPLACE INTO chain_tx (txid, height, raw) VALUES (?1, ?2, ?3)",
-            params![txid.to_string(), height, serialize(tx)],
+            "INSERT OR REPLACE INTO chain_tx (txid, height, raw, depth) VALUES (?1, ?2, ?3, ?4)",
+            params![txid.to_string(), height, serialize(tx), depth],
         )?;
         self.recorded
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(txid);
+            .insert(txid, depth);
         Ok(())
     }
 
-    /// Whether `txid` is a recorded transaction.
-    pub fn is_recorded(&self, txid: &Txid) -> bool {
+    /// The depth of a recorded transaction.
+    pub fn recorded_depth(&self, txid: &Txid) -> Option<u8> {
         self.recorded
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .contains(txid)
+            .get(txid)
+            .copied()
     }
 
     /// A recorded transaction.
@@ -270,13 +293,7 @@ impl SignerStore {
         let conn = self.conn();
         conn.execute("DELETE FROM funding WHERE height >= ?1", params![height])?;
         conn.execute("DELETE FROM chain_tx WHERE height >= ?1", params![height])?;
-        let mut stmt = conn.prepare("SELECT txid FROM chain_tx")?;
-        let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
-        let mut set = HashSet::new();
-        for row in rows {
-            set.insert(row?.parse().map_err(|_| StoreError::Corrupt("txid"))?);
-        }
-        *self.recorded.lock().unwrap_or_else(|p| p.into_inner()) = set;
+        *self.recorded.lock().unwrap_or_else(|p| p.into_inner()) = load_recorded(&conn)?;
         Ok(())
     }
 
@@ -478,18 +495,20 @@ impl SignerStore {
         Ok(())
     }
 
-    /// Records a channel's dust in flight (value in neither party's output), in sat.
-    pub fn set_channel_dust(&self, channel: &str, sat: u64) -> Result<(), StoreError> {
+    /// Records the dust in flight (value in neither party's output, in sat) of a channel's
+    /// commitment on `side` (1 holder, 2 counterparty).
+    pub fn set_channel_dust(&self, channel: &str, side: u8, sat: u64) -> Result<(), StoreError> {
         let mut dust = self.dust.lock().unwrap_or_else(|p| p.into_inner());
-        if dust.get(channel) == Some(&sat) {
+        let key = (channel.to_string(), side);
+        if dust.get(&key) == Some(&sat) {
             return Ok(());
         }
         let value = i64::try_from(sat).map_err(|_| StoreError::Corrupt("amount"))?;
         self.conn().execute(
-            "INSERT OR REPLACE INTO channel_dust (channel, sat) VALUES (?1, ?2)",
-            params![channel, value],
+            "INSERT OR REPLACE INTO channel_dust (channel, side, sat) VALUES (?1, ?2, ?3)",
+            params![channel, side, value],
         )?;
-        dust.insert(channel.to_string(), sat);
+        dust.insert(key, sat);
         Ok(())
     }
 
@@ -514,13 +533,16 @@ impl SignerStore {
         value.map(sql_u64).transpose()
     }
 
-    /// The dust in flight over all channels, in sat.
+    /// The dust in flight over all channels, in sat: per channel, the larger of its two
+    /// commitments'.
     pub fn total_channel_dust(&self) -> u64 {
-        self.dust
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .values()
-            .sum()
+        let dust = self.dust.lock().unwrap_or_else(|p| p.into_inner());
+        let mut per_channel: HashMap<&str, u64> = HashMap::new();
+        for ((channel, _), sat) in dust.iter() {
+            let entry = per_channel.entry(channel).or_default();
+            *entry = (*entry).max(*sat);
+        }
+        per_channel.values().sum()
     }
 }
 
@@ -557,12 +579,12 @@ mod tests {
         {
             let store = SignerStore::open(&path).unwrap();
             store.record_funding(&funding, 100, 3).unwrap();
-            store.record_tx(&commitment, 110).unwrap();
-            store.record_tx(&child, 120).unwrap();
+            store.record_tx(&commitment, 110, 1).unwrap();
+            store.record_tx(&child, 120, 2).unwrap();
         }
         let store = SignerStore::open(&path).unwrap();
         assert_eq!(store.funding_position(&funding).unwrap(), Some((100, 3)));
-        assert!(store.is_recorded(&child.compute_txid()));
+        assert_eq!(store.recorded_depth(&child.compute_txid()), Some(2));
         assert_eq!(
             store
                 .prevout(&OutPoint::new(commitment.compute_txid(), 0))
@@ -575,8 +597,8 @@ mod tests {
             Some(110)
         );
         store.disconnect_from(115).unwrap();
-        assert!(!store.is_recorded(&child.compute_txid()));
-        assert!(store.is_recorded(&commitment.compute_txid()));
+        assert_eq!(store.recorded_depth(&child.compute_txid()), None);
+        assert_eq!(store.recorded_depth(&commitment.compute_txid()), Some(1));
     }
 
     #[test]
@@ -593,6 +615,19 @@ mod tests {
         assert_eq!(store.live_credits_since(0).unwrap(), 5);
         store.prune_credits(3_000).unwrap();
         assert_eq!(store.live_credits_since(0).unwrap(), 0);
+    }
+
+    #[test]
+    fn dust_in_flight_counts_each_channels_larger_commitment() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SignerStore::open(&dir.path().join("s.sqlite")).unwrap();
+        store.set_channel_dust("a", 1, 30).unwrap();
+        store.set_channel_dust("a", 2, 50).unwrap();
+        store.set_channel_dust("b", 1, 7).unwrap();
+        assert_eq!(store.total_channel_dust(), 57);
+        drop(store);
+        let store = SignerStore::open(&dir.path().join("s.sqlite")).unwrap();
+        assert_eq!(store.total_channel_dust(), 57, "kept across a restart");
     }
 
     #[test]

@@ -9,7 +9,7 @@ use lightning_signer::channel::ChannelSlot;
 
 use super::ChainError;
 use crate::engine::SignerEngine;
-use crate::store::OwnSweep;
+use crate::store::{OwnSweep, SignerStore};
 
 /// Writes VLS's tracker after a block was added or removed.
 fn persist_tracker(
@@ -103,12 +103,18 @@ impl SignerEngine {
                 .input
                 .iter()
                 .find_map(|i| fundings.get(&i.previous_output).cloned());
-            let spends_recorded = tx
-                .input
-                .iter()
-                .any(|i| self.store.is_recorded(&i.previous_output.txid));
-            if spends_funding.is_some() || spends_recorded {
-                self.store.record_tx(tx, height)?;
+            let depth = if spends_funding.is_some() {
+                Some(1)
+            } else {
+                tx.input
+                    .iter()
+                    .filter_map(|i| self.store.recorded_depth(&i.previous_output.txid))
+                    .min()
+                    .map(|d| d + 1)
+                    .filter(|d| *d <= SignerStore::MAX_DEPTH)
+            };
+            if let Some(depth) = depth {
+                self.store.record_tx(tx, height, depth)?;
                 events.channel_txs.push(txid);
             }
             if let Some(slot) = spends_funding {
