@@ -29,8 +29,9 @@ use crate::config::micronode_home;
 const INSTALL_SCRIPT: &str = include_str!("../../../scripts/install-bitcoind.sh");
 const CHANNEL_SAT: u64 = 1_000_000;
 const GATEWAY_TO_TENANT_MSAT: u64 = 50_000_000;
-// Within the tenant signer's default velocity limits (10,000 sat an hour, fees included).
-const TENANT_TO_GATEWAY_MSAT: u64 = 5_000_000;
+// Well within the tenant signer's default velocity limits (10,000 sat an hour, fees
+// included), so `up` can run again and again.
+const TENANT_TO_GATEWAY_MSAT: u64 = 1_000_000;
 const STEP_TIMEOUT: Duration = Duration::from_secs(120);
 /// The embedded Nostr relay's port (a free one if it is taken).
 const NWC_RELAY_PORT: u16 = 7447;

@@ -54,7 +54,7 @@ fn up_brings_up_the_system_and_pays_both_ways() {
         "{stdout}"
     );
     assert!(
-        stdout.contains("tenant -> gateway 5000 sat, hash "),
+        stdout.contains("tenant -> gateway 1000 sat, hash "),
         "{stdout}"
     );
     assert!(

@@ -51,26 +51,33 @@ async fn killing_the_signer_mid_burst_loses_nothing_and_closes_nothing() {
                 .expect("invoice")
         })
         .collect();
-    let mut sends = Vec::new();
-    for inv in &invoices {
+    // A third of the burst goes out; once five of those have landed the signer dies, and the
+    // rest of the burst is sent into the outage.
+    let before_kill = PAYMENTS / 3;
+    let spawn_pay = |invoice: String| {
         let mut c = client.clone();
-        let invoice = inv.invoice.clone();
-        sends.push(tokio::spawn(
-            async move { pay(&mut c, invoice, false).await },
-        ));
+        tokio::spawn(async move { pay(&mut c, invoice, false).await })
+    };
+    let mut sends = Vec::new();
+    for inv in &invoices[..before_kill] {
+        sends.push(spawn_pay(inv.invoice.clone()));
         tokio::time::sleep(Duration::from_millis(20)).await;
-        let settled = b
-            .list_payments()
+    }
+    wait_until("five payments land before the kill", TIMEOUT, || async {
+        b.list_payments()
             .iter()
             .filter(|p| {
                 p.direction == PaymentDirection::Inbound && p.status == PaymentStatus::Succeeded
             })
-            .count();
-        if settled >= 5 {
-            break;
-        }
-    }
+            .count()
+            >= 5
+    })
+    .await
+    .expect("payments before the kill");
     signer.kill_9();
+    for inv in &invoices[before_kill..] {
+        sends.push(spawn_pay(inv.invoice.clone()));
+    }
     for s in sends {
         let _ = s.await.expect("task"); // calls after the kill fail with "signer offline"
     }

@@ -66,9 +66,9 @@ pub fn assert_no_secrets(data_dir: &Path, log: &Path, words: &str, node_id: &str
         files.len() > 3,
         "the node's directory has its state: {files:?}"
     );
+    // The log may be empty at the tests' default level (warnings only); it is searched
+    // whatever it holds.
     files.push(log.to_path_buf());
-    let log_text = std::fs::read_to_string(log).expect("node log");
-    assert!(!log_text.is_empty(), "the node logged something");
     for file in &files {
         let bytes = std::fs::read(file).expect("read file");
         for (what, needle) in &needles {
