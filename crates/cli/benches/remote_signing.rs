@@ -21,7 +21,7 @@ use micronode_node::{Node, RemoteKeys};
 use micronode_signer::chain::{BitcoindSource, ChainFollower};
 use micronode_signer::{PolicyConfig, SignerEngine};
 use micronode_testenv::bench::{measure_throughput, ThroughputRun};
-use micronode_testenv::nodes::{open_channel, Env};
+use micronode_testenv::nodes::{open_channel_with, Env};
 
 fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -125,8 +125,10 @@ async fn main() {
     let remote = remote_payer(&env, &signer_dir).await;
     env.fund(&local, 20_000_000).await;
     env.fund(&remote, 20_000_000).await;
-    open_channel(&env, &local, &payee, 16_000_000).await;
-    open_channel(&env, &remote, &payee, 16_000_000).await;
+    // Both private: the signer's default policy does not route, so its node announces
+    // nothing, and the set-ups differ only in where the keys are.
+    open_channel_with(&env, &local, &payee, 16_000_000, false).await;
+    open_channel_with(&env, &remote, &payee, 16_000_000, false).await;
 
     let a = measure_throughput(local.clone(), payee.clone(), workers, total).await;
     let b = measure_throughput(remote.clone(), payee.clone(), workers, total).await;

@@ -257,18 +257,31 @@ pub async fn expect_event(
     }
 }
 
-/// Connects `a` to `b` and opens a channel of `sat` from `a`, confirmed and usable on both.
+/// Connects `a` to `b` and opens an announced channel of `sat` from `a`, confirmed and
+/// usable on both.
 pub async fn open_channel<A: KeysBackend, B: KeysBackend>(
     env: &Env,
     a: &Node<A>,
     b: &Node<B>,
     sat: u64,
 ) -> String {
+    open_channel_with(env, a, b, sat, true).await
+}
+
+/// [`open_channel`], announced or private: a tenant whose signer does not allow routing
+/// opens private channels only.
+pub async fn open_channel_with<A: KeysBackend, B: KeysBackend>(
+    env: &Env,
+    a: &Node<A>,
+    b: &Node<B>,
+    sat: u64,
+    announce: bool,
+) -> String {
     a.connect_peer(b.node_id(), b.listen_addr().expect("listening"))
         .await
         .expect("connect");
     let mut events = a.subscribe_events();
-    a.open_channel(b.node_id(), sat, 0, Some(true))
+    a.open_channel(b.node_id(), sat, 0, Some(announce))
         .expect("open channel");
     let pending = expect_event(&mut events, "channel pending", |e| {
         matches!(e, NodeEvent::ChannelPending { .. })
