@@ -33,16 +33,7 @@ async fn kill_9_mid_burst_loses_nothing() {
     let mut client = a.client().await;
 
     // Fund A and open A -> B.
-    let address = client
-        .new_address(v1::NewAddressRequest {})
-        .await
-        .expect("address")
-        .into_inner();
-    let address = address
-        .address
-        .parse::<bitcoin::Address<_>>()
-        .expect("addr")
-        .assume_checked();
+    let address = daemon::tenant::new_address(&mut client).await;
     env.bitcoind
         .fund_address(&address, 3_000_000)
         .await

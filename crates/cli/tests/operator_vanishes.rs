@@ -97,12 +97,7 @@ async fn signer_recover_returns_the_channel_funds_without_the_operator() {
         broadcast["commitment_txid"],
         commitment.compute_txid().to_string()
     );
-    let commitment_fee = CHANNEL_SAT
-        - commitment
-            .output
-            .iter()
-            .map(|o| o.value.to_sat())
-            .sum::<u64>();
+    let commitment_fee = micronode_testenv::fee_paid(CHANNEL_SAT, &commitment);
     let ours = CHANNEL_SAT - 100_000 - commitment_fee;
     assert_eq!(
         broadcast["our_output_sat"], ours,
@@ -147,12 +142,7 @@ async fn signer_recover_returns_the_channel_funds_without_the_operator() {
         .expect("the claim spends C's commitment");
     // C funded nothing of ours: the tenant opened the channel, so the tenant's side is its
     // balance less the commitment fee it paid as the funder.
-    let c_fee = CHANNEL_SAT
-        - c_commitment
-            .output
-            .iter()
-            .map(|o| o.value.to_sat())
-            .sum::<u64>();
+    let c_fee = micronode_testenv::fee_paid(CHANNEL_SAT, &c_commitment);
     assert_eq!(our_output, CHANNEL_SAT - 50_000 - c_fee);
     assert_eq!(
         claim.output[0].script_pubkey,
@@ -162,13 +152,9 @@ async fn signer_recover_returns_the_channel_funds_without_the_operator() {
     assert!(claim_fee > 0 && claim_fee < 2_000, "claim fee {claim_fee}");
 
     // The wallet: every coin, to the same address.
-    let wallet_swept = recovery.one("wallet_swept");
-    let wallet_sweep = Recovery::tx(&env, wallet_swept).await;
-    let wallet_fee = wallet.confirmed_sat - wallet_sweep.output[0].value.to_sat();
-    assert!(
-        wallet_fee > 0 && wallet_fee < 2_000,
-        "wallet sweep fee {wallet_fee}"
-    );
+    let wallet_sweep = recovery
+        .wallet_sweep(&env, wallet.confirmed_sat, &tenant_address)
+        .await;
     assert_eq!(
         recovery.one("recovered")["total_sat"],
         sweep.output[0].value.to_sat()

@@ -128,7 +128,7 @@ async fn watch_only_tenant_pays_closes_and_sweeps_with_a_remote_signer() {
         .await
         .expect("coop close");
     let closing = env.wait_for_spend(&funding).await;
-    let closing_fee = CHANNEL_SAT - closing.output.iter().map(|o| o.value.to_sat()).sum::<u64>();
+    let closing_fee = micronode_testenv::fee_paid(CHANNEL_SAT, &closing);
     env.mine(1).await;
     let expected = a_onchain + a_balance - closing_fee;
     let reconciled = wait_until("A's wallet has the coop close", TIMEOUT, || {
@@ -168,12 +168,7 @@ async fn watch_only_tenant_pays_closes_and_sweeps_with_a_remote_signer() {
         .await
         .expect("force close");
     let commitment = env.wait_for_spend(&funding).await;
-    let commitment_fee = CHANNEL_SAT
-        - commitment
-            .output
-            .iter()
-            .map(|o| o.value.to_sat())
-            .sum::<u64>();
+    let commitment_fee = micronode_testenv::fee_paid(CHANNEL_SAT, &commitment);
     for _ in 0..16 {
         env.mine(10).await;
         tokio::time::sleep(Duration::from_millis(100)).await;

@@ -196,12 +196,7 @@ async fn a_balance_moved_by_a_commitment_is_refused_and_recovery_returns_every_s
         commitment.compute_txid().to_string()
     );
     // The last state the signer validated: the gateway holds exactly what it was paid.
-    let commitment_fee = CHANNEL_SAT
-        - commitment
-            .output
-            .iter()
-            .map(|o| o.value.to_sat())
-            .sum::<u64>();
+    let commitment_fee = micronode_testenv::fee_paid(CHANNEL_SAT, &commitment);
     let ours = CHANNEL_SAT - PAID_SAT - commitment_fee;
     assert_eq!(broadcast["our_output_sat"], ours, "{broadcast}");
     assert!(
@@ -218,13 +213,7 @@ async fn a_balance_moved_by_a_commitment_is_refused_and_recovery_returns_every_s
     assert_eq!(sweep.output[0].script_pubkey, to.script_pubkey());
     let sweep_fee = ours - sweep.output[0].value.to_sat();
     assert!(sweep_fee > 0 && sweep_fee < 2_000, "sweep fee {sweep_fee}");
-    let wallet_swept = recovery.one("wallet_swept");
-    let wallet_sweep = Recovery::tx(&env, wallet_swept).await;
-    let wallet_fee = wallet.confirmed_sat - wallet_sweep.output[0].value.to_sat();
-    assert!(
-        wallet_fee > 0 && wallet_fee < 2_000,
-        "wallet sweep fee {wallet_fee}"
-    );
+    let wallet_sweep = recovery.wallet_sweep(&env, wallet.confirmed_sat, &to).await;
     assert_eq!(
         recovery.one("recovered")["total_sat"],
         sweep.output[0].value.to_sat() + wallet_sweep.output[0].value.to_sat()

@@ -111,15 +111,7 @@ struct Coin {
 }
 
 async fn deposit(env: &Env, client: &mut Client, wallet: &Wallet, sat: u64) -> Coin {
-    let address = client
-        .new_address(v1::NewAddressRequest {})
-        .await
-        .expect("address")
-        .into_inner()
-        .address
-        .parse::<Address<_>>()
-        .expect("address")
-        .assume_checked();
+    let address = daemon::tenant::new_address(client).await;
     let txid = env
         .bitcoind
         .fund_address(&address, sat)

@@ -137,7 +137,7 @@ async fn multi_hop_keysend_and_closes_reconcile() {
     let b_onchain = b.onchain_balance().total_sat;
     a.close_channel(&ab, false).expect("coop close");
     let closing = env.wait_for_spend(&funding).await;
-    let closing_fee = funding_value - closing.output.iter().map(|o| o.value.to_sat()).sum::<u64>();
+    let closing_fee = micronode_testenv::fee_paid(funding_value, &closing);
     env.mine(1).await;
     wait_until("A and B see the close on chain", TIMEOUT, || async {
         a.onchain_balance().total_sat == a_onchain + a_balance_sat - closing_fee
@@ -172,12 +172,7 @@ async fn multi_hop_keysend_and_closes_reconcile() {
     let c_onchain = c.onchain_balance().total_sat;
     b.close_channel(&bc, true).expect("force close");
     let commitment = env.wait_for_spend(&funding).await;
-    let commitment_fee = CHANNEL_SAT
-        - commitment
-            .output
-            .iter()
-            .map(|o| o.value.to_sat())
-            .sum::<u64>();
+    let commitment_fee = micronode_testenv::fee_paid(CHANNEL_SAT, &commitment);
     // Mine past the to_self_delay (144 blocks) in steps so sweeps get broadcast and confirmed.
     for _ in 0..16 {
         env.mine(10).await;

@@ -168,3 +168,15 @@ pub fn process_alive(pid: u32) -> bool {
         Err(e) => e.kind() != io::ErrorKind::NotFound,
     }
 }
+
+/// The fee `tx` pays when its inputs are worth `inputs_sat` (a commitment spending a channel's
+/// funding output: the channel's capacity).
+///
+/// # Panics
+/// If the outputs are worth more than `inputs_sat`: the test named the wrong inputs.
+pub fn fee_paid(inputs_sat: u64, tx: &bitcoin::Transaction) -> u64 {
+    let outputs: u64 = tx.output.iter().map(|o| o.value.to_sat()).sum();
+    inputs_sat
+        .checked_sub(outputs)
+        .unwrap_or_else(|| panic!("outputs of {outputs} sat exceed inputs of {inputs_sat} sat"))
+}

@@ -42,6 +42,22 @@ impl Recovery {
         assert_eq!(all.len(), 1, "one {name} event in {:?}", self.events);
         all[0]
     }
+
+    /// The wallet sweep (the one `wallet_swept` event's transaction), checked to send
+    /// `wallet_sat` to `to` in one output, less a fee under 2,000 sat.
+    pub async fn wallet_sweep(
+        &self,
+        env: &Env,
+        wallet_sat: u64,
+        to: &bitcoin::Address,
+    ) -> bitcoin::Transaction {
+        let sweep = Self::tx(env, self.one("wallet_swept")).await;
+        assert_eq!(sweep.output.len(), 1, "{sweep:?}");
+        assert_eq!(sweep.output[0].script_pubkey, to.script_pubkey());
+        let fee = wallet_sat - sweep.output[0].value.to_sat();
+        assert!(fee > 0 && fee < 2_000, "wallet sweep fee {fee}");
+        sweep
+    }
 }
 
 /// Runs `signer recover --to <to>` on `dir` with `args`, mining five blocks at a time until it

@@ -149,10 +149,9 @@ pub async fn settled(client: &Client, node: &TestNode) {
     .expect("settled");
 }
 
-/// Funds the daemon's watch-only wallet through its API and waits for the confirmation.
-pub async fn fund(env: &Env, client: &mut Client, sat: u64) {
-    let before = onchain(client).await.confirmed_sat;
-    let address = client
+/// A fresh receive address of the daemon's wallet, from its API.
+pub async fn new_address(client: &mut Client) -> bitcoin::Address {
+    client
         .new_address(v1::NewAddressRequest {})
         .await
         .expect("address")
@@ -160,7 +159,13 @@ pub async fn fund(env: &Env, client: &mut Client, sat: u64) {
         .address
         .parse::<bitcoin::Address<_>>()
         .expect("address parses")
-        .assume_checked();
+        .assume_checked()
+}
+
+/// Funds the daemon's watch-only wallet through its API and waits for the confirmation.
+pub async fn fund(env: &Env, client: &mut Client, sat: u64) {
+    let before = onchain(client).await.confirmed_sat;
+    let address = new_address(client).await;
     env.bitcoind
         .fund_address(&address, sat)
         .await
