@@ -15,5 +15,11 @@ cargo fmt --all -- --check
 echo "==> cargo clippy --all-targets -- -D warnings"
 cargo clippy --workspace --all-targets -- -D warnings
 
+echo "==> interop/ldk-peer: fmt, clippy, build (an ldk-node peer, its own cargo project)"
+cargo fmt --manifest-path interop/ldk-peer/Cargo.toml -- --check
+cargo clippy --locked --manifest-path interop/ldk-peer/Cargo.toml -- -D warnings
+cargo build --locked --manifest-path interop/ldk-peer/Cargo.toml --target-dir interop/ldk-peer/target
+export LDK_PEER_EXE="$PWD/interop/ldk-peer/target/debug/ldk-peer"
+
 echo "==> cargo test"
 cargo test --workspace "$@"

@@ -180,6 +180,19 @@ pub fn info(info: NodeInfo) -> v1::GetInfoResponse {
         listen_addr: info.listen_addr,
         graph_channels: count(info.graph_channels),
         graph_nodes: count(info.graph_nodes),
+        bitcoind_reachable: info.bitcoind_reachable,
+        unconfirmed_broadcasts: count(info.broadcasts.unconfirmed),
+        failing_broadcasts: info
+            .broadcasts
+            .failing
+            .into_iter()
+            .map(|f| v1::FailingBroadcast {
+                txid: f.txid,
+                attempts: f.attempts,
+                last_error: f.last_error,
+                since: f.since,
+            })
+            .collect(),
     }
 }
 
@@ -190,6 +203,8 @@ pub fn onchain_balance(b: OnchainBalance) -> v1::OnchainBalanceResponse {
         unconfirmed_sat: b.unconfirmed_sat,
         immature_sat: b.immature_sat,
         total_sat: b.total_sat,
+        pending_incoming_sat: b.pending_incoming_sat,
+        pending_change_sat: b.pending_change_sat,
     }
 }
 
@@ -261,6 +276,7 @@ pub fn payment(r: PaymentRecord) -> v1::Payment {
         failure_reason: r.failure_reason,
         created_at: r.created_at,
         updated_at: r.updated_at,
+        description: r.description,
     }
 }
 

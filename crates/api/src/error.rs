@@ -78,6 +78,10 @@ impl ApiError {
     pub fn public_message(&self) -> String {
         match self {
             ApiError::Node(NodeError::Chain(detail)) => chain_message(detail),
+            ApiError::Node(NodeError::BroadcastDeferred { txid, .. }) => format!(
+                "the chain source is unavailable: transaction {txid} is signed and kept, and \
+                 will be broadcast when it answers (do not send it again)"
+            ),
             _ if self.code() == ErrorCode::Internal => INTERNAL_MESSAGE.to_string(),
             other => other.to_string(),
         }
@@ -129,7 +133,7 @@ pub fn node_error_code(e: &NodeError) -> ErrorCode {
         NodeError::InsufficientFunds(_) => ErrorCode::InsufficientFunds,
         NodeError::DuplicatePayment(_) => ErrorCode::DuplicatePayment,
         NodeError::Connection(_) => ErrorCode::ConnectionFailed,
-        NodeError::Chain(_) => ErrorCode::ChainUnavailable,
+        NodeError::Chain(_) | NodeError::BroadcastDeferred { .. } => ErrorCode::ChainUnavailable,
         NodeError::NotRunning => ErrorCode::NotRunning,
         NodeError::Signer(_) => ErrorCode::SignerUnavailable,
         NodeError::SignerOffline => ErrorCode::SignerOffline,

@@ -82,7 +82,9 @@ async fn every_call_needs_the_cookie_token() {
     );
     let mut garbled = api.client_with(Some("not-a-token")).await;
     assert_error(
-        garbled.list_payments(v1::ListPaymentsRequest {}).await,
+        garbled
+            .list_payments(v1::ListPaymentsRequest::default())
+            .await,
         Code::Unauthenticated,
         ErrorCode::Unauthenticated,
     );
@@ -425,7 +427,7 @@ async fn rpcs_answer_and_errors_carry_codes() {
     );
 
     let payments = c
-        .list_payments(v1::ListPaymentsRequest {})
+        .list_payments(v1::ListPaymentsRequest::default())
         .await
         .expect("payments")
         .into_inner()

@@ -11,7 +11,7 @@
 //! running them there keeps them off the application's async workers.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -22,8 +22,10 @@ use lightning_block_sync::poll::{ChainPoller, ValidatedBlockHeader};
 use lightning_block_sync::{
     AsyncBlockSourceResult, BlockData, BlockHeaderData, BlockSource, Cache, SpvClient,
 };
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot, watch, Notify};
 
+use crate::listener::FeedListener;
+use crate::mempool::{MempoolDiff, MempoolPoller};
 use crate::rpc::BitcoindRpc;
 
 /// A listener shared with the feed.
@@ -73,6 +75,12 @@ pub struct FeedConfig {
     pub poll_interval: Duration,
     /// How many headers of the best chain to keep for reorg handling.
     pub header_cache_size: usize,
+    /// How often to look at bitcoind's mempool for unconfirmed transactions (one poll for the
+    /// whole process, handed to every node); `None` turns it off. Default 10 s.
+    pub mempool_poll_interval: Option<Duration>,
+    /// How often kept transactions that are not mined yet are sent to bitcoind again (they
+    /// also are as soon as bitcoind answers again after an outage). Default 60 s.
+    pub rebroadcast_interval: Duration,
 }
 
 impl Default for FeedConfig {
@@ -81,6 +89,8 @@ impl Default for FeedConfig {
             network: Network::Regtest,
             poll_interval: Duration::from_millis(500),
             header_cache_size: 2016,
+            mempool_poll_interval: Some(Duration::from_secs(10)),
+            rebroadcast_interval: Duration::from_secs(60),
         }
     }
 }
@@ -88,7 +98,7 @@ impl Default for FeedConfig {
 enum Command {
     Register {
         catch_up: Vec<(BlockHash, SharedListener)>,
-        live: SharedListener,
+        live: Arc<dyn FeedListener>,
         reply: oneshot::Sender<Result<ListenerId, FeedError>>,
     },
     CatchUp {
@@ -99,20 +109,22 @@ enum Command {
     PollNow(oneshot::Sender<Result<BestBlock, FeedError>>),
 }
 
-/// The fan-out of blocks to every registered listener.
+/// The fan-out of blocks (and mempool transactions and broadcasts) to every registered
+/// listener.
 #[derive(Default)]
-struct FanOut {
-    listeners: RwLock<BTreeMap<ListenerId, SharedListener>>,
+pub(crate) struct FanOut {
+    listeners: RwLock<BTreeMap<ListenerId, Arc<dyn FeedListener>>>,
 }
 
 impl FanOut {
-    fn snapshot(&self) -> Vec<SharedListener> {
+    /// The registered listeners now.
+    pub(crate) fn snapshot(&self) -> Vec<Arc<dyn FeedListener>> {
         match self.listeners.read() {
             Ok(l) => l.values().cloned().collect(),
             Err(poisoned) => poisoned.into_inner().values().cloned().collect(),
         }
     }
-    fn insert(&self, id: ListenerId, l: SharedListener) {
+    fn insert(&self, id: ListenerId, l: Arc<dyn FeedListener>) {
         match self.listeners.write() {
             Ok(mut m) => m.insert(id, l),
             Err(poisoned) => poisoned.into_inner().insert(id, l),
@@ -228,6 +240,24 @@ impl BlockSource for PinnedTip<'_> {
     }
 }
 
+/// Whether bitcoind answers the feed, and a wake-up for when it answers again.
+#[derive(Default)]
+pub(crate) struct Health {
+    unreachable: AtomicBool,
+    /// Notified when bitcoind answers after failing, and when a listener joins.
+    pub(crate) rebroadcast_now: Notify,
+}
+
+impl Health {
+    fn poll_result(&self, ok: bool) {
+        let was_unreachable = self.unreachable.swap(!ok, Ordering::Relaxed);
+        if ok && was_unreachable {
+            tracing::info!("bitcoind answers again");
+            self.rebroadcast_now.notify_one();
+        }
+    }
+}
+
 /// The shared chain feed. Cheap to clone.
 #[derive(Clone)]
 pub struct ChainFeed {
@@ -236,6 +266,8 @@ pub struct ChainFeed {
     rpc: Arc<BitcoindRpc>,
     network: Network,
     handle: tokio::runtime::Handle,
+    fanout: Arc<FanOut>,
+    health: Arc<Health>,
 }
 
 impl ChainFeed {
@@ -243,7 +275,13 @@ impl ChainFeed {
     pub async fn start(rpc: Arc<BitcoindRpc>, config: FeedConfig) -> Result<ChainFeed, FeedError> {
         let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
         let (ready_tx, ready_rx) = oneshot::channel();
-        let thread_rpc = rpc.clone();
+        let fanout = Arc::new(FanOut::default());
+        let health = Arc::new(Health::default());
+        let shared = Shared {
+            rpc: rpc.clone(),
+            fanout: fanout.clone(),
+            health: health.clone(),
+        };
         let thread_config = config.clone();
         std::thread::Builder::new()
             .name("micronode-chain-feed".into())
@@ -258,7 +296,7 @@ impl ChainFeed {
                         return;
                     }
                 };
-                runtime.block_on(feed_thread(thread_rpc, thread_config, cmd_rx, ready_tx));
+                runtime.block_on(feed_thread(shared, thread_config, cmd_rx, ready_tx));
             })
             .map_err(FeedError::Spawn)?;
         let (tip, handle) = ready_rx.await.map_err(|_| FeedError::Stopped)??;
@@ -268,7 +306,22 @@ impl ChainFeed {
             rpc,
             network: config.network,
             handle,
+            fanout,
+            health,
         })
+    }
+
+    /// Whether bitcoind answered the feed's last poll.
+    pub fn bitcoind_reachable(&self) -> bool {
+        !self.health.unreachable.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn fanout(&self) -> &Arc<FanOut> {
+        &self.fanout
+    }
+
+    pub(crate) fn health(&self) -> &Arc<Health> {
+        &self.health
     }
 
     /// The best block the feed has delivered to its listeners.
@@ -299,11 +352,12 @@ impl ChainFeed {
 
     /// Brings each `catch_up` listener from its block to the feed's tip, then adds `live` to the
     /// fan-out. Both happen on the feed thread between polls, so `live` sees every later block
-    /// exactly once.
-    pub async fn register(
+    /// exactly once. From then on `live` also gets mempool transactions and is offered every
+    /// broadcast ([`FeedListener`]); what it kept from before is sent again at once.
+    pub async fn register<L: FeedListener + 'static>(
         &self,
         catch_up: Vec<(BlockHash, SharedListener)>,
-        live: SharedListener,
+        live: Arc<L>,
     ) -> Result<ListenerId, FeedError> {
         let (reply, rx) = oneshot::channel();
         self.commands
@@ -313,7 +367,9 @@ impl ChainFeed {
                 reply,
             })
             .map_err(|_| FeedError::Stopped)?;
-        rx.await.map_err(|_| FeedError::Stopped)?
+        let id = rx.await.map_err(|_| FeedError::Stopped)??;
+        self.health.rebroadcast_now.notify_one();
+        Ok(id)
     }
 
     /// Brings listeners to the feed's tip without adding them to the fan-out (used for channel
@@ -344,17 +400,34 @@ impl ChainFeed {
     }
 }
 
+/// What the feed thread shares with the [`ChainFeed`] handles.
+struct Shared {
+    rpc: Arc<BitcoindRpc>,
+    fanout: Arc<FanOut>,
+    health: Arc<Health>,
+}
+
 struct FeedState {
     rpc: Arc<BitcoindRpc>,
     network: Network,
     tip: ValidatedBlockHeader,
     cache: BoundedCache,
     fanout: Arc<FanOut>,
+    health: Arc<Health>,
     tip_tx: watch::Sender<BestBlock>,
+    /// Txids that left the mempool, held until a block poll has delivered the blocks that
+    /// may have mined them.
+    removed: Vec<bitcoin::Txid>,
 }
 
 impl FeedState {
     async fn poll(&mut self) -> Result<BestBlock, FeedError> {
+        let result = self.poll_inner().await;
+        self.health.poll_result(result.is_ok());
+        result
+    }
+
+    async fn poll_inner(&mut self) -> Result<BestBlock, FeedError> {
         let poller = ChainPoller::new(self.rpc.clone(), self.network);
         let mut client = SpvClient::new(self.tip, poller, &mut self.cache, self.fanout.clone());
         let polled = client.poll_best_tip().await;
@@ -399,12 +472,36 @@ impl FeedState {
     }
 }
 
+impl FeedState {
+    /// Hands a mempool diff to every listener. Removals wait for a successful block poll
+    /// first, so a transaction that left the mempool because it was mined is seen mined.
+    async fn mempool(&mut self, diff: MempoolDiff) {
+        self.removed.extend(diff.removed);
+        let removed = if self.poll().await.is_ok() {
+            std::mem::take(&mut self.removed)
+        } else {
+            Vec::new()
+        };
+        if diff.added.is_empty() && removed.is_empty() {
+            return;
+        }
+        for listener in self.fanout.snapshot() {
+            listener.mempool_update(&diff.added, &removed);
+        }
+    }
+}
+
 async fn feed_thread(
-    rpc: Arc<BitcoindRpc>,
+    shared: Shared,
     config: FeedConfig,
     mut commands: mpsc::UnboundedReceiver<Command>,
     ready: oneshot::Sender<Result<(watch::Receiver<BestBlock>, tokio::runtime::Handle), FeedError>>,
 ) {
+    let Shared {
+        rpc,
+        fanout,
+        health,
+    } = shared;
     let tip = match lightning_block_sync::init::validate_best_block_header(&*rpc).await {
         Ok(tip) => tip,
         Err(e) => {
@@ -413,13 +510,19 @@ async fn feed_thread(
         }
     };
     let (tip_tx, tip_rx) = watch::channel(tip.to_best_block());
+    let (mempool_tx, mut mempool_rx) = mpsc::channel::<MempoolDiff>(1);
+    if let Some(every) = config.mempool_poll_interval {
+        tokio::spawn(MempoolPoller::new(rpc.clone()).run(every, mempool_tx));
+    }
     let mut state = FeedState {
         rpc,
         network: config.network,
         tip,
         cache: BoundedCache::new(config.header_cache_size),
-        fanout: Arc::new(FanOut::default()),
+        fanout,
+        health,
         tip_tx,
+        removed: Vec::new(),
     };
     if ready
         .send(Ok((tip_rx, tokio::runtime::Handle::current())))
@@ -432,6 +535,7 @@ async fn feed_thread(
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
+            Some(diff) = mempool_rx.recv() => state.mempool(diff).await,
             cmd = commands.recv() => {
                 let Some(cmd) = cmd else { break };
                 match cmd {

@@ -1,5 +1,6 @@
 //! Chain access shared by every micronode node in a process: one bitcoind RPC client, one chain
-//! feed that fetches each block once and fans it out, one fee estimator and one broadcaster.
+//! feed that fetches each block once and fans it out (with one mempool poll), one fee estimator
+//! and one broadcaster that keeps sending what the nodes broadcast until it is mined.
 #![deny(missing_docs)]
 
 pub mod broadcast;
@@ -7,7 +8,9 @@ pub mod endpoint;
 pub mod feed;
 pub mod fees;
 pub mod graph;
+pub mod listener;
 pub mod logger;
+mod mempool;
 pub mod rpc;
 
 pub use broadcast::SharedBroadcaster;
@@ -15,7 +18,9 @@ pub use endpoint::{EndpointError, RpcEndpoint};
 pub use feed::{ChainFeed, FeedConfig, FeedError, ListenerId, SharedListener};
 pub use fees::SharedFeeEstimator;
 pub use graph::{GraphLogger, SharedNetworkGraph};
+pub use listener::{BroadcastOutcome, FeedListener};
 pub use logger::LdkLogger;
+pub use mempool::MAX_FETCH_PER_POLL;
 pub use rpc::{BitcoindRpc, RpcAuth, RpcError};
 
 use std::sync::Arc;
@@ -58,9 +63,10 @@ impl ChainServices {
                 actual,
             });
         }
+        let rebroadcast_interval = config.rebroadcast_interval;
         let feed = ChainFeed::start(rpc.clone(), config).await?;
         let fees = SharedFeeEstimator::start(&feed, rpc.clone(), Duration::from_secs(60));
-        let broadcaster = SharedBroadcaster::new(rpc.clone(), feed.runtime().clone());
+        let broadcaster = SharedBroadcaster::start(rpc.clone(), &feed, rebroadcast_interval);
         let graph = graph::load_graph(graph_file.as_deref(), feed.network());
         graph::spawn_graph_maintenance(&graph, graph_file.clone(), feed.runtime());
         Ok(Self {

@@ -143,6 +143,14 @@ pub enum RpcError {
     },
 }
 
+impl RpcError {
+    /// Whether bitcoind answered that it is still starting (`RPC_IN_WARMUP`): it is not there
+    /// yet, rather than refusing.
+    pub fn is_warming_up(&self) -> bool {
+        matches!(self, RpcError::Rpc { code: -28, .. })
+    }
+}
+
 /// A subset of `getblockchaininfo`.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 pub struct BlockchainInfo {

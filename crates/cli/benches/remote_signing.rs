@@ -130,8 +130,8 @@ async fn main() {
     open_channel_with(&env, &local, &payee, 16_000_000, false).await;
     open_channel_with(&env, &remote, &payee, 16_000_000, false).await;
 
-    let a = measure_throughput(local.clone(), payee.clone(), workers, total).await;
-    let b = measure_throughput(remote.clone(), payee.clone(), workers, total).await;
+    let a = measure_throughput(local.clone(), payee.clone(), workers, total, 1_000).await;
+    let b = measure_throughput(remote.clone(), payee.clone(), workers, total, 1_000).await;
     println!("remote-signing benchmark: {workers} workers, {total} payments of 1 sat per run");
     report("(a) in-process keys", &a);
     report("(b) remote signer", &b);

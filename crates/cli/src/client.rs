@@ -160,8 +160,16 @@ pub enum ClientCommand {
         /// The payment id (hex).
         id: String,
     },
-    /// The payment history, oldest first.
-    Payments,
+    /// The payment history: everything oldest first, or with `--limit` one page newest first
+    /// (the output ends with the cursor of the next page, for `--cursor`).
+    Payments {
+        /// Payments per page (1 to 1000).
+        #[arg(long)]
+        limit: Option<u32>,
+        /// Continue from this cursor (printed after the previous page); needs `--limit`.
+        #[arg(long, requires = "limit")]
+        cursor: Option<String>,
+    },
     /// Follow the node's events until interrupted.
     Events,
     /// Capability tokens: bake (attenuate offline and register), list, revoke, inspect.
@@ -441,8 +449,12 @@ async fn node_command(
             .await?;
             out.result(json, &payment);
         }
-        ClientCommand::Payments => {
-            let payments = call(client.list_payments(request(v1::ListPaymentsRequest {}))).await?;
+        ClientCommand::Payments { limit, cursor } => {
+            let payments = call(client.list_payments(request(v1::ListPaymentsRequest {
+                page_size: limit,
+                cursor,
+            })))
+            .await?;
             out.result(json, &payments);
         }
         ClientCommand::Events => {

@@ -103,12 +103,22 @@ pub struct NodeSettings {
     /// How often to poll bitcoind for new blocks, in milliseconds [default: 500].
     #[arg(long, env = "MICRONODE_POLL_INTERVAL_MS")]
     pub poll_interval_ms: Option<u64>,
-    /// Confirmations before a new channel is used [default: 3].
+    /// How long to wait for bitcoind's answer to one RPC call before treating bitcoind as
+    /// unavailable, in seconds, 1 to 600 [default: 30]. Bounds the start-up and an on-chain
+    /// send when bitcoind accepts connections but does not answer.
+    #[arg(long, env = "MICRONODE_BITCOIND_RPC_TIMEOUT_SECS")]
+    pub bitcoind_rpc_timeout_secs: Option<u64>,
+    /// Confirmations before a new channel is used, whatever its size [default: 3; on mainnet 6
+    /// for channels of 0.01 BTC or more, on testnet 6].
     #[arg(long, env = "MICRONODE_MIN_CONFIRMATIONS")]
     pub min_confirmations: Option<u32>,
     /// Announce channels to the network [default: true].
     #[arg(long, env = "MICRONODE_ANNOUNCE_CHANNELS")]
     pub announce_channels: Option<bool>,
+    /// On-chain sat kept per anchor channel for fee bumps; a channel that would leave less is
+    /// refused [default: 25000]. See docs/anchors.md.
+    #[arg(long, env = "MICRONODE_ANCHOR_RESERVE_SAT")]
+    pub anchor_reserve_sat: Option<u64>,
     /// Nostr relays for the node's Nostr Wallet Connect service (repeat the flag, or separate
     /// with commas); none runs no NWC service. Connections live in `<data-dir>/nwc` (manage
     /// them with `micronode nwc --data-dir <data-dir>/nwc`).
@@ -154,8 +164,12 @@ impl NodeSettings {
             bitcoind_rpc_password: over.bitcoind_rpc_password.or(self.bitcoind_rpc_password),
             bitcoind_rpc_cookie: over.bitcoind_rpc_cookie.or(self.bitcoind_rpc_cookie),
             poll_interval_ms: over.poll_interval_ms.or(self.poll_interval_ms),
+            bitcoind_rpc_timeout_secs: over
+                .bitcoind_rpc_timeout_secs
+                .or(self.bitcoind_rpc_timeout_secs),
             min_confirmations: over.min_confirmations.or(self.min_confirmations),
             announce_channels: over.announce_channels.or(self.announce_channels),
+            anchor_reserve_sat: over.anchor_reserve_sat.or(self.anchor_reserve_sat),
             nwc_relays: over.nwc_relays.or(self.nwc_relays),
             signer: over.signer.or(self.signer),
             signer_listen: over.signer_listen.or(self.signer_listen),
@@ -188,17 +202,31 @@ impl NodeSettings {
         }
         node.listen_addr = Some(self.listen.unwrap_or_else(|| ([127, 0, 0, 1], 9735).into()));
         node.channels = ChannelSettings {
-            min_confirmations: self.min_confirmations.unwrap_or(3),
             announce_channels: self.announce_channels.unwrap_or(true),
-            ..ChannelSettings::default()
+            anchor_reserve_sat: self
+                .anchor_reserve_sat
+                .unwrap_or(micronode_node::config::DEFAULT_ANCHOR_RESERVE_SAT),
+            ..ChannelSettings::for_network(network)
         };
+        if let Some(n) = self.min_confirmations {
+            node.channels.set_min_confirmations(n);
+        }
         let poll = self.poll_interval_ms.unwrap_or(500);
         if !(10..=60_000).contains(&poll) {
             return Err(ConfigError::Invalid(
                 "poll interval must be 10 to 60000 ms".into(),
             ));
         }
+        let rpc_timeout = self
+            .bitcoind_rpc_timeout_secs
+            .unwrap_or(DEFAULT_BITCOIND_RPC_TIMEOUT_SECS);
+        if !(1..=600).contains(&rpc_timeout) {
+            return Err(ConfigError::Invalid(
+                "bitcoind RPC timeout must be 1 to 600 s".into(),
+            ));
+        }
         Ok(ResolvedSettings {
+            bitcoind_rpc_timeout: Duration::from_secs(rpc_timeout),
             api_listen: self
                 .api_listen
                 .unwrap_or_else(|| ([127, 0, 0, 1], 10010).into()),
@@ -227,6 +255,9 @@ impl NodeSettings {
     }
 }
 
+/// Default bound on one bitcoind RPC call of a node daemon, in seconds.
+pub const DEFAULT_BITCOIND_RPC_TIMEOUT_SECS: u64 = 30;
+
 /// Settings with every default filled in.
 #[derive(Debug, Clone)]
 pub struct ResolvedSettings {
@@ -244,6 +275,8 @@ pub struct ResolvedSettings {
     pub bitcoind_auth: RpcAuth,
     /// Chain poll interval.
     pub poll_interval: Duration,
+    /// The bound on one bitcoind RPC call.
+    pub bitcoind_rpc_timeout: Duration,
     /// Relays of the node's NWC service (empty: no service).
     pub nwc_relays: Vec<String>,
     /// `Some(listen address)` when the keys live in a remote signer.
@@ -291,6 +324,22 @@ mod tests {
         assert_eq!(resolved.node.alias, "from-flag");
         assert_eq!(resolved.node.channels.min_confirmations, 6);
         assert_eq!(resolved.bitcoind_port, 1);
+    }
+
+    #[test]
+    fn bitcoind_rpc_timeout_has_a_default_and_bounds() {
+        let resolved = NodeSettings::default().resolve(false).expect("resolve");
+        assert_eq!(resolved.bitcoind_rpc_timeout, Duration::from_secs(30));
+        let file: NodeSettings = toml::from_str("bitcoind_rpc_timeout_secs = 5").expect("toml");
+        let resolved = file.resolve(false).expect("resolve");
+        assert_eq!(resolved.bitcoind_rpc_timeout, Duration::from_secs(5));
+        for bad in [0, 601] {
+            let s = NodeSettings {
+                bitcoind_rpc_timeout_secs: Some(bad),
+                ..Default::default()
+            };
+            assert!(matches!(s.resolve(false), Err(ConfigError::Invalid(_))));
+        }
     }
 
     #[test]

@@ -29,7 +29,8 @@ pub async fn start_chain(settings: &ResolvedSettings) -> anyhow::Result<ChainSer
         settings.bitcoind_port,
         settings.bitcoind_auth.clone(),
     )
-    .context("bitcoind RPC settings")?;
+    .context("bitcoind RPC settings")?
+    .with_timeout(settings.bitcoind_rpc_timeout);
     let config = FeedConfig {
         network: settings.node.network,
         poll_interval: settings.poll_interval,

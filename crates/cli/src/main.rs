@@ -37,8 +37,9 @@ enum Command {
     Up(up::UpArgs),
     /// Run one node.
     Node {
+        /// Boxed: the node's settings make it much larger than the other commands.
         #[command(subcommand)]
-        command: NodeCommand,
+        command: Box<NodeCommand>,
     },
     /// Talk to a running node's gRPC API.
     Cli(client::ClientArgs),
@@ -91,24 +92,21 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async move {
         match cli.command {
             Command::Up(args) => up::run(args).await,
-            Command::Node {
-                command:
-                    NodeCommand::Run {
-                        config,
-                        allow_mainnet,
-                        settings,
-                    },
-            } => {
-                let base = match config {
-                    Some(path) => NodeSettings::from_file(&path)?,
-                    None => NodeSettings::default(),
-                };
-                let resolved = base.overridden_by(settings).resolve(allow_mainnet)?;
-                daemon::run(resolved).await
-            }
-            Command::Node {
-                command: NodeCommand::Init(args),
-            } => init::run(args),
+            Command::Node { command } => match *command {
+                NodeCommand::Run {
+                    config,
+                    allow_mainnet,
+                    settings,
+                } => {
+                    let base = match config {
+                        Some(path) => NodeSettings::from_file(&path)?,
+                        None => NodeSettings::default(),
+                    };
+                    let resolved = base.overridden_by(settings).resolve(allow_mainnet)?;
+                    daemon::run(resolved).await
+                }
+                NodeCommand::Init(args) => init::run(args),
+            },
             Command::Cli(args) => client::run(args).await,
             Command::Nwc(args) => nwc_cmd::run(args).await,
             Command::Signer(args) => signer_cmd::run(args).await,

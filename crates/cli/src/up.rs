@@ -168,10 +168,10 @@ async fn mine(bitcoind: &Bitcoind, chain: &ChainServices, n: u64) -> anyhow::Res
     Ok(())
 }
 
-async fn fund(
+async fn fund<K: micronode_node::KeysBackend>(
     bitcoind: &Bitcoind,
     chain: &ChainServices,
-    node: &GatewayNode,
+    node: &Node<K>,
     sat: u64,
 ) -> anyhow::Result<()> {
     if node.onchain_balance().confirmed_sat >= sat {
@@ -381,11 +381,24 @@ async fn run_flow(
     let Nodes {
         tenant, gateway, ..
     } = nodes;
-    let step = Step::start(4, "funding the gateway's wallet (mining on regtest)");
+    let step = Step::start(
+        4,
+        "funding the gateway's wallet and the tenant's reserve (mining on regtest)",
+    );
     fund(bitcoind, chain, gateway, 5 * CHANNEL_SAT).await?;
+    // The tenant keeps an on-chain reserve to pay for fee bumps of its anchor channel; a
+    // node without it refuses the channel (docs/anchors.md).
+    fund(
+        bitcoind,
+        chain,
+        tenant,
+        2 * micronode_node::config::DEFAULT_ANCHOR_RESERVE_SAT,
+    )
+    .await?;
     step.done(&format!(
-        ": {} sat confirmed",
-        gateway.onchain_balance().confirmed_sat
+        ": gateway {} sat, tenant's anchor reserve {} sat confirmed",
+        gateway.onchain_balance().confirmed_sat,
+        tenant.onchain_balance().confirmed_sat
     ));
 
     let step = Step::start(5, "opening a channel gateway -> tenant");

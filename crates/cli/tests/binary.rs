@@ -145,6 +145,37 @@ fn node_run_without_bitcoind_fails_clearly() {
 }
 
 #[test]
+fn node_run_with_a_hung_bitcoind_gives_up_after_the_rpc_timeout() {
+    let dir = TempDir::new("hungbtc");
+    // Accepts connections (the kernel does) and never answers.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let mut cmd = micronode();
+    cmd.args([
+        "node",
+        "run",
+        "--network",
+        "regtest",
+        "--api-listen",
+        "127.0.0.1:0",
+        "--bitcoind-rpc-timeout-secs",
+        "2",
+    ])
+    .arg("--data-dir")
+    .arg(&dir.0)
+    .arg("--bitcoind-rpc")
+    .arg(format!("127.0.0.1:{port}"))
+    .args(["--bitcoind-rpc-user", "u"])
+    .env("MICRONODE_BITCOIND_RPC_PASSWORD", "p");
+    let (ok, stdout, stderr) = run_with_timeout(cmd, Duration::from_secs(60));
+    assert!(!ok, "must fail when bitcoind never answers");
+    assert!(stdout.is_empty(), "no ready line: {stdout}");
+    assert!(stderr.contains("not reachable"), "{stderr}");
+    assert!(stderr.contains("within 2s"), "{stderr}");
+    drop(listener);
+}
+
+#[test]
 fn mainnet_is_refused_without_the_flag() {
     let dir = TempDir::new("mainnet");
     let mut cmd = micronode();

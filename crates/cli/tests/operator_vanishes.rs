@@ -98,7 +98,8 @@ async fn signer_recover_returns_the_channel_funds_without_the_operator() {
         commitment.compute_txid().to_string()
     );
     let commitment_fee = micronode_testenv::fee_paid(CHANNEL_SAT, &commitment);
-    let ours = CHANNEL_SAT - 100_000 - commitment_fee;
+    // The funder (the tenant) pays the commitment's fee and its two 330-sat anchors.
+    let ours = CHANNEL_SAT - 100_000 - 2 * 330 - commitment_fee;
     assert_eq!(
         broadcast["our_output_sat"], ours,
         "the latest state: {broadcast}"
@@ -141,9 +142,9 @@ async fn signer_recover_returns_the_channel_funds_without_the_operator() {
         .map(|(_, o)| o.value.to_sat())
         .expect("the claim spends C's commitment");
     // C funded nothing of ours: the tenant opened the channel, so the tenant's side is its
-    // balance less the commitment fee it paid as the funder.
+    // balance less the commitment fee and the two anchors it paid as the funder.
     let c_fee = micronode_testenv::fee_paid(CHANNEL_SAT, &c_commitment);
-    assert_eq!(our_output, CHANNEL_SAT - 50_000 - c_fee);
+    assert_eq!(our_output, CHANNEL_SAT - 50_000 - 2 * 330 - c_fee);
     assert_eq!(
         claim.output[0].script_pubkey,
         tenant_address.script_pubkey()

@@ -169,33 +169,34 @@ async fn watch_only_tenant_pays_closes_and_sweeps_with_a_remote_signer() {
         .expect("force close");
     let commitment = env.wait_for_spend(&funding).await;
     let commitment_fee = micronode_testenv::fee_paid(CHANNEL_SAT, &commitment);
-    for _ in 0..16 {
-        env.mine(10).await;
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    const MAX_SWEEP_FEE: u64 = 5_000;
-    let floor = a_onchain + a_balance - commitment_fee - MAX_SWEEP_FEE;
+    // An anchor channel: the tenant's signer signs the CPFP child (the anchor input and the
+    // wallet's coins), which pays for the commitment at the sweep target.
+    let child = env.wait_for_anchor_child(&commitment).await;
+    let child_fee = env.fee_of(&child).await;
+    let package_rate = (commitment_fee + child_fee) * 1000
+        / (commitment.weight().to_wu() + child.weight().to_wu());
+    assert!(package_rate >= 1_900, "package at {package_rate} sat/kWU");
+    // The funder pays the commitment's fee and its two 330-sat anchors.
+    let to_local_sat = a_balance - 2 * 330 - commitment_fee;
+    let to_local = micronode_testenv::nodes::output_paying(&commitment, to_local_sat);
+    let sweep = env.mine_until_spent(&to_local).await;
+    let sweep_fee = env.fee_of(&sweep).await;
+    env.mine(1).await;
+    // Exact: the anchor comes back through the child's change, less the child's fee.
+    let expected = a_onchain + 330 - child_fee + to_local_sat - sweep_fee;
     wait_until("A's output swept", Duration::from_secs(90), || {
         let mut c = client.clone();
-        let env = &env;
         async move {
-            env.mine(1).await;
             let claimable = c
                 .lightning_balance(v1::LightningBalanceRequest {})
                 .await
                 .map(|b| b.into_inner().claimable_sat)
                 .unwrap_or(u64::MAX);
-            onchain(&mut c).await.confirmed_sat > floor && claimable == 0
+            onchain(&mut c).await.confirmed_sat == expected && claimable == 0
         }
     })
     .await
-    .expect("swept");
-    let gain = onchain(&mut client).await.total_sat - a_onchain;
-    let sweep_fee = a_balance - commitment_fee - gain;
-    assert!(
-        sweep_fee > 0 && sweep_fee < MAX_SWEEP_FEE,
-        "sweep fee {sweep_fee}"
-    );
+    .unwrap_or_else(|e| panic!("{e}: expected {expected} sat on chain"));
 
     // --- Watch-only: nothing of the tenant's secrets in A's directory, config or logs.
     a.terminate();

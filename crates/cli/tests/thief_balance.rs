@@ -197,7 +197,8 @@ async fn a_balance_moved_by_a_commitment_is_refused_and_recovery_returns_every_s
     );
     // The last state the signer validated: the gateway holds exactly what it was paid.
     let commitment_fee = micronode_testenv::fee_paid(CHANNEL_SAT, &commitment);
-    let ours = CHANNEL_SAT - PAID_SAT - commitment_fee;
+    // The tenant funded the channel: it paid the commitment's fee and the two 330-sat anchors.
+    let ours = CHANNEL_SAT - PAID_SAT - 2 * 330 - commitment_fee;
     assert_eq!(broadcast["our_output_sat"], ours, "{broadcast}");
     assert!(
         commitment

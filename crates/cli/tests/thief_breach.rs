@@ -144,45 +144,64 @@ async fn a_revoked_state_broadcast_by_the_gateway_is_punished_with_the_operator_
     let commitment_fee = CHANNEL_SAT - revoked_total;
     env.mine(1).await;
 
-    // The tenant's signer, alone, punishes it.
-    let justice = wait_until("the signer's justice transaction", TIMEOUT, || async {
-        env.mine(1).await;
-        env.spend_of(&bitcoin::OutPoint::new(revoked_txid, 0))
-            .await
-            .is_some()
-    })
-    .await;
-    justice.expect("justice broadcast");
-    let justice = env
-        .spend_of(&bitcoin::OutPoint::new(revoked_txid, 0))
-        .await
-        .expect("justice");
-    env.mine(1).await;
-    // Every output of the revoked state is claimed by that one transaction...
-    for vout in 0..revoked.output.len() as u32 {
-        assert!(
-            justice
-                .input
-                .iter()
-                .any(|i| i.previous_output == bitcoin::OutPoint::new(revoked_txid, vout)),
-            "output {vout} of the revoked state is claimed"
-        );
-    }
-    // ...into one output of the tenant's wallet: the whole channel, less the two fees.
-    assert_eq!(justice.output.len(), 1);
-    assert!(
-        (0..50).any(|i| change_script(&xpub, i) == justice.output[0].script_pubkey),
-        "the justice output pays the tenant's wallet"
-    );
-    let justice_fee = revoked_total - justice.output[0].value.to_sat();
-    assert!(
-        justice_fee > 0 && justice_fee < 2_000,
-        "justice fee {justice_fee}"
-    );
+    // The tenant's signer, alone, punishes it: every output of the revoked state but the two
+    // 330-sat anchors (the cheater's node spends its own to bump the commitment). With anchors
+    // the tenant's own `to_remote` (one-block CSV) is claimed in a transaction of its own; the
+    // justice transaction takes the cheater's `to_local`.
+    let claimable: Vec<u32> = (0..revoked.output.len() as u32)
+        .filter(|vout| revoked.output[*vout as usize].value.to_sat() != 330)
+        .collect();
     assert_eq!(
-        justice.output[0].value.to_sat(),
-        CHANNEL_SAT - commitment_fee - justice_fee
+        claimable.len(),
+        revoked.output.len() - 2,
+        "an anchor channel"
     );
+    let mut claims: Vec<bitcoin::Transaction> = Vec::new();
+    for vout in &claimable {
+        let outpoint = bitcoin::OutPoint::new(revoked_txid, *vout);
+        wait_until("the signer's claims", TIMEOUT, || async {
+            env.mine(1).await;
+            env.spend_of(&outpoint).await.is_some()
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{e}: output {vout} of the revoked state is claimed"));
+        let claim = env.spend_of(&outpoint).await.expect("claim");
+        if !claims
+            .iter()
+            .any(|c| c.compute_txid() == claim.compute_txid())
+        {
+            claims.push(claim);
+        }
+    }
+    env.mine(1).await;
+    let largest = claimable
+        .iter()
+        .copied()
+        .max_by_key(|v| revoked.output[*v as usize].value)
+        .expect("outputs");
+    let justice = claims
+        .iter()
+        .find(|c| {
+            c.input
+                .iter()
+                .any(|i| i.previous_output == bitcoin::OutPoint::new(revoked_txid, largest))
+        })
+        .cloned()
+        .expect("the justice transaction");
+    // ...each into one output of the tenant's wallet, at a modest fee: together the whole
+    // channel, less the commitment's fee and the anchors.
+    let mut taken_sat = 0;
+    for claim in &claims {
+        assert_eq!(claim.output.len(), 1);
+        assert!(
+            (0..50).any(|i| change_script(&xpub, i) == claim.output[0].script_pubkey),
+            "a claim pays the tenant's wallet"
+        );
+        let fee = env.fee_of(claim).await;
+        assert!(fee > 0 && fee < 2_000, "claim fee {fee}");
+        taken_sat += claim.output[0].value.to_sat() + fee;
+    }
+    assert_eq!(taken_sat, CHANNEL_SAT - commitment_fee - 2 * 330);
     let log = signer_process.log_text();
     assert!(log.contains("BREACH"), "the signer logged the breach");
     cheater.stop().await.expect("stop");

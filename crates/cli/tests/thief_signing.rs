@@ -6,7 +6,8 @@
 //!   another chain, channel or trailing data; gossip and invoices for someone else.
 //! - Fees as a drain: wallet PSBTs that lie about input amounts (the two-request attack), a
 //!   PSBT that pays the wallet to miners, sweeps above the fee ceiling or of outputs the signer
-//!   never saw on chain, a multi-input justice transaction.
+//!   never saw on chain, a multi-input justice transaction, fee bumps (anchor channels) with
+//!   inputs that are not the wallet's, unpaired outputs or an extreme package fee.
 //! - Funds hidden where recovery never looks: change, close and sweep outputs to the tenant's
 //!   own keys at paths or script types outside the wallet layout.
 //! - A channel whose funding is not confirmed moved past its first state; an outgoing HTLC that
@@ -20,16 +21,13 @@ mod daemon;
 
 use std::str::FromStr;
 
-use bitcoin::bip32::{ChildNumber, DerivationPath, Fingerprint, Xpub};
+use bitcoin::bip32::Xpub;
 use bitcoin::hashes::{sha256d, Hash};
 use bitcoin::secp256k1::{Message, PublicKey, Secp256k1, SecretKey};
 use bitcoin::sighash::{EcdsaSighashType, SighashCache};
-use bitcoin::{
-    Address, Amount, CompressedPublicKey, Network, OutPoint, Psbt, ScriptBuf, Transaction, TxIn,
-    TxOut,
-};
+use bitcoin::{Amount, OutPoint, Psbt, ScriptBuf, Transaction, TxIn, TxOut};
 use daemon::tenant::*;
-use daemon::Client;
+use daemon::wallet_psbt::*;
 use lightning::ln::chan_utils::{self, ChannelTransactionParameters, CommitmentTransaction};
 use lightning::ln::msgs::{
     UnsignedChannelAnnouncement, UnsignedChannelUpdate, UnsignedNodeAnnouncement,
@@ -50,129 +48,6 @@ fn rule(what: &str, response: &SignerResponse) -> String {
     match response {
         SignerResponse::Refused { rule, .. } => rule.clone(),
         other => panic!("{what} was not refused: {other:?}"),
-    }
-}
-
-fn foreign_script() -> ScriptBuf {
-    let key = SecretKey::new(&mut rand::thread_rng());
-    Address::p2wpkh(
-        &CompressedPublicKey(key.public_key(&Secp256k1::new())),
-        Network::Regtest,
-    )
-    .script_pubkey()
-}
-
-/// The tenant's wallet keys, derived from the account xpub the signer exports.
-struct Wallet {
-    xpub: Xpub,
-}
-
-impl Wallet {
-    fn key(&self, path: &[u32]) -> PublicKey {
-        let path: Vec<ChildNumber> = path
-            .iter()
-            .map(|i| ChildNumber::from_normal_idx(*i).expect("normal"))
-            .collect();
-        self.xpub
-            .derive_pub(&Secp256k1::new(), &path)
-            .expect("derive")
-            .public_key
-    }
-
-    fn p2wpkh(&self, path: &[u32]) -> ScriptBuf {
-        ScriptBuf::new_p2wpkh(&CompressedPublicKey(self.key(path)).wpubkey_hash())
-    }
-
-    /// The receive index of `script` (the node hands addresses out in order).
-    fn receive_index(&self, script: &ScriptBuf) -> u32 {
-        (0..50)
-            .find(|i| self.p2wpkh(&[0, *i]) == *script)
-            .expect("a receive address of the wallet")
-    }
-
-    fn derivation(&self, path: &[u32]) -> (PublicKey, (Fingerprint, DerivationPath)) {
-        let steps: Vec<ChildNumber> = path
-            .iter()
-            .map(|i| ChildNumber::from_normal_idx(*i).expect("normal"))
-            .collect();
-        (
-            self.key(path),
-            (Fingerprint::default(), DerivationPath::from(steps)),
-        )
-    }
-}
-
-/// One coin of the tenant's wallet: where, what, its full previous transaction and its path.
-struct Coin {
-    outpoint: OutPoint,
-    output: TxOut,
-    prev_tx: Transaction,
-    path: [u32; 2],
-}
-
-async fn deposit(env: &Env, client: &mut Client, wallet: &Wallet, sat: u64) -> Coin {
-    let address = daemon::tenant::new_address(client).await;
-    let txid = env
-        .bitcoind
-        .fund_address(&address, sat)
-        .await
-        .expect("fund");
-    env.mine(1).await;
-    let prev_tx = env.transaction(&txid).await;
-    let vout = prev_tx
-        .output
-        .iter()
-        .position(|o| o.script_pubkey == address.script_pubkey())
-        .expect("our output");
-    Coin {
-        outpoint: OutPoint::new(txid, vout as u32),
-        output: prev_tx.output[vout].clone(),
-        path: [0, wallet.receive_index(&address.script_pubkey())],
-        prev_tx,
-    }
-}
-
-/// A PSBT spending `coins` to one output of `value` paying `script` at wallet path `path`.
-fn psbt(
-    wallet: &Wallet,
-    coins: &[&Coin],
-    value: u64,
-    script: ScriptBuf,
-    path: Option<&[u32]>,
-) -> Psbt {
-    let tx = Transaction {
-        version: bitcoin::transaction::Version::TWO,
-        lock_time: bitcoin::absolute::LockTime::ZERO,
-        input: coins
-            .iter()
-            .map(|c| TxIn {
-                previous_output: c.outpoint,
-                sequence: bitcoin::Sequence::ENABLE_RBF_NO_LOCKTIME,
-                ..Default::default()
-            })
-            .collect(),
-        output: vec![TxOut {
-            value: Amount::from_sat(value),
-            script_pubkey: script,
-        }],
-    };
-    let mut psbt = Psbt::from_unsigned_tx(tx).expect("psbt");
-    for (input, coin) in psbt.inputs.iter_mut().zip(coins) {
-        input.witness_utxo = Some(coin.output.clone());
-        input.non_witness_utxo = Some(coin.prev_tx.clone());
-        let (key, origin) = wallet.derivation(&coin.path);
-        input.bip32_derivation.insert(key, origin);
-    }
-    if let Some(path) = path {
-        let (key, origin) = wallet.derivation(path);
-        psbt.outputs[0].bip32_derivation.insert(key, origin);
-    }
-    psbt
-}
-
-fn sign_psbt(psbt: &Psbt) -> SignerRequest {
-    SignerRequest::SignWalletPsbt {
-        psbt: Hex(psbt.serialize()),
     }
 }
 
@@ -341,34 +216,7 @@ async fn oracles_fee_drains_and_hidden_outputs_are_refused() {
         .pubkeys
         .funding_pubkey;
     let a_id = PublicKey::from_str(&a.node_id).expect("node id");
-    let position = {
-        let raw: serde_json::Value = env
-            .bitcoind
-            .rpc()
-            .call(
-                "getrawtransaction",
-                &[
-                    serde_json::json!(funding.txid.to_string()),
-                    serde_json::json!(true),
-                ],
-            )
-            .await
-            .expect("funding");
-        let block: serde_json::Value = env
-            .bitcoind
-            .rpc()
-            .call("getblock", &[raw["blockhash"].clone()])
-            .await
-            .expect("block");
-        let index = block["tx"]
-            .as_array()
-            .expect("txs")
-            .iter()
-            .position(|t| t == &serde_json::json!(funding.txid.to_string()))
-            .expect("in its block") as u64;
-        let height = block["height"].as_u64().expect("height");
-        (height << 40) | (index << 16) | u64::from(funding.vout)
-    };
+    let position = env.short_channel_id(&funding).await;
     let announcement = |chain: bitcoin::constants::ChainHash, scid: u64, excess: Vec<u8>| {
         let (n1, n2, k1, k2) = if a_id.serialize() < b.node_id().serialize() {
             (a_id, b.node_id(), ours, theirs)
@@ -627,6 +475,96 @@ async fn oracles_fee_drains_and_hidden_outputs_are_refused() {
         "policy-wallet-layout",
     );
     proxy.cut_off_node(false);
+
+    // ---- Fee bumps (anchor channels): a wallet spend may take an input that is not the
+    // wallet's only as an anchor or HTLC output of the tenant's channels, paired with an output
+    // of the same value, and the fee over the whole package stays under the sweep ceiling.
+    let coin3 = deposit(&env, &mut client, &wallet, 100_000).await;
+    // A commitment-shaped parent spending the channel's funding output, with the tenant's
+    // anchor (the operator cannot make it valid, but the signer checks the child on its own).
+    let parent = Transaction {
+        version: bitcoin::transaction::Version::TWO,
+        lock_time: bitcoin::absolute::LockTime::ZERO,
+        input: vec![TxIn {
+            previous_output: funding,
+            ..Default::default()
+        }],
+        output: vec![
+            TxOut {
+                value: Amount::from_sat(330),
+                script_pubkey: chan_utils::get_keyed_anchor_redeemscript(&ours).to_p2wsh(),
+            },
+            TxOut {
+                value: Amount::from_sat(CHANNEL_SAT - 330 - 500),
+                script_pubkey: foreign_script(),
+            },
+        ],
+    };
+    let anchor = OutPoint::new(parent.compute_txid(), 0);
+    let bump = |foreign: OutPoint, extra: Option<TxOut>, change_sat: u64| -> Psbt {
+        let mut output = vec![TxOut {
+            value: Amount::from_sat(change_sat),
+            script_pubkey: change.clone(),
+        }];
+        output.extend(extra);
+        let tx = Transaction {
+            version: bitcoin::transaction::Version::TWO,
+            lock_time: bitcoin::absolute::LockTime::ZERO,
+            input: [foreign, coin3.outpoint]
+                .iter()
+                .map(|o| TxIn {
+                    previous_output: *o,
+                    ..Default::default()
+                })
+                .collect(),
+            output,
+        };
+        let mut p = Psbt::from_unsigned_tx(tx).expect("psbt");
+        if foreign == anchor {
+            p.inputs[0].witness_utxo = Some(parent.output[0].clone());
+            p.inputs[0].non_witness_utxo = Some(parent.clone());
+        }
+        p.inputs[1].witness_utxo = Some(coin3.output.clone());
+        p.inputs[1].non_witness_utxo = Some(coin3.prev_tx.clone());
+        let (key, origin) = wallet.derivation(&coin3.path);
+        p.inputs[1].bip32_derivation.insert(key, origin);
+        let (key, origin) = wallet.derivation(&[1, 0]);
+        p.outputs[0].bip32_derivation.insert(key, origin);
+        p
+    };
+    let nowhere = OutPoint::new(bitcoin::Txid::from_byte_array([7; 32]), 0);
+    refuse(
+        "a fee bump whose other input is neither an anchor nor seen on chain",
+        proxy.call(sign_psbt(&bump(nowhere, None, 99_000))).await,
+        "policy-sweep-input-unknown",
+    );
+    refuse(
+        "an anchor bump paying the wallet to miners",
+        proxy.call(sign_psbt(&bump(anchor, None, 1_000))).await,
+        "policy-sweep-fee-cap",
+    );
+    let skim = TxOut {
+        value: Amount::from_sat(5_000),
+        script_pubkey: foreign_script(),
+    };
+    refuse(
+        "an anchor bump with an output to the operator",
+        proxy
+            .call(sign_psbt(&bump(anchor, Some(skim), 94_000)))
+            .await,
+        "policy-onchain-no-unknown-outputs",
+    );
+    // A bump shaped as LDK builds one, at a normal fee, is signed.
+    let signed = proxy.call(sign_psbt(&bump(anchor, None, 99_500))).await;
+    assert!(
+        matches!(
+            signed,
+            SignerResponse::Ok {
+                reply: SignerReply::Psbt { .. }
+            }
+        ),
+        "{signed:?}"
+    );
 
     // ---- Class 3: a second channel, funded but not confirmed, must not move past its first
     // state, whatever the node says.

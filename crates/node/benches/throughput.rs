@@ -5,7 +5,8 @@
 //! the payer to see it settle. Reports settled payments per second and p50/p99 latency of one
 //! create+pay+settle round.
 //!
-//! Run: `cargo bench -p micronode-node --bench throughput` (env: BENCH_WORKERS, BENCH_PAYMENTS).
+//! Run: `cargo bench -p micronode-node --bench throughput` (env: BENCH_WORKERS, BENCH_PAYMENTS,
+//! BENCH_AMOUNT_SAT, default 1).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,6 +26,7 @@ async fn main() {
     let workers = env_usize("BENCH_WORKERS", 100);
     let total = env_usize("BENCH_PAYMENTS", 3000);
     let interval_ms = env_usize("BENCH_HTLC_INTERVAL_MS", 0);
+    let amount_sat = env_usize("BENCH_AMOUNT_SAT", 1) as u64;
     let env = Env::new("bench-tput").await;
     let start = |name: &'static str| {
         let mut config = env.node_config(name);
@@ -37,12 +39,15 @@ async fn main() {
     env.fund(&a, 20_000_000).await;
     open_channel(&env, &a, &b, 16_000_000).await;
 
-    let run = measure_throughput(a.clone(), b.clone(), workers, total).await;
+    let run = measure_throughput(a.clone(), b.clone(), workers, total, amount_sat * 1000).await;
     let cadence = match interval_ms {
         0 => "LDK's randomized HTLC batching delay".to_string(),
         ms => format!("HTLC processing every {ms} ms"),
     };
-    println!("throughput benchmark: {workers} workers, {total} payments of 1 sat, one channel, {cadence}");
+    println!(
+        "throughput benchmark: {workers} workers, {total} payments of {amount_sat} sat, one \
+         channel (anchors), {cadence}"
+    );
     println!(
         "  settled           {} ({} failed) in {:.2} s",
         run.settled,

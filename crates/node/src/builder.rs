@@ -74,9 +74,14 @@ pub(crate) fn user_config(
     config
         .channel_handshake_config
         .max_inbound_htlc_value_in_flight_percent_of_channel = 100;
+    // Anchor channels (`option_anchors_zero_fee_htlc_tx`): commitments are bumped by CPFP from
+    // the wallet (`bump`), HTLC transactions are zero-fee and aggregated with wallet inputs.
     config
         .channel_handshake_config
-        .negotiate_anchors_zero_fee_htlc_tx = false;
+        .negotiate_anchors_zero_fee_htlc_tx = true;
+    // Inbound channels are accepted by the node (`anchors`), which checks the on-chain reserve
+    // an anchor channel needs first.
+    config.manually_accept_inbound_channels = true;
     config
         .channel_handshake_limits
         .force_announced_channel_preference = false;
@@ -342,9 +347,27 @@ impl<K: KeysBackend> Node<K> {
             logger.clone(),
             keys.clone(),
         ));
+        // Verify channel announcements against the chain. The verifier and the gossip sync hold
+        // each other; `Node::stop` breaks the cycle.
+        let verifier = Arc::new(GossipUtxoLookup::new(
+            chain.rpc.clone(),
+            lightning_block_sync::gossip::TokioSpawner,
+            gossip_sync.clone(),
+            peer_manager.clone(),
+        ));
+        gossip_sync.add_utxo_lookup(Some(verifier));
 
         let (events, _) = broadcast::channel(EVENT_BUFFER);
+        let bumper = Arc::new(crate::bump::Bumper::new(
+            wallet.clone(),
+            keys.clone(),
+            chain.broadcaster.clone(),
+            chain.feed.runtime().clone(),
+            logger.clone(),
+        ));
         let inner = Arc::new(NodeInner {
+            bumper,
+            gossip_sync,
             keys: keys.clone(),
             store: store.clone(),
             payments: PaymentStore::load(store.clone())?,

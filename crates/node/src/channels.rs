@@ -40,7 +40,8 @@ pub struct ChannelInfo {
     /// Total channel size (sat).
     pub capacity_sat: u64,
     /// Our balance in the channel (sat), including the reserve and, if we funded the channel,
-    /// the commitment transaction's fee; HTLCs in flight are not counted.
+    /// the commitment transaction's fee; HTLCs in flight are not counted, nor the two 330-sat
+    /// anchor outputs the funder pays for.
     pub balance_sat: u64,
     /// What we can send now (msat).
     pub outbound_capacity_msat: u64,
@@ -60,6 +61,9 @@ pub struct ChannelInfo {
     pub is_usable: bool,
     /// Whether the channel is announced to the network.
     pub is_announced: bool,
+    /// Whether the channel has anchor outputs (`option_anchors_zero_fee_htlc_tx`); `false` is
+    /// a `static_remotekey` channel with a peer that does not do anchors.
+    pub anchors: bool,
 }
 
 /// Parses a hex channel id.
@@ -165,6 +169,7 @@ impl<K: KeysBackend> Node<K> {
                 "channel of {amount_sat} sat needs more than the {spendable} sat confirmed on chain"
             )));
         }
+        self.inner.check_anchor_reserve(amount_sat)?;
         let limits = self.inner.keys.payment_limits();
         if let Some(limits) = limits {
             // The tenant's signer counts a push as a payment nobody approved, and refuses to
@@ -222,6 +227,10 @@ impl<K: KeysBackend> Node<K> {
                 is_ready: c.is_channel_ready,
                 is_usable: c.is_usable,
                 is_announced: c.is_announced,
+                anchors: c
+                    .channel_type
+                    .as_ref()
+                    .is_some_and(|t| t.supports_anchors_zero_fee_htlc_tx()),
             })
             .collect()
     }

@@ -6,12 +6,21 @@ use std::path::PathBuf;
 use bitcoin::Network;
 use serde::{Deserialize, Serialize};
 
+/// The default on-chain reserve per anchor channel: enough to bump a commitment and a few
+/// HTLC claims by CPFP at about 50 sat/vB.
+pub const DEFAULT_ANCHOR_RESERVE_SAT: u64 = 25_000;
+
 /// How the node runs its channels.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ChannelSettings {
-    /// Confirmations a channel's funding needs before the channel is used.
+    /// Confirmations a channel's funding needs before the channel is used (channels below
+    /// [`LARGE_CHANNEL_SAT`]).
     pub min_confirmations: u32,
+    /// Confirmations required of a peer-funded channel of [`LARGE_CHANNEL_SAT`] or more. LDK
+    /// force-closes a channel whose funding a reorg takes out of the chain (see
+    /// `docs/reorgs.md`), so larger channels wait deeper.
+    pub large_channel_min_confirmations: u32,
     /// Announce new channels to the network (so others can route through them).
     pub announce_channels: bool,
     /// HTLCs the counterparty may have in flight to us at once (the protocol allows 483; LDK's
@@ -21,16 +30,59 @@ pub struct ChannelSettings {
     pub forwarding_fee_base_msat: u32,
     /// Proportional fee for forwarding, in millionths.
     pub forwarding_fee_proportional_millionths: u32,
+    /// On-chain funds kept per anchor channel to pay for fee bumps (CPFP of a commitment,
+    /// HTLC claims), in sat. A channel that would leave the wallet below this amount times the
+    /// number of anchor channels is refused, opened or accepted. See `docs/anchors.md`.
+    pub anchor_reserve_sat: u64,
+}
+
+/// The channel size from which [`ChannelSettings::large_channel_min_confirmations`] applies.
+pub const LARGE_CHANNEL_SAT: u64 = 1_000_000;
+
+impl ChannelSettings {
+    /// The defaults for a network: on mainnet 3 confirmations, 6 from [`LARGE_CHANNEL_SAT`];
+    /// on testnet (deep reorgs are common there) 6; elsewhere 3.
+    pub fn for_network(network: Network) -> Self {
+        let (small, large) = match network {
+            Network::Bitcoin => (3, 6),
+            Network::Testnet | Network::Testnet4 => (6, 6),
+            _ => (3, 3),
+        };
+        Self {
+            min_confirmations: small,
+            large_channel_min_confirmations: large,
+            ..Self::default()
+        }
+    }
+
+    /// The confirmations a channel of `channel_sat` needs.
+    pub fn min_confirmations_for(&self, channel_sat: u64) -> u32 {
+        if channel_sat >= LARGE_CHANNEL_SAT {
+            self.large_channel_min_confirmations
+                .max(self.min_confirmations)
+        } else {
+            self.min_confirmations
+        }
+        .max(1)
+    }
+
+    /// Requires `n` confirmations of every channel, whatever its size.
+    pub fn set_min_confirmations(&mut self, n: u32) {
+        self.min_confirmations = n;
+        self.large_channel_min_confirmations = n;
+    }
 }
 
 impl Default for ChannelSettings {
     fn default() -> Self {
         Self {
             min_confirmations: 3,
+            large_channel_min_confirmations: 3,
             announce_channels: true,
             max_accepted_htlcs: 483,
             forwarding_fee_base_msat: 1000,
             forwarding_fee_proportional_millionths: 100,
+            anchor_reserve_sat: DEFAULT_ANCHOR_RESERVE_SAT,
         }
     }
 }
@@ -64,9 +116,33 @@ impl NodeConfig {
             network,
             listen_addr: None,
             alias: "micronode".into(),
-            channels: ChannelSettings::default(),
+            channels: ChannelSettings::for_network(network),
             payment_retry_secs: 30,
             htlc_processing_interval: None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn confirmations_follow_the_network_and_the_channel_size() {
+        let mainnet = ChannelSettings::for_network(Network::Bitcoin);
+        assert_eq!(mainnet.min_confirmations_for(LARGE_CHANNEL_SAT - 1), 3);
+        assert_eq!(mainnet.min_confirmations_for(LARGE_CHANNEL_SAT), 6);
+        let testnet = ChannelSettings::for_network(Network::Testnet);
+        assert_eq!(testnet.min_confirmations_for(1_000), 6);
+        let mut regtest = ChannelSettings::for_network(Network::Regtest);
+        assert_eq!(regtest.min_confirmations_for(10 * LARGE_CHANNEL_SAT), 3);
+        regtest.set_min_confirmations(1);
+        assert_eq!(regtest.min_confirmations_for(10 * LARGE_CHANNEL_SAT), 1);
+        regtest.set_min_confirmations(0);
+        assert_eq!(
+            regtest.min_confirmations_for(1),
+            1,
+            "never zero-conf by accident"
+        );
     }
 }

@@ -56,6 +56,20 @@ pub enum NodeError {
     /// bitcoind or the chain feed failed.
     #[error("chain source error: {0}")]
     Chain(String),
+    /// bitcoind did not answer when the node broadcast a transaction it had signed: the
+    /// transaction is recorded in the wallet and kept, and is broadcast as soon as bitcoind
+    /// answers. Sending it again would pay twice.
+    #[error(
+        "bitcoind did not take transaction {txid}; it is signed and kept, and will be broadcast \
+         when bitcoind answers (do not send it again)"
+    )]
+    BroadcastDeferred {
+        /// The kept transaction.
+        txid: String,
+        /// Why bitcoind did not take it.
+        #[source]
+        source: micronode_chain::RpcError,
+    },
     /// Reading or writing the node's store failed.
     #[error("storage error: {0}")]
     Storage(#[from] std::io::Error),

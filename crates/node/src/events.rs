@@ -278,11 +278,36 @@ impl<K: KeysBackend> NodeInner<K> {
             } => {
                 tracing::debug!(%prev_channel_id, ?failure_type, "HTLC handling failed");
             }
-            Event::BumpTransaction(_) => {
-                tracing::warn!("anchor fee bumping requested, but anchor channels are not enabled");
+            Event::BumpTransaction(bump) => {
+                // The signer is asked to sign: keep it off the async workers.
+                let bumper = self.bumper.clone();
+                if let Err(e) = tokio::task::spawn_blocking(move || bumper.handle(&bump)).await {
+                    tracing::error!(error = %e, "fee bump task failed");
+                }
             }
-            Event::DiscardFunding { channel_id, .. } => {
+            Event::OpenChannelRequest {
+                temporary_channel_id,
+                counterparty_node_id,
+                funding_satoshis,
+                channel_type,
+                ..
+            } => self.answer_channel_request(
+                temporary_channel_id,
+                counterparty_node_id,
+                funding_satoshis,
+                &channel_type,
+            ),
+            Event::DiscardFunding {
+                channel_id,
+                funding_info,
+            } => {
                 tracing::info!(%channel_id, "funding discarded");
+                // The funding was never broadcast: its coins are the wallet's to spend again.
+                if let lightning::events::FundingInfo::Tx { transaction } = funding_info {
+                    self.wallet
+                        .forget_refused(&transaction)
+                        .map_err(|e| replay("funding discarded", e))?;
+                }
             }
             other => tracing::debug!(event = ?other, "unhandled LDK event"),
         }

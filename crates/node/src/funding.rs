@@ -36,7 +36,9 @@ impl<K: KeysBackend> NodeInner<K> {
             .fees
             .get_est_sat_per_1000_weight(ConfirmationTarget::NonAnchorChannelFee);
         let fee_rate = FeeRate::from_sat_per_kwu(u64::from(sat_per_kw));
-        let result = if self.keys.signs_funding_after_setup() {
+        let result = if let Err(e) = self.check_outbound_anchors(&temporary_channel_id) {
+            Err(e)
+        } else if self.keys.signs_funding_after_setup() {
             self.fund_with_deferred_signing(
                 temporary_channel_id,
                 counterparty,

@@ -7,7 +7,9 @@
 //! broadcaster).
 #![deny(missing_docs)]
 
+mod anchors;
 mod builder;
+mod bump;
 mod chain_listener;
 pub mod channels;
 pub mod config;
@@ -18,6 +20,7 @@ pub mod keys;
 pub mod logger;
 mod node;
 pub mod onchain;
+pub mod outbox;
 pub mod pay;
 pub mod payments;
 pub mod peers;
@@ -37,7 +40,8 @@ pub use keys::{
 };
 pub use node::{Node, NodeInfo};
 pub use onchain::{LightningBalance, OnchainBalance};
-pub use pay::CreatedInvoice;
+pub use outbox::{BroadcastStatus, FailingBroadcast};
+pub use pay::{CreatedInvoice, PaymentsPage};
 pub use payments::{PaymentDirection, PaymentKind, PaymentRecord, PaymentStatus};
 pub use remote::RemoteKeys;
 pub use wallet::SendAmount;

@@ -30,6 +30,8 @@ pub(crate) struct NodeInner<K: KeysBackend> {
     pub(crate) channel_manager: Arc<ChannelManager<K>>,
     pub(crate) peer_manager: Arc<PeerManager<K>>,
     pub(crate) sweeper: Arc<Sweeper<K>>,
+    pub(crate) bumper: Arc<crate::bump::Bumper<K>>,
+    pub(crate) gossip_sync: Arc<crate::types::GossipSync>,
     pub(crate) network_graph: Arc<NetworkGraph>,
     pub(crate) scorer: Arc<Mutex<Scorer>>,
     pub(crate) payments: PaymentStore,
@@ -85,6 +87,11 @@ pub struct NodeInfo {
     pub graph_channels: usize,
     /// Nodes the node knows of in the network graph.
     pub graph_nodes: usize,
+    /// Whether bitcoind answered the chain feed's last poll.
+    pub bitcoind_reachable: bool,
+    /// Transactions the node broadcast that are not mined yet, and those bitcoind keeps not
+    /// taking.
+    pub broadcasts: crate::outbox::BroadcastStatus,
 }
 
 impl<K: KeysBackend> Node<K> {
@@ -119,6 +126,8 @@ impl<K: KeysBackend> Node<K> {
             listen_addr: self.listen_addr.map(|a| a.to_string()),
             graph_channels: self.inner.network_graph.read_only().channels().len(),
             graph_nodes: self.inner.network_graph.read_only().nodes().len(),
+            bitcoind_reachable: self.inner.chain.feed.bitcoind_reachable(),
+            broadcasts: self.inner.wallet.outbox().status(),
         }
     }
 
@@ -167,6 +176,8 @@ impl<K: KeysBackend> Node<K> {
             task.abort();
         }
         self.inner.peer_manager.disconnect_all_peers();
+        // The gossip verifier and the gossip sync hold each other (see the builder).
+        self.inner.gossip_sync.add_utxo_lookup(None);
         let result = running
             .background
             .await

@@ -2,6 +2,7 @@
 
 use bitcoin::{FeeRate, Txid};
 use lightning::chain::chaininterface::{ConfirmationTarget, FeeEstimator};
+use micronode_chain::RpcError;
 use serde::Serialize;
 
 use crate::error::NodeError;
@@ -14,8 +15,13 @@ use crate::wallet::SendAmount;
 pub struct OnchainBalance {
     /// Confirmed and spendable (sat).
     pub confirmed_sat: u64,
-    /// Unconfirmed (sat): our own change and incoming transactions.
+    /// Unconfirmed (sat): our own change and incoming transactions; the sum of the two below.
     pub unconfirmed_sat: u64,
+    /// Unconfirmed incoming (sat): payments to the wallet seen in bitcoind's mempool. Not
+    /// spendable until confirmed: the sender could still replace them.
+    pub pending_incoming_sat: u64,
+    /// Unconfirmed change of our own transactions (sat).
+    pub pending_change_sat: u64,
     /// Coinbase outputs not yet mature (sat).
     pub immature_sat: u64,
     /// Everything (sat).
@@ -46,6 +52,8 @@ impl<K: KeysBackend> Node<K> {
         OnchainBalance {
             confirmed_sat: b.confirmed.to_sat(),
             unconfirmed_sat: (b.trusted_pending + b.untrusted_pending).to_sat(),
+            pending_incoming_sat: b.untrusted_pending.to_sat(),
+            pending_change_sat: b.trusted_pending.to_sat(),
             immature_sat: b.immature.to_sat(),
             total_sat: b.total().to_sat(),
         }
@@ -72,6 +80,12 @@ impl<K: KeysBackend> Node<K> {
     }
 
     /// Sends on chain to `address`. `sat_per_vb` of `None` uses the node's fee estimate.
+    ///
+    /// The signed transaction is recorded in the wallet and kept in the node's outbox before it
+    /// is broadcast. If bitcoind refuses it, the record is undone and nothing was sent. If
+    /// bitcoind does not answer (down, or no answer within the RPC timeout), the call fails with
+    /// [`NodeError::BroadcastDeferred`] naming the txid: the transaction stays kept and is broadcast when
+    /// bitcoind answers again, so it must not be sent a second time.
     pub async fn send_onchain(
         &self,
         address: &str,
@@ -100,8 +114,22 @@ impl<K: KeysBackend> Node<K> {
         let tx = tokio::task::spawn_blocking(move || wallet.build_signed(script, amount, fee_rate))
             .await
             .map_err(|e| NodeError::Internal(format!("wallet task failed: {e}")))??;
-        let txid = self.inner.chain.broadcaster.broadcast_now(&tx).await?;
-        self.inner.wallet.apply_unconfirmed(&tx)?;
-        Ok(txid)
+        let txid = tx.compute_txid();
+        match self.inner.chain.broadcaster.broadcast_now(&tx).await {
+            Ok(txid) => Ok(txid),
+            Err(e @ (RpcError::Rpc { .. } | RpcError::Decode { .. })) if !e.is_warming_up() => {
+                let wallet = self.inner.wallet.clone();
+                tokio::task::spawn_blocking(move || wallet.forget_refused(&tx))
+                    .await
+                    .map_err(|e| NodeError::Internal(format!("wallet task failed: {e}")))??;
+                Err(NodeError::Chain(format!(
+                    "bitcoind refused the transaction, nothing was sent: {e}"
+                )))
+            }
+            Err(source) => Err(NodeError::BroadcastDeferred {
+                txid: txid.to_string(),
+                source,
+            }),
+        }
     }
 }

@@ -27,6 +27,21 @@ pub struct CreatedInvoice {
     pub payment_hash: String,
 }
 
+/// The largest page [`Node::list_payments_page`] returns.
+pub const MAX_PAYMENT_PAGE: usize = 1000;
+
+/// Cursors are `p<creation index>`: opaque to clients, stable across restarts.
+const CURSOR_PREFIX: &str = "p";
+
+/// One page of the payment history.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PaymentsPage {
+    /// The payments, newest first.
+    pub payments: Vec<PaymentRecord>,
+    /// Where the next (older) page starts; `None` on the last page.
+    pub next_cursor: Option<String>,
+}
+
 /// The final CLTV delta for keysend payments.
 const KEYSEND_FINAL_CLTV: u32 = 40;
 
@@ -330,6 +345,34 @@ impl<K: KeysBackend> Node<K> {
     /// The whole payment history, oldest first.
     pub fn list_payments(&self) -> Vec<PaymentRecord> {
         self.inner.payments.list()
+    }
+
+    /// One page of the payment history, newest first: up to `page_size` payments (1 to
+    /// [`MAX_PAYMENT_PAGE`]) from `cursor` (a [`PaymentsPage::next_cursor`] from the page before;
+    /// `None` starts at the newest). The order is by creation and stable while paging.
+    pub fn list_payments_page(
+        &self,
+        page_size: usize,
+        cursor: Option<&str>,
+    ) -> Result<PaymentsPage, NodeError> {
+        if !(1..=MAX_PAYMENT_PAGE).contains(&page_size) {
+            return Err(NodeError::InvalidInput(format!(
+                "page size must be 1 to {MAX_PAYMENT_PAGE}"
+            )));
+        }
+        let before = match cursor {
+            None => None,
+            Some(c) => Some(
+                c.strip_prefix(CURSOR_PREFIX)
+                    .and_then(|n| n.parse::<u64>().ok())
+                    .ok_or_else(|| NodeError::InvalidInput(format!("bad cursor {c:?}")))?,
+            ),
+        };
+        let page = self.inner.payments.page(page_size, before);
+        Ok(PaymentsPage {
+            payments: page.payments,
+            next_cursor: page.next_before.map(|i| format!("{CURSOR_PREFIX}{i}")),
+        })
     }
 }
 

@@ -78,6 +78,13 @@ pub struct PaymentRecord {
     /// For invoices we issued: Unix seconds when the invoice expires.
     #[serde(default)]
     pub expires_at: Option<u64>,
+    /// The creation index: 1 for the node's first payment, then one more for each new payment
+    /// (set by the [`PaymentStore`] when the record is first stored). Pages are in this order.
+    #[serde(default)]
+    pub index: u64,
+    /// The BOLT11 invoice's description, when it has one (filled by the [`PaymentStore`]).
+    #[serde(default)]
+    pub description: Option<String>,
 }
 
 impl PaymentRecord {
@@ -104,12 +111,33 @@ impl PaymentRecord {
             created_at: now,
             updated_at: now,
             expires_at: None,
+            index: 0,
+            description: None,
         }
     }
 
     fn key(&self) -> String {
         record_key(self.direction, &self.id)
     }
+}
+
+/// The description a BOLT11 invoice carries, if it is a direct one.
+fn invoice_description(invoice: &str) -> Option<String> {
+    use lightning_invoice::{Bolt11Invoice, Bolt11InvoiceDescriptionRef};
+    let invoice: Bolt11Invoice = invoice.trim().parse().ok()?;
+    match invoice.description() {
+        Bolt11InvoiceDescriptionRef::Direct(d) => Some(d.as_inner().0.clone()),
+        Bolt11InvoiceDescriptionRef::Hash(_) => None,
+    }
+}
+
+/// One page of the payment history, newest first.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PaymentPage {
+    /// The payments, newest first.
+    pub payments: Vec<PaymentRecord>,
+    /// When there are older payments: the creation index to continue before.
+    pub next_before: Option<u64>,
 }
 
 fn record_key(direction: PaymentDirection, id: &[u8; 32]) -> String {
@@ -130,13 +158,16 @@ pub(crate) fn now_secs() -> u64 {
 /// The payment history: in memory, written through to the store on every change.
 pub struct PaymentStore {
     records: Mutex<HashMap<String, PaymentRecord>>,
+    /// The creation index the next new record gets.
+    next_index: Mutex<u64>,
     /// Callers waiting for a payment to resolve, by record key.
     waiters: Mutex<HashMap<String, Vec<oneshot::Sender<PaymentRecord>>>>,
     store: Arc<Store>,
 }
 
 impl PaymentStore {
-    /// Loads every record from the store.
+    /// Loads every record from the store. Records from before creation indexes existed get
+    /// theirs now, in creation-time order, and are written back once.
     pub fn load(store: Arc<Store>) -> Result<Self, NodeError> {
         let mut records = HashMap::new();
         for key in store.list(PAYMENTS_NAMESPACE, "")? {
@@ -145,19 +176,42 @@ impl PaymentStore {
                 .map_err(|e| NodeError::Internal(format!("corrupt payment record {key}: {e}")))?;
             records.insert(key, record);
         }
+        let mut next_index = records.values().map(|r| r.index).max().unwrap_or(0) + 1;
+        let mut unindexed: Vec<&mut PaymentRecord> =
+            records.values_mut().filter(|r| r.index == 0).collect();
+        unindexed.sort_by_key(|r| (r.created_at, r.id));
+        let this_store = store.clone();
+        for record in unindexed {
+            record.index = next_index;
+            next_index += 1;
+            fill_description(record);
+            write_record(&this_store, record)?;
+        }
         Ok(Self {
             records: Mutex::new(records),
+            next_index: Mutex::new(next_index),
             waiters: Mutex::new(HashMap::new()),
             store,
         })
     }
 
+    /// Gives a record about to be stored its creation index (kept from `existing`, else the
+    /// next one) and its description.
+    fn prepare(&self, record: &mut PaymentRecord, existing: Option<&PaymentRecord>) {
+        record.index = match existing {
+            Some(old) => old.index,
+            None => {
+                let mut next = self.next_index.lock().unwrap_or_else(|p| p.into_inner());
+                let index = *next;
+                *next += 1;
+                index
+            }
+        };
+        fill_description(record);
+    }
+
     fn persist(&self, record: &PaymentRecord) -> Result<(), NodeError> {
-        let bytes = serde_json::to_vec(record)
-            .map_err(|e| NodeError::Internal(format!("cannot encode payment: {e}")))?;
-        self.store
-            .write(PAYMENTS_NAMESPACE, "", &record.key(), bytes)?;
-        Ok(())
+        write_record(&self.store, record)
     }
 
     /// Wakes whoever waits for this record, if it is resolved.
@@ -203,12 +257,13 @@ impl PaymentStore {
     }
 
     /// Inserts a new record; fails if one with the same id and direction exists.
-    pub fn insert_new(&self, record: PaymentRecord) -> Result<(), NodeError> {
+    pub fn insert_new(&self, mut record: PaymentRecord) -> Result<(), NodeError> {
         let mut records = self.records.lock().unwrap_or_else(|p| p.into_inner());
         let key = record.key();
         if records.contains_key(&key) {
             return Err(NodeError::DuplicatePayment(hex::encode(record.id)));
         }
+        self.prepare(&mut record, None);
         self.persist(&record)?;
         records.insert(key, record.clone());
         drop(records);
@@ -217,8 +272,10 @@ impl PaymentStore {
     }
 
     /// Inserts or replaces a record.
-    pub fn upsert(&self, record: PaymentRecord) -> Result<(), NodeError> {
+    pub fn upsert(&self, mut record: PaymentRecord) -> Result<(), NodeError> {
         let mut records = self.records.lock().unwrap_or_else(|p| p.into_inner());
+        let key = record.key();
+        self.prepare(&mut record, records.get(&key));
         self.persist(&record)?;
         records.insert(record.key(), record.clone());
         drop(records);
@@ -279,13 +336,50 @@ impl PaymentStore {
         records.get(&record_key(direction, id)).cloned()
     }
 
-    /// Every record, oldest first.
+    /// Every record, oldest first (by creation index).
     pub fn list(&self) -> Vec<PaymentRecord> {
         let records = self.records.lock().unwrap_or_else(|p| p.into_inner());
         let mut all: Vec<PaymentRecord> = records.values().cloned().collect();
-        all.sort_by_key(|r| (r.created_at, r.id));
+        all.sort_by_key(|r| r.index);
         all
     }
+
+    /// Up to `size` records created before creation index `before` (all when `None`), newest
+    /// first.
+    pub fn page(&self, size: usize, before: Option<u64>) -> PaymentPage {
+        let records = self.records.lock().unwrap_or_else(|p| p.into_inner());
+        let mut older: Vec<&PaymentRecord> = records
+            .values()
+            .filter(|r| before.is_none_or(|b| r.index < b))
+            .collect();
+        older.sort_by_key(|r| std::cmp::Reverse(r.index));
+        let more = older.len() > size;
+        let payments: Vec<PaymentRecord> = older.into_iter().take(size).cloned().collect();
+        let next_before = if more {
+            payments.last().map(|r| r.index)
+        } else {
+            None
+        };
+        PaymentPage {
+            payments,
+            next_before,
+        }
+    }
+}
+
+fn fill_description(record: &mut PaymentRecord) {
+    if record.description.is_none() {
+        if let PaymentKind::Bolt11 { invoice } = &record.kind {
+            record.description = invoice_description(invoice);
+        }
+    }
+}
+
+fn write_record(store: &Store, record: &PaymentRecord) -> Result<(), NodeError> {
+    let bytes = serde_json::to_vec(record)
+        .map_err(|e| NodeError::Internal(format!("cannot encode payment: {e}")))?;
+    store.write(PAYMENTS_NAMESPACE, "", &record.key(), bytes)?;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -345,6 +439,42 @@ mod tests {
             reloaded.insert_new(invoice(2, None)),
             Err(NodeError::DuplicatePayment(_))
         ));
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn records_from_before_indexes_get_them_in_creation_order() {
+        let (store, dir) = temp_store();
+        for (id, created_at) in [(1u8, 300u64), (2, 100), (3, 200)] {
+            let mut record = invoice(id, None);
+            record.created_at = created_at;
+            let mut json = serde_json::to_value(&record).expect("json");
+            let fields = json.as_object_mut().expect("object");
+            fields.remove("index");
+            fields.remove("description");
+            store
+                .write(
+                    PAYMENTS_NAMESPACE,
+                    "",
+                    &record.key(),
+                    serde_json::to_vec(&json).expect("bytes"),
+                )
+                .expect("write");
+        }
+        let payments = PaymentStore::load(store.clone()).expect("load");
+        payments.insert_new(invoice(4, None)).expect("insert");
+        let order = |p: &PaymentStore| -> Vec<u8> { p.list().iter().map(|r| r.id[0]).collect() };
+        assert_eq!(order(&payments), vec![2, 3, 1, 4]);
+        let first = payments.page(3, None);
+        let ids: Vec<u8> = first.payments.iter().map(|r| r.id[0]).collect();
+        assert_eq!(ids, vec![4, 1, 3]);
+        let rest = payments.page(3, first.next_before);
+        assert_eq!(rest.payments.len(), 1);
+        assert_eq!(rest.payments[0].id[0], 2);
+        assert_eq!(rest.next_before, None);
+        drop(payments);
+        let reloaded = PaymentStore::load(store).expect("reload");
+        assert_eq!(order(&reloaded), vec![2, 3, 1, 4]);
         let _ = std::fs::remove_dir_all(dir);
     }
 }

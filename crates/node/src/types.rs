@@ -8,7 +8,6 @@ use lightning::onion_message::messenger::DefaultMessageRouter;
 use lightning::routing::gossip::P2PGossipSync;
 use lightning::routing::router::DefaultRouter;
 use lightning::routing::scoring::{ProbabilisticScorer, ProbabilisticScoringFeeParameters};
-use lightning::routing::utxo::UtxoLookup;
 use lightning::sign::SignerProvider;
 use micronode_chain::{SharedBroadcaster, SharedFeeEstimator};
 
@@ -64,8 +63,14 @@ pub type ChannelManager<K> = lightning::ln::channelmanager::ChannelManager<
     Arc<MessageRouter<K>>,
     Arc<NodeLogger>,
 >;
-/// UTXO lookup for gossip verification (not used yet).
-pub type GossipUtxoLookup = dyn UtxoLookup + Send + Sync;
+/// Gossip verification against the chain: a channel announcement enters the graph only if its
+/// short channel id names an unspent P2WSH 2-of-2 output of the announced funding keys
+/// (lightning-block-sync's verifier, over the process's bitcoind).
+pub type GossipUtxoLookup = lightning_block_sync::gossip::GossipVerifier<
+    lightning_block_sync::gossip::TokioSpawner,
+    Arc<micronode_chain::rpc::BitcoindRpc>,
+    Arc<GraphLogger>,
+>;
 /// Gossip sync over the P2P network.
 pub type GossipSync = P2PGossipSync<Arc<NetworkGraph>, Arc<GossipUtxoLookup>, Arc<GraphLogger>>;
 /// Rapid gossip sync (not used; named for the background processor's types).

@@ -15,7 +15,10 @@ use lightning::util::persist::KVStoreSync;
 
 use crate::error::NodeError;
 use crate::keys::WalletSigner;
+use crate::outbox::Outbox;
 use crate::types::Store;
+
+mod unconfirmed;
 
 const WALLET_NAMESPACE: &str = "bdk_wallet";
 
@@ -35,6 +38,8 @@ pub struct OnchainWallet {
     store: Arc<Store>,
     next_seq: Mutex<u64>,
     network: Network,
+    /// What the node broadcast and must get mined (see [`crate::outbox`]).
+    outbox: Outbox,
 }
 
 impl OnchainWallet {
@@ -84,6 +89,7 @@ impl OnchainWallet {
         let this = Self {
             inner: Mutex::new(wallet),
             signer,
+            outbox: Outbox::load(store.clone())?,
             store,
             next_seq: Mutex::new(next_seq),
             network,
@@ -182,8 +188,16 @@ impl OnchainWallet {
     }
 
     /// Signs a PSBT built by this wallet through the signer, finalizes it and extracts the
-    /// transaction.
-    pub fn sign_and_extract(&self, mut psbt: Psbt) -> Result<Transaction, NodeError> {
+    /// transaction, and records it in the wallet (durably) before returning it: once signed it
+    /// may reach the chain even if its broadcast seems to fail, so its coins must never be
+    /// spent again by another transaction.
+    pub fn sign_and_extract(&self, psbt: Psbt) -> Result<Transaction, NodeError> {
+        let tx = self.sign_finalize_extract(psbt)?;
+        self.apply_unconfirmed(&tx)?;
+        Ok(tx)
+    }
+
+    fn sign_finalize_extract(&self, mut psbt: Psbt) -> Result<Transaction, NodeError> {
         self.signer.sign_wallet_psbt(&mut psbt)?;
         let w = self.lock();
         // BDK 2 marks `SignOptions` deprecated in favour of `bitcoin::psbt` signing (which is what
@@ -240,6 +254,96 @@ impl OnchainWallet {
     /// Txids of the wallet's transactions.
     pub fn txids(&self) -> Vec<Txid> {
         self.lock().transactions().map(|t| t.tx_node.txid).collect()
+    }
+
+    /// The wallet's confirmed coins, as LDK's fee bumping takes them.
+    pub fn confirmed_utxos(&self) -> Vec<lightning::events::bump_transaction::Utxo> {
+        let w = self.lock();
+        w.list_unspent()
+            .filter(|o| o.chain_position.is_confirmed())
+            .filter_map(|o| {
+                let script = &o.txout.script_pubkey;
+                if !script.is_p2wpkh() {
+                    return None;
+                }
+                // A P2WPKH script is `OP_0 <20-byte key hash>`.
+                let hash = <bitcoin::WPubkeyHash as bitcoin::hashes::Hash>::from_slice(
+                    script.as_bytes().get(2..22)?,
+                )
+                .ok()?;
+                Some(lightning::events::bump_transaction::Utxo::new_v0_p2wpkh(
+                    o.outpoint,
+                    o.txout.value,
+                    &hash,
+                ))
+            })
+            .collect()
+    }
+
+    /// Signs the wallet's inputs of a transaction that also spends outputs that are not the
+    /// wallet's (an anchor or HTLC outputs, in a fee bump); those are left for their own
+    /// signer. Wallet inputs get their key origins and previous transactions, others the
+    /// previous transaction from `parents` when known. The transaction is recorded as
+    /// unconfirmed before it is returned, so its coins are not spent twice.
+    pub fn sign_with_foreign_inputs(
+        &self,
+        mut psbt: Psbt,
+        parents: &std::collections::HashMap<Txid, Transaction>,
+    ) -> Result<Transaction, NodeError> {
+        let mut own = Vec::new();
+        {
+            let w = self.lock();
+            for (index, txin) in psbt.unsigned_tx.input.iter().enumerate() {
+                let outpoint = txin.previous_output;
+                if let Some(local) = w.get_utxo(outpoint) {
+                    let input = w.get_psbt_input(local, None, false).map_err(|e| {
+                        NodeError::Wallet(format!("cannot describe wallet input {outpoint}: {e}"))
+                    })?;
+                    psbt.inputs[index] = input;
+                    own.push(index);
+                } else if let Some(parent) = parents.get(&outpoint.txid) {
+                    psbt.inputs[index].non_witness_utxo = Some(parent.clone());
+                }
+            }
+            // The change output's key origin, so a validating signer can tell it is the
+            // wallet's (BDK adds it to the transactions it builds; LDK built this one).
+            for index in 0..psbt.unsigned_tx.output.len() {
+                let script = psbt.unsigned_tx.output[index].script_pubkey.clone();
+                let Some((keychain, child)) = w.derivation_of_spk(script) else {
+                    continue;
+                };
+                let derived = w
+                    .public_descriptor(keychain)
+                    .at_derivation_index(child)
+                    .map_err(|e| NodeError::Wallet(format!("cannot derive change key: {e}")))?;
+                bdk_wallet::miniscript::psbt::PsbtExt::update_output_with_descriptor(
+                    &mut psbt, index, &derived,
+                )
+                .map_err(|e| NodeError::Wallet(format!("cannot describe change output: {e}")))?;
+            }
+        }
+        self.signer.sign_wallet_psbt(&mut psbt)?;
+        {
+            let w = self.lock();
+            // See `sign_and_extract`: BDK's finalizer still takes `SignOptions`. It finalizes
+            // the wallet's inputs and reports the others as not finalized.
+            #[allow(deprecated)]
+            w.finalize_psbt(&mut psbt, bdk_wallet::SignOptions::default())
+                .map_err(|e| {
+                    NodeError::Signer(format!("cannot finalize the signed transaction: {e}"))
+                })?;
+        }
+        if let Some(index) = own
+            .iter()
+            .find(|i| psbt.inputs[**i].final_script_witness.is_none())
+        {
+            return Err(NodeError::Signer(format!(
+                "the signer did not sign wallet input {index}"
+            )));
+        }
+        let tx = psbt.extract_tx_unchecked_fee_rate();
+        self.apply_unconfirmed(&tx)?;
+        Ok(tx)
     }
 }
 

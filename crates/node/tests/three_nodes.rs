@@ -1,8 +1,6 @@
 //! Three nodes A–B–C on a real regtest bitcoind, over real TCP: multi-hop payments, keysend,
 //! cooperative and force closes, with every balance reconciled to the satoshi.
 
-use std::time::Duration;
-
 use micronode_node::{NodeEvent, PaymentStatus};
 use micronode_testenv::nodes::{expect_event, open_channel, Env, TestNode, TIMEOUT};
 use micronode_testenv::wait_until;
@@ -154,65 +152,54 @@ async fn multi_hop_keysend_and_closes_reconcile() {
         )
     });
 
-    // --- Force close of B–C by B (the funder): C's output is swept to its wallet; B's is
-    // swept after the CSV delay. Both reconcile against the transactions' real fees.
+    // --- Force close of B–C by B (the funder), an anchor channel: B's wallet pays for the
+    // commitment by CPFP, C's output is swept after one block and B's after the CSV delay.
+    // Every fee is taken from the real transactions, so both sides reconcile to the sat.
     let channel = b
         .list_channels()
         .into_iter()
         .find(|c| c.channel_id == bc)
         .expect("bc");
+    assert!(channel.anchors);
     let funding: bitcoin::OutPoint = channel
         .funding_txo
         .expect("funded")
         .parse()
         .expect("outpoint");
     let c_balance_sat = channel_balance_sat(&c, &bc);
-    let b_balance_sat = CHANNEL_SAT - c_balance_sat;
+    let b_balance_sat = channel_balance_sat(&b, &bc);
+    // The funder pays the two anchors, which neither balance counts.
+    assert_eq!(b_balance_sat + c_balance_sat + 2 * 330, CHANNEL_SAT);
     let b_onchain = b.onchain_balance().total_sat;
     let c_onchain = c.onchain_balance().total_sat;
     b.close_channel(&bc, true).expect("force close");
     let commitment = env.wait_for_spend(&funding).await;
     let commitment_fee = micronode_testenv::fee_paid(CHANNEL_SAT, &commitment);
-    // Mine past the to_self_delay (144 blocks) in steps so sweeps get broadcast and confirmed.
-    for _ in 0..16 {
-        env.mine(10).await;
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    // Each side's wallet must receive its channel balance less the real fees, give or take the
-    // sweep's own fee (bounded below).
-    const MAX_SWEEP_FEE: u64 = 5_000;
-    let b_floor = b_onchain + b_balance_sat - commitment_fee - MAX_SWEEP_FEE;
-    let c_floor = c_onchain + c_balance_sat - MAX_SWEEP_FEE;
-    wait_until("both sides swept", Duration::from_secs(90), || async {
-        env.mine(1).await;
-        let done = b.onchain_balance().confirmed_sat > b_floor
-            && c.onchain_balance().confirmed_sat > c_floor
+    let child = env.wait_for_anchor_child(&commitment).await;
+    let child_fee = env.fee_of(&child).await;
+    let output_paying = |sat: u64| micronode_testenv::nodes::output_paying(&commitment, sat);
+    let b_to_local = b_balance_sat - commitment_fee;
+    let c_sweep = env.mine_until_spent(&output_paying(c_balance_sat)).await;
+    let b_sweep = env.mine_until_spent(&output_paying(b_to_local)).await;
+    let c_sweep_fee = env.fee_of(&c_sweep).await;
+    let b_sweep_fee = env.fee_of(&b_sweep).await;
+    env.mine(1).await;
+    let b_expected = b_onchain + 330 - child_fee + b_to_local - b_sweep_fee;
+    let c_expected = c_onchain + c_balance_sat - c_sweep_fee;
+    wait_until("both sides swept", TIMEOUT, || async {
+        b.onchain_balance().confirmed_sat == b_expected
+            && c.onchain_balance().confirmed_sat == c_expected
             && b.lightning_balance().claimable_sat == 0
-            && c.lightning_balance().claimable_sat == 0;
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        done
+            && c.lightning_balance().claimable_sat == 0
     })
     .await
     .unwrap_or_else(|e| {
         panic!(
-            "{e}: B {:?} C {:?}",
+            "{e}: B {:?} (expected {b_expected}), C {:?} (expected {c_expected})",
             b.onchain_balance(),
             c.onchain_balance()
         )
     });
-    let b_gain = b.onchain_balance().total_sat - b_onchain;
-    let c_gain = c.onchain_balance().total_sat - c_onchain;
-    // Sweep fees are whatever the sweeps paid; everything else is accounted for exactly.
-    let b_sweep_fee = b_balance_sat - commitment_fee - b_gain;
-    let c_sweep_fee = c_balance_sat - c_gain;
-    assert!(
-        b_sweep_fee > 0 && b_sweep_fee < MAX_SWEEP_FEE,
-        "B's sweep fee {b_sweep_fee}"
-    );
-    assert!(
-        c_sweep_fee > 0 && c_sweep_fee < MAX_SWEEP_FEE,
-        "C's sweep fee {c_sweep_fee}"
-    );
     for n in [&a, &b, &c] {
         n.stop().await.expect("stop");
     }

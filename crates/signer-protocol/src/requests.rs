@@ -193,6 +193,13 @@ pub enum ChannelOp {
         /// The wallet path of the claim output.
         wallet_path: Vec<u32>,
     },
+    /// Sign the input spending our anchor output of our own commitment (a CPFP fee bump).
+    SignHolderAnchor {
+        /// The spending transaction (consensus).
+        tx: Hex,
+        /// The anchor input's index.
+        input: u32,
+    },
     /// Sign a cooperative closing transaction.
     SignClosing {
         /// `ChannelTransactionParameters`, LDK-encoded.

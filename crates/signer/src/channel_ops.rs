@@ -280,15 +280,21 @@ impl SignerEngine {
                 })?;
                 Ok(sig_reply(&sig))
             }
+            ChannelOp::SignHolderAnchor { tx: t, input } => {
+                self.sign_holder_anchor(&id, &tx(t)?, *input as usize)
+            }
             ChannelOp::SignHolderHtlc {
                 tx: t,
-                input: _,
+                input,
                 descriptor,
             } => {
-                // Our second-stage HTLC transaction: VLS rebuilds it from the channel's state,
-                // its fee pre-agreed in the commitment.
                 let tx = tx(t)?;
                 let descriptor: HTLCDescriptor = decode(descriptor, "HTLC descriptor")?;
+                if self.with_channel(&id, |chan| Ok(chan.setup.is_anchors()))? {
+                    return self.sign_holder_htlc_anchors(&id, &tx, *input as usize, &descriptor);
+                }
+                // Our second-stage HTLC transaction: VLS rebuilds it from the channel's state,
+                // its fee pre-agreed in the commitment.
                 let sig = self.with_channel(&id, |chan| {
                     let pcp = descriptor.per_commitment_point;
                     let keys = TxCreationKeys::from_channel_static_keys(

@@ -12,6 +12,7 @@
 
 #![deny(missing_docs)]
 
+mod anchor_ops;
 pub mod balance;
 pub mod chain;
 mod channel_ops;

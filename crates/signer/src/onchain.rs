@@ -189,7 +189,31 @@ impl SignerEngine {
         }
         let mut ipaths = Vec::new();
         let mut prev_outs = Vec::new();
+        // Inputs that are not the wallet's: an anchor or HTLC outputs, in a fee bump.
+        let mut foreign = Vec::new();
+        let mut htlc_pairs = Vec::new();
+        let mut inputs_sat = 0u64;
         for (index, (input, txin)) in psbt.inputs.iter().zip(&tx.input).enumerate() {
+            if input.bip32_derivation.is_empty() {
+                let checked =
+                    self.check_foreign_input(&tx, index, input.non_witness_utxo.as_ref())?;
+                if checked.parent_weight == 0 {
+                    htlc_pairs.push(index);
+                }
+                inputs_sat = inputs_sat.saturating_add(checked.value.to_sat());
+                let script = input
+                    .witness_utxo
+                    .as_ref()
+                    .map(|w| w.script_pubkey.clone())
+                    .unwrap_or_default();
+                prev_outs.push(TxOut {
+                    value: checked.value,
+                    script_pubkey: script,
+                });
+                ipaths.push(DerivationPath::master());
+                foreign.push(checked);
+                continue;
+            }
             // A segwit v0 signature commits only to its own input's amount: take every amount
             // from the full previous transaction, never from `witness_utxo` alone, or two
             // requests lying about different inputs would yield one transaction whose fee
@@ -230,13 +254,25 @@ impl SignerEngine {
                     self.wallet.note_used(&self.store, chain, i)?;
                 }
             }
+            inputs_sat = inputs_sat.saturating_add(prev.value.to_sat());
             ipaths.push(path);
             prev_outs.push(prev);
         }
         let mut opaths = Vec::new();
-        for (output, txout) in psbt.outputs.iter().zip(&tx.output) {
+        for (index, (output, txout)) in psbt.outputs.iter().zip(&tx.output).enumerate() {
             let items = psbt_path(&output.bip32_derivation);
-            if items.is_empty() {
+            if items.is_empty() && !foreign.is_empty() {
+                // In a fee bump: an HTLC transaction's output (paired with its input and
+                // checked with it), or LDK's zero-value OP_RETURN when there is no change.
+                let op_return = txout.script_pubkey.is_op_return() && txout.value.to_sat() == 0;
+                if !op_return && !htlc_pairs.contains(&index) {
+                    return Err(Outcome::refused(
+                        UNKNOWN,
+                        format!("output {index} of a fee bump pays neither the wallet nor an HTLC"),
+                    ));
+                }
+                opaths.push(DerivationPath::master());
+            } else if items.is_empty() {
                 // A channel funding output or an allow-listed one, for VLS to decide.
                 opaths.push(DerivationPath::master());
             } else {
@@ -245,8 +281,14 @@ impl SignerEngine {
         }
         let segwit = vec![true; tx.input.len()];
         let unicloses = vec![None; tx.input.len()];
-        node.check_onchain_tx(&tx, &segwit, &prev_outs, &unicloses, &opaths)
-            .map_err(|e| Outcome::refused(&e.tag.clone(), format!("{e:?}")))?;
+        if foreign.is_empty() {
+            node.check_onchain_tx(&tx, &segwit, &prev_outs, &unicloses, &opaths)
+                .map_err(|e| Outcome::refused(&e.tag.clone(), format!("{e:?}")))?;
+        } else {
+            // VLS refuses inputs and outputs it does not know; ours are checked above, and
+            // the fee over the whole package here.
+            self.check_package_fee(&tx, inputs_sat, &foreign)?;
+        }
         let witnesses = node
             .unchecked_sign_onchain_tx(&tx, &ipaths, &prev_outs, unicloses)
             .map_err(Outcome::from_status)?;

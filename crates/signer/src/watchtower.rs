@@ -4,8 +4,8 @@
 //! tenant's wallet — whether or not the operator's node is alive. `recover` uses the same
 //! pieces.
 //!
-//! Limits: channels are `static_remote_key` (anchor channels come with the interop work);
-//! HTLC outputs the counterparty already moved into second-stage transactions are left to the
+//! Both channel types are handled: `static_remote_key` (our `to_remote` is P2WPKH) and anchors
+//! (our `to_remote` is P2WSH with a one-block CSV). HTLC outputs the counterparty already moved into second-stage transactions are left to the
 //! node (a tenant node does not route, so such HTLCs are its own payments in flight).
 
 use lightning_signer::bitcoin::absolute::LockTime;
@@ -68,8 +68,16 @@ const CLAIM_WITNESS_WEIGHT: u64 = 330;
 /// The smallest output worth creating (P2WSH dust limit).
 const DUST_SAT: u64 = 330;
 
-fn p2wpkh(key: &PublicKey) -> ScriptBuf {
-    ScriptBuf::new_p2wpkh(&CompressedPublicKey(*key).wpubkey_hash())
+/// The `to_remote` output paying `payment_point` on a commitment of `chan`, and, for anchor
+/// channels, the witness script behind it (spendable one block after the commitment confirms).
+fn to_remote(chan: &Channel, payment_point: &PublicKey) -> (ScriptBuf, Option<ScriptBuf>) {
+    if chan.setup.is_anchors() {
+        let script = chan_utils::get_to_countersigner_keyed_anchor_redeemscript(payment_point);
+        (script.to_p2wsh(), Some(script))
+    } else {
+        let script = ScriptBuf::new_p2wpkh(&CompressedPublicKey(*payment_point).wpubkey_hash());
+        (script, None)
+    }
 }
 
 fn der_all(sig: &lightning_signer::bitcoin::secp256k1::ecdsa::Signature) -> Vec<u8> {
@@ -108,11 +116,11 @@ impl SignerEngine {
         // BOLT 3: the obscured number counts up from 0, as VLS counts (LDK counts down).
         let number = obscured ^ factor;
         let pays = |script: &ScriptBuf| tx.output.iter().any(|o| o.script_pubkey == *script);
-        if pays(&p2wpkh(&theirs.payment_point)) {
+        if pays(&to_remote(chan, &theirs.payment_point).0) {
             return FundingSpend::Holder { number };
         }
         let revoked = number < chan.enforcement_state.next_counterparty_revoke_num;
-        if pays(&p2wpkh(&ours.payment_point)) {
+        if pays(&to_remote(chan, &ours.payment_point).0) {
             return FundingSpend::Counterparty { number, revoked };
         }
         // Neither side has a to_remote: look for the counterparty's to_local of that state.
@@ -192,7 +200,7 @@ impl SignerEngine {
             None
         };
         let ours = chan.get_channel_basepoints();
-        let to_remote = p2wpkh(&ours.payment_point);
+        let (to_remote, to_remote_witness_script) = to_remote(chan, &ours.payment_point);
         let (to_local, htlc_scripts, revocation_key) = match &secret {
             Some(secret) => {
                 let pcp = PublicKey::from_secret_key(&secp, secret);
@@ -217,7 +225,11 @@ impl SignerEngine {
             if self.store.swept(&outpoint)? {
                 continue;
             }
-            let kind = if output.script_pubkey == to_remote {
+            // VLS signs revocation claims only with final sequences, and an anchor channel's
+            // `to_remote` needs `1 OP_CSV`: there it is claimed in a transaction of its own
+            // (`build_claims`).
+            let to_remote_here = secret.is_none() || to_remote_witness_script.is_none();
+            let kind = if output.script_pubkey == to_remote && to_remote_here {
                 Some(ClaimInput::ToRemote)
             } else if to_local
                 .as_ref()
@@ -244,9 +256,14 @@ impl SignerEngine {
             lock_time: LockTime::ZERO,
             input: inputs
                 .iter()
-                .map(|(outpoint, _, _)| TxIn {
+                .map(|(outpoint, _, kind)| TxIn {
                     previous_output: *outpoint,
-                    sequence: Sequence::ENABLE_RBF_NO_LOCKTIME,
+                    // An anchor channel's `to_remote` is spendable one block after the
+                    // commitment (`1 OP_CSV`).
+                    sequence: match (kind, &to_remote_witness_script) {
+                        (ClaimInput::ToRemote, Some(_)) => Sequence(1),
+                        _ => Sequence::ENABLE_RBF_NO_LOCKTIME,
+                    },
                     ..Default::default()
                 })
                 .collect(),
@@ -270,16 +287,33 @@ impl SignerEngine {
                     let (key, _) = chan
                         .get_unilateral_close_key(&None, &None)
                         .map_err(Outcome::from_status)?;
-                    let sighash = SighashCache::new(&tx)
-                        .p2wpkh_signature_hash(
-                            index,
-                            &to_remote,
-                            output.value,
-                            EcdsaSighashType::All,
-                        )
-                        .map_err(|e| Outcome::bad(format!("sighash: {e}")))?;
+                    let mut cache = SighashCache::new(&tx);
+                    let sighash = match &to_remote_witness_script {
+                        Some(script) => cache
+                            .p2wsh_signature_hash(
+                                index,
+                                script,
+                                output.value,
+                                EcdsaSighashType::All,
+                            )
+                            .map_err(|e| Outcome::bad(format!("sighash: {e}")))?,
+                        None => cache
+                            .p2wpkh_signature_hash(
+                                index,
+                                &to_remote,
+                                output.value,
+                                EcdsaSighashType::All,
+                            )
+                            .map_err(|e| Outcome::bad(format!("sighash: {e}")))?,
+                    };
                     let sig = secp.sign_ecdsa(&Message::from(sighash), &key);
-                    Witness::from_slice(&[der_all(&sig), ours.payment_point.serialize().to_vec()])
+                    match &to_remote_witness_script {
+                        Some(script) => Witness::from_slice(&[der_all(&sig), script.to_bytes()]),
+                        None => Witness::from_slice(&[
+                            der_all(&sig),
+                            ours.payment_point.serialize().to_vec(),
+                        ]),
+                    }
                 }
                 ClaimInput::RevokedToLocal(script) | ClaimInput::RevokedHtlc(script, _) => {
                     let (secret, path) = match (&secret, &destination.wallet_path) {
@@ -319,7 +353,7 @@ impl SignerEngine {
         }))
     }
 
-    fn with_funding_channel<T>(
+    pub(crate) fn with_funding_channel<T>(
         &self,
         funding: &OutPoint,
         f: impl FnOnce(&Channel) -> T,
@@ -345,7 +379,44 @@ impl SignerEngine {
         self.with_funding_channel(funding, |chan| self.classify_spend(chan, tx))
     }
 
-    /// [`Self::build_claim`] for the channel with funding output `funding`.
+    /// Every claim of what `commitment` owes the tenant: [`Self::build_claim`], and for an
+    /// anchor channel's revoked state also the `to_remote` claim, which cannot share the
+    /// justice transaction.
+    pub(crate) fn build_claims(
+        &self,
+        chan: &Channel,
+        commitment: &Transaction,
+        spend: FundingSpend,
+        destination: &Destination,
+        sat_per_vb: u64,
+    ) -> Result<Vec<OwnSweep>, Outcome> {
+        let mut claims: Vec<OwnSweep> = self
+            .build_claim(chan, commitment, spend, destination, sat_per_vb)?
+            .into_iter()
+            .collect();
+        if let FundingSpend::Counterparty {
+            number,
+            revoked: true,
+        } = spend
+        {
+            if chan.setup.is_anchors() {
+                let to_remote = FundingSpend::Counterparty {
+                    number,
+                    revoked: false,
+                };
+                claims.extend(self.build_claim(
+                    chan,
+                    commitment,
+                    to_remote,
+                    destination,
+                    sat_per_vb,
+                )?);
+            }
+        }
+        Ok(claims)
+    }
+
+    /// [`Self::build_claims`] for the channel with funding output `funding`.
     pub(crate) fn claim_funding_spend(
         &self,
         funding: &OutPoint,
@@ -353,11 +424,11 @@ impl SignerEngine {
         spend: FundingSpend,
         destination: &Destination,
         sat_per_vb: u64,
-    ) -> Result<Option<OwnSweep>, Outcome> {
+    ) -> Result<Vec<OwnSweep>, Outcome> {
         self.with_funding_channel(funding, |chan| {
-            self.build_claim(chan, commitment, spend, destination, sat_per_vb)
+            self.build_claims(chan, commitment, spend, destination, sat_per_vb)
         })
-        .unwrap_or(Ok(None))
+        .unwrap_or(Ok(Vec::new()))
     }
 
     /// The watchtower's answer to a transaction spending a funding output, for a channel
@@ -368,16 +439,16 @@ impl SignerEngine {
         slot: &std::sync::Mutex<ChannelSlot>,
         tx: &Transaction,
         sat_per_vb: u64,
-    ) -> Result<Option<OwnSweep>, Outcome> {
+    ) -> Result<Vec<OwnSweep>, Outcome> {
         let guard = slot.lock().unwrap_or_else(|p| p.into_inner());
         let ChannelSlot::Ready(chan) = &*guard else {
-            return Ok(None);
+            return Ok(Vec::new());
         };
         let spend = self.classify_spend(chan, tx);
         let name = channel_name(chan);
         tracing::info!(channel = %name, txid = %tx.compute_txid(), ?spend, "a channel's funding output was spent");
         if !matches!(spend, FundingSpend::Counterparty { revoked: true, .. }) {
-            return Ok(None);
+            return Ok(Vec::new());
         }
         tracing::warn!(channel = %name, ?spend, "BREACH: the counterparty broadcast a revoked state; punishing it");
         let (script, path) = self.wallet.next_change(&self.store)?;
@@ -385,12 +456,12 @@ impl SignerEngine {
             script,
             wallet_path: Some(path),
         };
-        let claim = self.build_claim(chan, tx, spend, &destination, sat_per_vb)?;
-        if let Some(claim) = &claim {
+        let claims = self.build_claims(chan, tx, spend, &destination, sat_per_vb)?;
+        for claim in &claims {
             self.store.record_sweep(claim)?;
-            tracing::warn!(channel = %name, txid = %claim.tx.compute_txid(), amount_sat = claim.amount_sat, "justice transaction built");
+            tracing::warn!(channel = %name, txid = %claim.tx.compute_txid(), kind = %claim.kind, amount_sat = claim.amount_sat, "justice transaction built");
         }
-        Ok(claim)
+        Ok(claims)
     }
 }
 

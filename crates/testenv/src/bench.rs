@@ -41,12 +41,14 @@ pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
 
-/// Runs the measurement from `payer` to `payee` (which must share a usable channel).
+/// Runs the measurement from `payer` to `payee` (which must share a usable channel), each
+/// payment of `amount_msat`.
 pub async fn measure_throughput<A: KeysBackend, B: KeysBackend>(
     payer: Arc<Node<A>>,
     payee: Arc<Node<B>>,
     workers: usize,
     total: usize,
+    amount_msat: u64,
 ) -> ThroughputRun {
     for _ in 0..3 {
         let inv = payee
@@ -70,7 +72,7 @@ pub async fn measure_throughput<A: KeysBackend, B: KeysBackend>(
             while next.fetch_add(1, Ordering::Relaxed) < total {
                 let t0 = Instant::now();
                 let ok = async {
-                    let inv = b.create_invoice(Some(1_000), "bench", 600).ok()?;
+                    let inv = b.create_invoice(Some(amount_msat), "bench", 600).ok()?;
                     let id = a.pay_invoice(&inv.invoice, None, None).ok()?;
                     let rec = a.wait_payment(&id, Duration::from_secs(120)).await.ok()?;
                     (rec.status == PaymentStatus::Succeeded).then_some(())

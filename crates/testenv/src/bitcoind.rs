@@ -75,6 +75,8 @@ pub struct Bitcoind {
     mining_address: tokio::sync::OnceCell<Address>,
     has_mature_coins: AtomicBool,
     keep_datadir: bool,
+    /// The command line, for [`Bitcoind::restart`].
+    args: Vec<String>,
 }
 
 impl std::fmt::Debug for Bitcoind {
@@ -158,8 +160,7 @@ impl Bitcoind {
                 e,
             ))
         })?;
-        let mut cmd = Command::new(exe);
-        cmd.args([
+        let args: Vec<String> = [
             "-regtest".to_string(),
             "-server".to_string(),
             "-listen=0".to_string(),
@@ -175,11 +176,15 @@ impl Bitcoind {
             "-debug=rpc".to_string(),
             "-printtoconsole=0".to_string(),
             format!("-datadir={}", datadir.display()),
-        ])
-        .args(&options.extra_args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(stderr);
+        ]
+        .into_iter()
+        .chain(options.extra_args.iter().cloned())
+        .collect();
+        let mut cmd = Command::new(exe);
+        cmd.args(&args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(stderr);
         let child = match spawn_child(cmd) {
             Ok(child) => child,
             Err(source) => {
@@ -207,6 +212,7 @@ impl Bitcoind {
             mining_address: tokio::sync::OnceCell::new(),
             has_mature_coins: AtomicBool::new(false),
             keep_datadir: options.persistent_datadir.is_some(),
+            args,
         };
         // From here on, dropping `bitcoind` cleans up on every error path.
         bitcoind
@@ -440,6 +446,69 @@ impl Bitcoind {
         let result = kill_and_reap(child);
         self.child = None;
         result.map_err(|e| TestEnvError::io(format!("killing bitcoind (pid {})", self.pid), e))
+    }
+
+    /// Starts bitcoind again after [`stop`](Self::stop): same executable, datadir, ports and
+    /// credentials, so clients made before keep working. Waits until it answers and has its
+    /// wallet loaded. Does nothing if it is running.
+    pub async fn restart(&mut self) -> Result<(), TestEnvError> {
+        if self.child.is_some() {
+            return Ok(());
+        }
+        let stderr_path = self.datadir.join("stderr.log");
+        let stderr = File::create(&stderr_path)
+            .map_err(|e| TestEnvError::io(format!("creating {}", stderr_path.display()), e))?;
+        let mut cmd = Command::new(&self.exe);
+        cmd.args(&self.args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(stderr);
+        let child = spawn_child(cmd).map_err(|source| TestEnvError::Spawn {
+            exe: self.exe.clone(),
+            source,
+        })?;
+        self.pid = child.id();
+        self.child = Some(child);
+        let startup = BitcoindRpc::new(&self.rpc_host, self.rpc_port, self.rpc_auth())?;
+        self.wait_ready(&startup, Duration::from_secs(30))
+            .await
+            .map_err(|e| match e {
+                AttemptError::PortClash(e) | AttemptError::Fatal(e) => e,
+            })?;
+        startup.create_wallet(WALLET_NAME).await?;
+        Ok(())
+    }
+
+    /// Freezes bitcoind (SIGSTOP): it still accepts connections (the kernel does) but answers
+    /// nothing, like a hung bitcoind. [`resume`](Self::resume) it before [`stop`](Self::stop);
+    /// drop kills it either way.
+    pub fn pause(&self) -> Result<(), TestEnvError> {
+        self.signal(libc::SIGSTOP, "pausing")
+    }
+
+    /// Lets a [`pause`](Self::pause)d bitcoind run again (SIGCONT).
+    pub fn resume(&self) -> Result<(), TestEnvError> {
+        self.signal(libc::SIGCONT, "resuming")
+    }
+
+    fn signal(&self, signal: libc::c_int, what: &str) -> Result<(), TestEnvError> {
+        let pid = libc::pid_t::try_from(self.pid).map_err(|_| {
+            TestEnvError::io(what, io::Error::new(io::ErrorKind::InvalidInput, "pid"))
+        })?;
+        if self.child.is_none() {
+            return Err(TestEnvError::io(
+                what,
+                io::Error::new(io::ErrorKind::NotFound, "bitcoind is not running"),
+            ));
+        }
+        // SAFETY: kill(2) on our own child, which is not reaped while `child` is set.
+        if unsafe { libc::kill(pid, signal) } != 0 {
+            return Err(TestEnvError::io(
+                format!("{what} bitcoind (pid {pid})"),
+                io::Error::last_os_error(),
+            ));
+        }
+        Ok(())
     }
 
     fn debug_log_tail(&self, lines: usize) -> String {

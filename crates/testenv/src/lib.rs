@@ -10,6 +10,7 @@
 
 pub mod bench;
 mod bitcoind;
+pub mod ldk_peer;
 pub mod nodes;
 
 use std::collections::HashSet;

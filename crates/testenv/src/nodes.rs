@@ -55,8 +55,14 @@ impl Drop for TempDir {
 }
 
 impl Env {
-    /// Starts bitcoind and the chain services (100 ms polling).
+    /// Starts bitcoind and the chain services: blocks polled every 100 ms, the mempool every
+    /// 200 ms, kept broadcasts sent again every second, bitcoind RPC calls bounded by 300 s.
     pub async fn new(tag: &str) -> Env {
+        Self::with_rpc_timeout(tag, micronode_chain::rpc::DEFAULT_RPC_TIMEOUT).await
+    }
+
+    /// [`Env::new`] with every bitcoind RPC call of the chain services bounded by `timeout`.
+    pub async fn with_rpc_timeout(tag: &str, timeout: Duration) -> Env {
         let _ = tracing_subscriber_init();
         let bitcoind = Bitcoind::start().await.expect("start bitcoind");
         let rpc = Arc::new(
@@ -65,13 +71,16 @@ impl Env {
                 bitcoind.rpc_port(),
                 bitcoind.rpc_auth(),
             )
-            .expect("rpc client"),
+            .expect("rpc client")
+            .with_timeout(timeout),
         );
         let chain = ChainServices::start(
             rpc,
             FeedConfig {
                 network: Network::Regtest,
                 poll_interval: Duration::from_millis(100),
+                mempool_poll_interval: Some(Duration::from_millis(200)),
+                rebroadcast_interval: Duration::from_secs(1),
                 ..Default::default()
             },
         )
@@ -84,12 +93,15 @@ impl Env {
         }
     }
 
-    /// A regtest config for a node called `name`: listening on a free port, 1 confirmation.
+    /// A regtest config for a node called `name`: listening on a free port, 1 confirmation,
+    /// and no on-chain reserve for anchor channels (so an unfunded node accepts channels;
+    /// tests of the reserve set it).
     pub fn node_config(&self, name: &str) -> NodeConfig {
         let mut config = NodeConfig::new(self.dir.0.join(name), Network::Regtest);
         config.alias = name.to_string();
         config.listen_addr = Some("127.0.0.1:0".parse().expect("addr"));
-        config.channels.min_confirmations = 1;
+        config.channels.set_min_confirmations(1);
+        config.channels.anchor_reserve_sat = 0;
         config
     }
 
@@ -209,6 +221,110 @@ impl Env {
         None
     }
 
+    /// The transaction spending `outpoint`, mining a few blocks at a time until there is one
+    /// (a sweep waiting for its timelock). Looks in the mempool and in each block mined since
+    /// it started (and the 500 before, once).
+    pub async fn mine_until_spent(&self, outpoint: &bitcoin::OutPoint) -> Transaction {
+        if let Some(tx) = self.spend_of(outpoint).await {
+            return tx;
+        }
+        let rpc = self.bitcoind.rpc();
+        let spends = |tx: &Transaction| tx.input.iter().any(|i| i.previous_output == *outpoint);
+        let mut scanned = rpc.get_block_count().await.expect("block count");
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(180);
+        loop {
+            if let Some(tx) = self.mempool().await.into_iter().find(spends) {
+                return tx;
+            }
+            let tip = rpc.get_block_count().await.expect("block count");
+            for height in scanned + 1..=tip {
+                let hash = rpc.get_block_hash(height).await.expect("block hash");
+                let block = rpc.get_block(&hash).await.expect("block");
+                if let Some(tx) = block.txdata.into_iter().find(spends) {
+                    return tx;
+                }
+            }
+            scanned = tip;
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "nothing spent {outpoint}"
+            );
+            self.mine(5).await;
+            tokio::time::sleep(Duration::from_millis(150)).await;
+        }
+    }
+
+    /// The short channel id (block height, index in the block, output) of a confirmed output.
+    pub async fn short_channel_id(&self, outpoint: &bitcoin::OutPoint) -> u64 {
+        let rpc = self.bitcoind.rpc();
+        let raw: serde_json::Value = rpc
+            .call(
+                "getrawtransaction",
+                &[
+                    serde_json::json!(outpoint.txid.to_string()),
+                    serde_json::json!(true),
+                ],
+            )
+            .await
+            .expect("transaction");
+        let block: serde_json::Value = rpc
+            .call("getblock", &[raw["blockhash"].clone()])
+            .await
+            .expect("its block");
+        let index = block["tx"]
+            .as_array()
+            .expect("txs")
+            .iter()
+            .position(|t| t == &serde_json::json!(outpoint.txid.to_string()))
+            .expect("in its block") as u64;
+        let height = block["height"].as_u64().expect("height");
+        (height << 40) | (index << 16) | u64::from(outpoint.vout)
+    }
+
+    /// The fee `tx` pays, from its inputs' values on chain.
+    pub async fn fee_of(&self, tx: &Transaction) -> u64 {
+        let mut inputs = 0;
+        for input in &tx.input {
+            inputs += self.prevout_value_any(&input.previous_output).await;
+        }
+        crate::fee_paid(inputs, tx)
+    }
+
+    /// The CPFP child spending one of `commitment`'s anchor outputs (330 sat), once it is in
+    /// the mempool.
+    pub async fn wait_for_anchor_child(&self, commitment: &Transaction) -> Transaction {
+        let txid = commitment.compute_txid();
+        let anchors: Vec<u32> = (0..commitment.output.len() as u32)
+            .filter(|v| commitment.output[*v as usize].value.to_sat() == 330)
+            .collect();
+        assert_eq!(anchors.len(), 2, "one anchor per side: {commitment:?}");
+        let deadline = tokio::time::Instant::now() + TIMEOUT;
+        loop {
+            let child = self.mempool().await.into_iter().find(|tx| {
+                tx.input.iter().any(|i| {
+                    i.previous_output.txid == txid && anchors.contains(&i.previous_output.vout)
+                })
+            });
+            if let Some(child) = child {
+                return child;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no CPFP child of {txid}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The value of an output, spent or not (the test bitcoind keeps a transaction index).
+    pub async fn prevout_value_any(&self, outpoint: &bitcoin::OutPoint) -> u64 {
+        let tx = self.transaction(&outpoint.txid).await;
+        tx.output
+            .get(outpoint.vout as usize)
+            .map(|o| o.value.to_sat())
+            .unwrap_or_else(|| panic!("{outpoint} does not exist"))
+    }
+
     /// The value of an output on chain or in the mempool.
     pub async fn prevout_value(&self, outpoint: &bitcoin::OutPoint) -> u64 {
         let tx: serde_json::Value = self
@@ -307,4 +423,14 @@ pub async fn open_channel_with<A: KeysBackend, B: KeysBackend>(
     .await
     .expect("channel usable");
     channel_id
+}
+
+/// The output of `tx` holding exactly `sat` (there must be one).
+pub fn output_paying(tx: &Transaction, sat: u64) -> bitcoin::OutPoint {
+    let vout = tx
+        .output
+        .iter()
+        .position(|o| o.value.to_sat() == sat)
+        .unwrap_or_else(|| panic!("no output of {sat} sat: {tx:?}"));
+    bitcoin::OutPoint::new(tx.compute_txid(), vout as u32)
 }

@@ -166,11 +166,23 @@ async fn commands_against_a_real_node() {
     assert_eq!(payment["direction"], "inbound");
     assert_eq!(payment["status"], "pending");
     assert_eq!(payment["kind"], "bolt11");
-    let payments = cli.ok(false, ClientCommand::Payments).await;
+    let all = ClientCommand::Payments {
+        limit: None,
+        cursor: None,
+    };
+    let payments = cli.ok(false, all).await;
     assert!(
-        payments.starts_with("ID") && payments.contains(&hash),
+        payments.starts_with("ID") && payments.contains(&hash) && payments.contains("tea"),
         "{payments}"
     );
+    let page = cli
+        .json(ClientCommand::Payments {
+            limit: Some(1),
+            cursor: None,
+        })
+        .await;
+    assert_eq!(page["payments"][0]["id"], hash.as_str());
+    assert_eq!(page["payments"][0]["description"], "tea");
 
     // Peers.
     let peer = format!("{}@{}", b.node_id(), b.listen_addr().expect("b listens"));

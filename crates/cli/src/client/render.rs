@@ -134,6 +134,34 @@ pub fn time(unix: u64) -> String {
     )
 }
 
+/// Text from elsewhere (an invoice's description) without control characters.
+fn printable(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
+}
+
+/// At most `max` characters, with an ellipsis when cut.
+fn short(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        return s.to_string();
+    }
+    let mut cut: String = s.chars().take(max.saturating_sub(1)).collect();
+    cut.push('…');
+    cut
+}
+
+fn failing_broadcasts(failing: &[v1::FailingBroadcast]) -> String {
+    if failing.is_empty() {
+        return "none".into();
+    }
+    failing
+        .iter()
+        .map(|f| format!("{} ({} attempts: {})", f.txid, f.attempts, f.last_error))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 fn direction(p: &v1::Payment) -> &'static str {
     match p.direction() {
         v1::PaymentDirection::Inbound => "inbound",
@@ -200,6 +228,22 @@ impl Render for v1::GetInfoResponse {
                     self.graph_channels, self.graph_nodes
                 ),
             ),
+            (
+                "bitcoind",
+                if self.bitcoind_reachable {
+                    "reachable".into()
+                } else {
+                    "NOT REACHABLE".into()
+                },
+            ),
+            (
+                "broadcasts",
+                format!(
+                    "{} unconfirmed; failing: {}",
+                    self.unconfirmed_broadcasts,
+                    failing_broadcasts(&self.failing_broadcasts)
+                ),
+            ),
         ])
     }
 
@@ -216,6 +260,14 @@ impl Render for v1::GetInfoResponse {
             "listen_addr": self.listen_addr,
             "graph_channels": self.graph_channels,
             "graph_nodes": self.graph_nodes,
+            "bitcoind_reachable": self.bitcoind_reachable,
+            "unconfirmed_broadcasts": self.unconfirmed_broadcasts,
+            "failing_broadcasts": self.failing_broadcasts.iter().map(|f| json!({
+                "txid": f.txid,
+                "attempts": f.attempts,
+                "last_error": f.last_error,
+                "since": f.since,
+            })).collect::<Vec<_>>(),
         })
     }
 }
@@ -235,6 +287,8 @@ impl Render for Balance {
         kv(&[
             ("onchain_confirmed", sat(o.confirmed_sat)),
             ("onchain_unconfirmed", sat(o.unconfirmed_sat)),
+            ("onchain_pending_incoming", sat(o.pending_incoming_sat)),
+            ("onchain_pending_change", sat(o.pending_change_sat)),
             ("onchain_immature", sat(o.immature_sat)),
             ("onchain_total", sat(o.total_sat)),
             ("lightning_in_channels", sat(l.in_channels_sat)),
@@ -249,6 +303,8 @@ impl Render for Balance {
             "onchain": {
                 "confirmed_sat": o.confirmed_sat,
                 "unconfirmed_sat": o.unconfirmed_sat,
+                "pending_incoming_sat": o.pending_incoming_sat,
+                "pending_change_sat": o.pending_change_sat,
                 "immature_sat": o.immature_sat,
                 "total_sat": o.total_sat,
             },
@@ -397,6 +453,9 @@ impl Render for v1::Payment {
         if let Some(reason) = &self.failure_reason {
             rows.push(("failure_reason", reason.clone()));
         }
+        if let Some(description) = &self.description {
+            rows.push(("description", printable(description)));
+        }
         if let Some(invoice) = &self.invoice {
             rows.push(("invoice", invoice.clone()));
         }
@@ -418,6 +477,7 @@ impl Render for v1::Payment {
             "fee_msat": self.fee_msat,
             "counterparty": self.counterparty,
             "failure_reason": self.failure_reason,
+            "description": self.description,
             "created_at": self.created_at,
             "updated_at": self.updated_at,
         })
@@ -438,10 +498,11 @@ impl Render for v1::ListPaymentsResponse {
                     opt(p.amount_msat.map(msat)),
                     opt(p.fee_msat.map(msat)),
                     time(p.created_at),
+                    opt(p.description.as_deref().map(|d| short(&printable(d), 40))),
                 ]
             })
             .collect();
-        table(
+        let mut text = table(
             &[
                 "ID",
                 "DIRECTION",
@@ -450,14 +511,22 @@ impl Render for v1::ListPaymentsResponse {
                 "AMOUNT",
                 "FEE",
                 "CREATED",
+                "DESCRIPTION",
             ],
             &rows,
             "no payments",
-        )
+        );
+        if let Some(cursor) = &self.next_cursor {
+            text.push_str(&format!("\nmore: --cursor {cursor}"));
+        }
+        text
     }
 
     fn json(&self) -> Value {
-        json!({ "payments": self.payments.iter().map(Render::json).collect::<Vec<_>>() })
+        json!({
+            "payments": self.payments.iter().map(Render::json).collect::<Vec<_>>(),
+            "next_cursor": self.next_cursor,
+        })
     }
 }
 

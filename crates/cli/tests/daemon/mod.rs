@@ -6,6 +6,7 @@ pub mod proxy;
 pub mod recovery;
 pub mod signer;
 pub mod tenant;
+pub mod wallet_psbt;
 pub mod watch_only;
 
 use std::io::{BufRead, BufReader};
@@ -51,6 +52,9 @@ impl Launch {
             .arg(data_dir)
             .args(["--listen", "127.0.0.1:0", "--api-listen", "127.0.0.1:0"])
             .args(["--poll-interval-ms", "100", "--min-confirmations", "1"])
+            // As in `Env::node_config`: nodes accept channels with an empty wallet here; the
+            // anchor reserve has its own tests (crates/node/tests/anchors.rs).
+            .args(["--anchor-reserve-sat", "0"])
             .arg("--bitcoind-rpc")
             .arg(format!(
                 "{}:{}",

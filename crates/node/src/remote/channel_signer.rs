@@ -368,12 +368,17 @@ impl EcdsaChannelSigner for RemoteChannelSigner {
     fn sign_holder_keyed_anchor_input(
         &self,
         _: &ChannelTransactionParameters,
-        _: &Transaction,
-        _: usize,
+        anchor_tx: &Transaction,
+        input: usize,
         _: &Secp256k1<All>,
     ) -> Result<Signature, ()> {
-        // Anchor channels are not negotiated by this node.
-        Err(())
+        self.signature(
+            "sign_holder_anchor",
+            ChannelOp::SignHolderAnchor {
+                tx: tx_hex(anchor_tx),
+                input: u32::try_from(input).map_err(|_| ())?,
+            },
+        )
     }
 
     fn sign_channel_announcement_with_funding_key(

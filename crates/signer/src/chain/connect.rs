@@ -133,8 +133,7 @@ impl SignerEngine {
         }
         for (tx, slot) in funding_spends {
             match self.watch_spend(&slot, &tx, sat_per_vb) {
-                Ok(Some(claim)) => events.claims.push(claim),
-                Ok(None) => {}
+                Ok(claims) => events.claims.extend(claims),
                 Err(e) => tracing::error!(error = ?e, "the watchtower could not build a claim"),
             }
         }

@@ -453,7 +453,7 @@ async fn claim_counterparty_close<S: ChainSource>(
     let revoked = matches!(spend, FundingSpend::Counterparty { revoked: true, .. });
     let e = engine.clone();
     let (tx, destination, channel) = (commitment.clone(), destination.clone(), channel.to_string());
-    let built = blocking(move || -> Result<Option<Transaction>, RecoverError> {
+    let built = blocking(move || -> Result<Vec<Transaction>, RecoverError> {
         let txid = tx.compute_txid();
         if let Some(existing) = e
             .store
@@ -461,7 +461,7 @@ async fn claim_counterparty_close<S: ChainSource>(
             .into_iter()
             .find(|s| s.tx.input.iter().any(|i| i.previous_output.txid == txid))
         {
-            return Ok(Some(existing.tx));
+            return Ok(vec![existing.tx]);
         }
         let destination = if revoked {
             let (script, path) = e.wallet.next_change(&e.store)?;
@@ -475,17 +475,23 @@ async fn claim_counterparty_close<S: ChainSource>(
                 wallet_path: None,
             }
         };
-        let claim = e.claim_funding_spend(&funding, &tx, spend, &destination, sat_per_vb)?;
-        if let Some(claim) = &claim {
+        let claims = e.claim_funding_spend(&funding, &tx, spend, &destination, sat_per_vb)?;
+        for claim in &claims {
             e.store.record_sweep(claim)?;
         }
-        Ok(claim.map(|c| c.tx))
+        Ok(claims.into_iter().map(|c| c.tx).collect::<Vec<_>>())
     })
     .await??;
-    let Some(tx) = built else {
+    // The first claim is the one followed here; an anchor channel's revoked state also has
+    // its `to_remote` claim, sent alongside.
+    let mut built = built.into_iter();
+    let Some(tx) = built.next() else {
         return Ok(None);
     };
     source.broadcast(tx.clone()).await?;
+    for extra in built {
+        source.broadcast(extra).await?;
+    }
     Ok(Some(Claim {
         channel,
         tx,
