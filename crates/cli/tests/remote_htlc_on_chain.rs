@@ -5,14 +5,21 @@
 //! HTLC's expiry LDK builds the zero-fee HTLC-timeout transaction, aggregated with a wallet
 //! coin: the signer signs the wallet input (`sign_wallet_psbt` with a foreign HTLC input) and
 //! the HTLC input (`sign_holder_htlc` on an anchor channel). bitcoind accepts it, the whole
-//! HTLC goes to the tenant's delayed output, and the payment fails.
+//! HTLC goes to the tenant's delayed output, and the payment fails. Before that, the operator
+//! (a proxy between node and signer) tampers with the claim: an HTLC signature for a
+//! transaction paying the HTLC elsewhere, and a wallet signature for one that takes part of
+//! the wallet's coin; both are refused, with their rules in the signer's log.
 
 mod daemon;
 
 use std::time::Duration;
 
+use bitcoin::consensus::{deserialize, serialize};
 use bitcoin::hashes::{sha256, Hash};
+use bitcoin::{Amount, Psbt, Transaction};
 use daemon::tenant::*;
+use daemon::wallet_psbt::foreign_script;
+use micronode_node::remote::protocol::{ChannelOp, Hex, SignerRequest, SignerResponse};
 use micronode_proto::v1;
 use micronode_testenv::ldk_peer::{LdkPeer, PeerEvent};
 use micronode_testenv::nodes::{Env, TIMEOUT};
@@ -23,13 +30,13 @@ const HELD_SAT: u64 = 5_000;
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_htlc_in_flight_at_a_force_close_times_out_on_chain_through_the_signer() {
     let env = Env::new("remote-htlc").await;
-    let a_dir = env.dir.0.join("a");
-    let signer_dir = env.dir.0.join("a-signer");
-    let Tenant {
+    // The operator sits between the node and the signer.
+    let ProxiedTenant {
         node: a,
-        signer: _signer,
+        proxy,
+        signer: signer_process,
         ..
-    } = start_pair(&env, &a_dir, &signer_dir, None);
+    } = start_behind_proxy(&env, None).await;
     let mut client = a.client().await;
     // The peer accepts an anchor channel with an empty wallet (no reserve of its own).
     let peer = LdkPeer::start_with(
@@ -113,7 +120,65 @@ async fn an_htlc_in_flight_at_a_force_close_times_out_on_chain_through_the_signe
     let htlc = micronode_testenv::nodes::output_paying(&commitment, HELD_SAT);
     env.mine(1).await;
 
-    // At expiry: the zero-fee HTLC-timeout, paid for by a wallet coin, signed by the signer.
+    // At expiry the operator first tampers with the claim, once per request kind; LDK retries
+    // the claim each block, and the honest retry goes through.
+    // (1) The HTLC input's signature for a transaction whose paired output pays the operator.
+    let shape = proxy.tamper_next(|r| {
+        let SignerRequest::Channel {
+            op: ChannelOp::SignHolderHtlc { tx, input, .. },
+            ..
+        } = r
+        else {
+            return false;
+        };
+        let mut t: Transaction = deserialize(&tx.0).expect("tx");
+        t.output[*input as usize].script_pubkey = foreign_script();
+        *tx = Hex(serialize(&t));
+        true
+    });
+    let refused = answer_while_mining(&env, shape).await;
+    assert_eq!(
+        rule_of(&refused),
+        "policy-anchor-spend-shape",
+        "{refused:?}"
+    );
+    // (2) The wallet's signature on a claim whose HTLC output takes part of the wallet's coin.
+    let skim = proxy.tamper_next(|r| {
+        let SignerRequest::SignWalletPsbt { psbt } = r else {
+            return false;
+        };
+        let mut p = Psbt::deserialize(&psbt.0).expect("psbt");
+        let Some(htlc_input) = p
+            .inputs
+            .iter()
+            .position(|i| i.bip32_derivation.is_empty() && i.non_witness_utxo.is_none())
+        else {
+            return false;
+        };
+        p.unsigned_tx.output[htlc_input].value += Amount::from_sat(1_000);
+        *psbt = Hex(p.serialize());
+        true
+    });
+    let refused = answer_while_mining(&env, skim).await;
+    assert_eq!(
+        rule_of(&refused),
+        "policy-onchain-no-unknown-outputs",
+        "{refused:?}"
+    );
+    let log = signer_process.log_text();
+    for rule in [
+        "policy-anchor-spend-shape",
+        "policy-onchain-no-unknown-outputs",
+    ] {
+        assert!(
+            log.lines()
+                .any(|l| l.contains("REFUSED") && l.contains(rule)),
+            "the signer logged {rule}"
+        );
+    }
+
+    // The honest claim: the zero-fee HTLC-timeout, paid for by a wallet coin, signed by the
+    // signer.
     let timeout_tx = env.mine_until_spent(&htlc).await;
     let index = timeout_tx
         .input
@@ -165,4 +230,32 @@ async fn an_htlc_in_flight_at_a_force_close_times_out_on_chain_through_the_signe
     .await
     .expect("failed");
     peer.stop().await.expect("stop peer");
+}
+
+/// The signer's answer to a tampered request, mining a block at a time until the claim that
+/// carries it is built (at the HTLC's expiry).
+async fn answer_while_mining(
+    env: &Env,
+    mut answer: tokio::sync::oneshot::Receiver<SignerResponse>,
+) -> SignerResponse {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(180);
+    loop {
+        match tokio::time::timeout(Duration::from_millis(300), &mut answer).await {
+            Ok(response) => return response.expect("the proxy answered"),
+            Err(_) => {
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "no tampered request"
+                );
+                env.mine(1).await;
+            }
+        }
+    }
+}
+
+fn rule_of(response: &SignerResponse) -> &str {
+    match response {
+        SignerResponse::Refused { rule, .. } => rule,
+        other => panic!("not refused: {other:?}"),
+    }
 }

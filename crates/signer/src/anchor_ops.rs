@@ -37,6 +37,9 @@ pub const ANCHOR_SPEND_RULE: &str = "policy-anchor-spend-shape";
 pub(crate) struct ForeignInput {
     /// Its value.
     pub value: Amount,
+    /// Whether it is paired with the output at its own index (an HTLC transaction's input);
+    /// otherwise it is an anchor, paired with nothing.
+    pub paired: bool,
     /// The weight of the parent the child pays for (an anchor's commitment), else 0.
     pub parent_weight: u64,
     /// The parent's own fee, when the child pays for it.
@@ -165,6 +168,7 @@ impl SignerEngine {
         }
         Ok(ForeignInput {
             value,
+            paired: true,
             parent_weight: 0,
             parent_fee: 0,
         })
@@ -195,6 +199,7 @@ impl SignerEngine {
         let paid: u64 = commitment.output.iter().map(|o| o.value.to_sat()).sum();
         Ok(Some(ForeignInput {
             value: spent.value,
+            paired: false,
             parent_weight: commitment.weight().to_wu(),
             parent_fee: channel_value.saturating_sub(paid),
         }))

@@ -197,7 +197,7 @@ impl SignerEngine {
             if input.bip32_derivation.is_empty() {
                 let checked =
                     self.check_foreign_input(&tx, index, input.non_witness_utxo.as_ref())?;
-                if checked.parent_weight == 0 {
+                if checked.paired {
                     htlc_pairs.push(index);
                 }
                 inputs_sat = inputs_sat.saturating_add(checked.value.to_sat());
