@@ -86,17 +86,22 @@ impl SharedBroadcaster {
 
 impl BroadcasterInterface for SharedBroadcaster {
     fn broadcast_transactions(&self, txs: &[&Transaction]) {
-        for tx in txs {
-            let tx = (*tx).clone();
-            let keepers = keep(&self.fanout, &tx);
-            let rpc = self.rpc.clone();
-            let sent = self.sent.clone();
-            self.runtime.spawn(async move {
+        // One call may be a package (a commitment and the child paying for it, parent
+        // first): its transactions are sent one after the other, in order, so a child never
+        // reaches bitcoind before its parent (and is never taken for one whose inputs are gone).
+        let package: Vec<(Transaction, Keepers)> = txs
+            .iter()
+            .map(|tx| ((*tx).clone(), keep(&self.fanout, tx)))
+            .collect();
+        let rpc = self.rpc.clone();
+        let sent = self.sent.clone();
+        self.runtime.spawn(async move {
+            for (tx, keepers) in package {
                 let result = rpc.send_raw_transaction(&tx).await;
                 let outcome = outcome_of(&rpc, &tx, &result).await;
                 settle(&sent, tx.compute_txid(), &keepers, &outcome, "broadcast");
-            });
-        }
+            }
+        });
     }
 }
 

@@ -362,7 +362,6 @@ impl<K: KeysBackend> Node<K> {
             wallet.clone(),
             keys.clone(),
             chain.broadcaster.clone(),
-            chain.feed.runtime().clone(),
             logger.clone(),
         ));
         let inner = Arc::new(NodeInner {

@@ -5,7 +5,8 @@
 //! zero-fee HTLC transactions aggregated with wallet inputs) and asks the wallet to sign its
 //! inputs ([`BumpWallet::sign_psbt`]); the anchor and HTLC inputs are signed by the channel
 //! signer. Both go through the signing seam, so a validating signer checks the child like any
-//! other wallet spend (its destinations and its fee).
+//! other wallet spend (its destinations and its fee). The shared broadcaster sends a package's
+//! transactions in order and keeps them until they are mined.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -57,32 +58,8 @@ impl WalletSourceSync for BumpWallet {
     }
 }
 
-/// Sends a package (a parent and the child paying for it) in order, then hands it to the
-/// shared broadcaster, which keeps it until it is mined.
-pub(crate) struct PackageBroadcaster {
-    shared: Arc<SharedBroadcaster>,
-    runtime: tokio::runtime::Handle,
-}
-
-impl BroadcasterInterface for PackageBroadcaster {
-    fn broadcast_transactions(&self, txs: &[&Transaction]) {
-        let package: Vec<Transaction> = txs.iter().map(|tx| (*tx).clone()).collect();
-        let shared = self.shared.clone();
-        self.runtime.spawn(async move {
-            // The child is rejected if it reaches bitcoind before its parent.
-            for tx in &package {
-                if let Err(e) = shared.broadcast_now(tx).await {
-                    tracing::warn!(txid = %tx.compute_txid(), error = %e, "fee bump broadcast rejected");
-                }
-            }
-            let refs: Vec<&Transaction> = package.iter().collect();
-            shared.broadcast_transactions(&refs);
-        });
-    }
-}
-
 type Handler<K> = BumpTransactionEventHandlerSync<
-    Arc<PackageBroadcaster>,
+    Arc<SharedBroadcaster>,
     Arc<WalletSync<Arc<BumpWallet>, Arc<NodeLogger>>>,
     Arc<K>,
     Arc<NodeLogger>,
@@ -93,7 +70,7 @@ type Handler<K> = BumpTransactionEventHandlerSync<
 pub(crate) struct Bumper<K: KeysBackend> {
     handler: Handler<K>,
     wallet: Arc<BumpWallet>,
-    broadcaster: Arc<PackageBroadcaster>,
+    broadcaster: Arc<SharedBroadcaster>,
 }
 
 impl<K: KeysBackend> Bumper<K> {
@@ -101,15 +78,13 @@ impl<K: KeysBackend> Bumper<K> {
     pub(crate) fn new(
         wallet: Arc<OnchainWallet>,
         keys: Arc<K>,
-        shared: Arc<SharedBroadcaster>,
-        runtime: tokio::runtime::Handle,
+        broadcaster: Arc<SharedBroadcaster>,
         logger: Arc<NodeLogger>,
     ) -> Self {
         let wallet = Arc::new(BumpWallet {
             wallet,
             parents: Mutex::new(HashMap::new()),
         });
-        let broadcaster = Arc::new(PackageBroadcaster { shared, runtime });
         let coins = Arc::new(WalletSync::new(wallet.clone(), logger.clone()));
         Self {
             handler: BumpTransactionEventHandlerSync::new(broadcaster.clone(), coins, keys, logger),

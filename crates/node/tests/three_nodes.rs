@@ -172,11 +172,18 @@ async fn multi_hop_keysend_and_closes_reconcile() {
     assert_eq!(b_balance_sat + c_balance_sat + 2 * 330, CHANNEL_SAT);
     let b_onchain = b.onchain_balance().total_sat;
     let c_onchain = c.onchain_balance().total_sat;
+    // C is offline when B force-closes: otherwise C answers B's error by broadcasting its own
+    // commitment, and which of the two reaches the mempool first is a race. C comes back to
+    // a closed channel and sweeps its output from B's commitment.
+    let c_config = c.config().clone();
+    c.stop().await.expect("stop c");
     b.close_channel(&bc, true).expect("force close");
     let commitment = env.wait_for_spend(&funding).await;
     let commitment_fee = micronode_testenv::fee_paid(CHANNEL_SAT, &commitment);
     let child = env.wait_for_anchor_child(&commitment).await;
     let child_fee = env.fee_of(&child).await;
+    drop(c);
+    let c = env.start_node_with(c_config).await;
     let output_paying = |sat: u64| micronode_testenv::nodes::output_paying(&commitment, sat);
     let b_to_local = b_balance_sat - commitment_fee;
     let c_sweep = env.mine_until_spent(&output_paying(c_balance_sat)).await;
