@@ -155,6 +155,39 @@ impl Authenticator for CookieAuth {
     }
 }
 
+/// The operator's cookie and the tenant's capability tokens, side by side: the node of a
+/// remote-signer tenant serves the operator (cookie: everything, though the tenant's signer
+/// refuses any payment no app of the tenant signed) and the tenant's apps (tokens the tenant's
+/// signer baked).
+pub struct CookieOrTokens {
+    cookie: CookieAuth,
+    tokens: TokenAuthority,
+}
+
+impl CookieOrTokens {
+    /// Accepts `cookie` or any token of `tokens`.
+    pub fn new(cookie: CookieAuth, tokens: TokenAuthority) -> CookieOrTokens {
+        CookieOrTokens { cookie, tokens }
+    }
+}
+
+impl Authenticator for CookieOrTokens {
+    fn authorize(&self, method: &str, metadata: &MetadataMap) -> Result<Grant, tonic::Status> {
+        match presented_bearer(metadata) {
+            Ok(presented)
+                if constant_time_eq(presented.as_bytes(), self.cookie.token.as_bytes()) =>
+            {
+                Ok(Grant::unrestricted())
+            }
+            _ => self.tokens.authorize(method, metadata),
+        }
+    }
+
+    fn token_authority(&self) -> Option<TokenAuthority> {
+        Some(self.tokens.clone())
+    }
+}
+
 /// The token of the call's `authorization: Bearer <token>`; `Err(true)` if there is no
 /// `authorization` at all, `Err(false)` if it is not a bearer token.
 pub(crate) fn presented_bearer(metadata: &MetadataMap) -> Result<&str, bool> {

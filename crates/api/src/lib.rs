@@ -22,6 +22,7 @@
 #![deny(rustdoc::broken_intra_doc_links)]
 
 pub mod adapter;
+pub mod app_request;
 pub mod auth;
 pub mod budget;
 pub mod error;
@@ -31,7 +32,9 @@ mod service;
 pub mod tokens;
 mod tokens_service;
 
-pub use auth::{bearer, read_cookie, unauthenticated, Authenticator, CookieAuth, Grant};
+pub use auth::{
+    bearer, read_cookie, unauthenticated, Authenticator, CookieAuth, CookieOrTokens, Grant,
+};
 pub use error::{ApiError, ErrorCode, ERROR_CODE_METADATA};
 pub use server::{
     serve, serve_with, ServeOptions, ServerTask, DEFAULT_SHUTDOWN_GRACE, MAX_CONCURRENT_STREAMS,

@@ -158,11 +158,16 @@ impl<K: KeysBackend> Lightning for LightningService<K> {
         request: Request<v1::PayInvoiceRequest>,
     ) -> Result<Response<v1::Payment>, Status> {
         let grant = self.grant(&request)?;
+        let app = match crate::app_request::authorization_of(request.metadata(), &grant) {
+            Ok(app) => app,
+            Err(e) => return respond(Err(e)),
+        };
         respond(
             handlers::handle_pay_invoice(
                 &self.node,
                 self.stop.clone(),
                 &grant,
+                app,
                 request.into_inner(),
             )
             .await,
@@ -174,9 +179,19 @@ impl<K: KeysBackend> Lightning for LightningService<K> {
         request: Request<v1::KeysendRequest>,
     ) -> Result<Response<v1::Payment>, Status> {
         let grant = self.grant(&request)?;
+        let app = match crate::app_request::authorization_of(request.metadata(), &grant) {
+            Ok(app) => app,
+            Err(e) => return respond(Err(e)),
+        };
         respond(
-            handlers::handle_keysend(&self.node, self.stop.clone(), &grant, request.into_inner())
-                .await,
+            handlers::handle_keysend(
+                &self.node,
+                self.stop.clone(),
+                &grant,
+                app,
+                request.into_inner(),
+            )
+            .await,
         )
     }
 

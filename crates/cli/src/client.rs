@@ -5,6 +5,7 @@
 //! JSON document per result and one JSON line per event). A failed call prints its gRPC code,
 //! the `x-micronode-error` code and the message, and the process exits non-zero.
 
+pub(crate) mod app;
 #[cfg(test)]
 mod e2e;
 mod render;
@@ -412,14 +413,18 @@ async fn node_command(
             no_wait,
             timeout,
         } => {
+            let app = app::credential_of(target.token.as_deref())?;
             let mut req = request(v1::PayInvoiceRequest {
-                invoice,
+                invoice: invoice.clone(),
                 amount_msat,
                 max_fee_msat,
                 wait: !no_wait,
                 timeout_secs: timeout,
             });
             req.set_timeout(payment_deadline(timeout));
+            if let Some(app) = &app {
+                app::sign_invoice_payment(app, &mut req, &invoice, amount_msat)?;
+            }
             let payment = call(client.pay_invoice(req)).await?;
             print_payment_outcome(out, json, &payment)?;
         }
@@ -430,14 +435,18 @@ async fn node_command(
             no_wait,
             timeout,
         } => {
+            let app = app::credential_of(target.token.as_deref())?;
             let mut req = request(v1::KeysendRequest {
-                node_id,
+                node_id: node_id.clone(),
                 amount_msat,
                 max_fee_msat,
                 wait: !no_wait,
                 timeout_secs: timeout,
             });
             req.set_timeout(payment_deadline(timeout));
+            if let Some(app) = &app {
+                app::sign_keysend(app, &mut req, &node_id, amount_msat)?;
+            }
             let payment = call(client.keysend(req)).await?;
             print_payment_outcome(out, json, &payment)?;
         }
@@ -481,7 +490,7 @@ async fn node_command(
 /// The credentials to send: the capability token if one was given, else the cookie's token.
 fn credentials(args: &Target) -> anyhow::Result<BearerToken> {
     let token = match &args.token {
-        Some(token) => token.trim().to_string(),
+        Some(token) => app::bearer_of(token)?,
         None => {
             let cookie = args.cookie.clone().unwrap_or_else(default_cookie_path);
             micronode_api::read_cookie(&cookie).context(

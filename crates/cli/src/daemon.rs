@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use anyhow::Context;
-use micronode_api::{Authenticator, CookieAuth, TokenAuthority};
+use micronode_api::{Authenticator, CookieAuth, CookieOrTokens, TokenAuthority};
 use micronode_chain::{BitcoindRpc, ChainServices, FeedConfig};
 use micronode_node::{KeysBackend, LocalKeys, Node};
 use serde::Serialize;
@@ -74,21 +74,13 @@ async fn serve<K: KeysBackend>(
             .await
             .context("starting the node")?,
     );
-    // Capability tokens if `node init --stateless` made a token store, else the cookie.
     let node_id = node.node_id().to_string();
-    let tokens = TokenAuthority::open_if_initialised(&settings.node.data_dir, &node_id)
-        .context("opening the token store")?;
-    let auth: Box<dyn Authenticator> = match tokens.clone() {
-        Some(tokens) => Box::new(tokens),
-        None => {
-            Box::new(CookieAuth::create(&settings.api_cookie).context("writing the API cookie")?)
-        }
-    };
+    let auth = api_auth(&settings, &node_id, node.keys_app_token_root()).await?;
     let (stop_api, api_stopped) = tokio::sync::oneshot::channel::<()>();
     let (api_addr, api_task) = micronode_api::serve(
         node.clone(),
         settings.api_listen,
-        Arc::new(auth),
+        Arc::new(auth.authenticator),
         async move {
             let _ = api_stopped.await;
         },
@@ -101,8 +93,8 @@ async fn serve<K: KeysBackend>(
         network: settings.node.network.to_string(),
         p2p_listen: node.listen_addr().map(|a| a.to_string()),
         api_listen: api_addr.to_string(),
-        api_cookie: tokens
-            .is_none()
+        api_cookie: auth
+            .cookie_path
             .then(|| settings.api_cookie.display().to_string()),
     };
     // Nostr Wallet Connect for this node, if relays are configured.
@@ -134,6 +126,52 @@ async fn serve<K: KeysBackend>(
         tracing::warn!(error = %e, "could not save the network graph");
     }
     Ok(())
+}
+
+/// Who may call a node's API.
+pub(crate) struct ApiAuth {
+    /// The authenticator.
+    pub authenticator: Box<dyn Authenticator>,
+    /// Whether the operator's cookie file is written (and accepted).
+    pub cookie_path: bool,
+}
+
+/// The API's authentication: for a tenant whose signer holds the token root, the operator's
+/// cookie and the tenant's tokens (verified with the signer's root public key); otherwise
+/// capability tokens if `node init --stateless` made a token store, else the cookie.
+pub(crate) async fn api_auth(
+    settings: &ResolvedSettings,
+    node_id: &str,
+    signer_root: Option<String>,
+) -> anyhow::Result<ApiAuth> {
+    let data_dir = settings.node.data_dir.clone();
+    let tenant = node_id.to_string();
+    let signer_held = signer_root.is_some();
+    let tokens = tokio::task::spawn_blocking(move || match signer_root {
+        Some(root) => TokenAuthority::open_for_signer(&data_dir, &tenant, &root).map(Some),
+        None => TokenAuthority::open_if_initialised(&data_dir, &tenant),
+    })
+    .await?
+    .context("opening the token store")?;
+    Ok(match (tokens, signer_held) {
+        (Some(tokens), true) => ApiAuth {
+            authenticator: Box::new(CookieOrTokens::new(
+                CookieAuth::create(&settings.api_cookie).context("writing the API cookie")?,
+                tokens,
+            )),
+            cookie_path: true,
+        },
+        (Some(tokens), false) => ApiAuth {
+            authenticator: Box::new(tokens),
+            cookie_path: false,
+        },
+        (None, _) => ApiAuth {
+            authenticator: Box::new(
+                CookieAuth::create(&settings.api_cookie).context("writing the API cookie")?,
+            ),
+            cookie_path: true,
+        },
+    })
 }
 
 /// Waits for Ctrl-C or SIGTERM.

@@ -7,9 +7,11 @@ mod daemon;
 mod init;
 mod nwc_cmd;
 
+mod signer_apps;
 mod signer_cmd;
 mod signer_recover;
 mod up;
+mod up_app;
 mod up_signer;
 
 use std::path::PathBuf;

@@ -93,6 +93,15 @@ enum SignerCommand {
     },
     /// Stop all signing for the operator, at once and for good.
     Revoke,
+    /// The tenant's apps: bake a credential for a new one, or revoke one.
+    Token {
+        /// What to do.
+        #[command(subcommand)]
+        command: crate::signer_apps::TokenCommand,
+    },
+    /// Each app, its budget used and left, and the last payments the signer approved for it
+    /// (JSON). Needs no passphrase.
+    Status,
     /// Leave without the operator: close or claim every channel with the latest state this
     /// signer validated (punishing any revoked state the counterparty broadcast) and sweep the
     /// funds to your address after the delay (revokes the operator first).
@@ -106,7 +115,7 @@ fn default_dir() -> PathBuf {
         .join(".micronode-signer")
 }
 
-fn passphrase(confirm: bool) -> anyhow::Result<Passphrase> {
+pub(crate) fn passphrase(confirm: bool) -> anyhow::Result<Passphrase> {
     if let Ok(p) = std::env::var("MICRONODE_SIGNER_PASSPHRASE") {
         return Ok(Passphrase::new(p));
     }
@@ -205,6 +214,12 @@ pub async fn run(args: SignerArgs) -> anyhow::Result<()> {
             Ok(())
         }
         SignerCommand::Recover(args) => crate::signer_recover::run(&dir, args).await,
+        SignerCommand::Token { command } => crate::signer_apps::run_token(&dir, command),
+        SignerCommand::Status => {
+            let status = crate::signer_apps::status(&dir)?;
+            println!("{}", serde_json::to_string_pretty(&status)?);
+            Ok(())
+        }
         SignerCommand::Revoke => {
             micronode_signer::engine::revoke_dir(&dir.join("state"))?;
             eprintln!("revoked: the signer refuses every request from the operator from now on");

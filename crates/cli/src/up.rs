@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context};
 use bitcoin::Network;
-use micronode_api::CookieAuth;
+use micronode_api::{Authenticator, CookieAuth, CookieOrTokens, TokenAuthority};
 use micronode_chain::{ChainServices, FeedConfig};
 use micronode_node::{KeysBackend, LocalKeys, Node, NodeConfig, PaymentStatus, RemoteKeys};
 use micronode_nwc::embedded_relay::EmbeddedRelay;
@@ -38,6 +38,9 @@ const NWC_RELAY_PORT: u16 = 7447;
 /// The daily budget of the app connection `up` creates (the tenant's signer allows 25,000 sat
 /// a day in all by default).
 const NWC_DAILY_BUDGET_MSAT: u64 = 20_000_000;
+/// The daily budget, in the tenant's signer, of the app `up` authorises (its first payment
+/// costs 1,000 sat plus the routing-fee allowance).
+const APP_DAILY_BUDGET_SAT: u64 = 5_000;
 
 /// Options of `micronode up`.
 #[derive(clap::Args, Debug)]
@@ -120,7 +123,19 @@ async fn start_node<K: KeysBackend>(
             .with_context(|| format!("starting {name}"))?,
     );
     let cookie = dir.join("api.cookie");
-    let auth = Arc::new(CookieAuth::create(&cookie)?);
+    let cookie_auth = CookieAuth::create(&cookie)?;
+    // A tenant whose signer holds the token root also accepts the tokens its signer bakes.
+    let auth: Arc<Box<dyn Authenticator>> = Arc::new(match node.keys_app_token_root() {
+        Some(root) => {
+            let (data_dir, tenant) = (dir.to_path_buf(), node.node_id().to_string());
+            let tokens = tokio::task::spawn_blocking(move || {
+                TokenAuthority::open_for_signer(&data_dir, &tenant, &root)
+            })
+            .await??;
+            Box::new(CookieOrTokens::new(cookie_auth, tokens))
+        }
+        None => Box::new(cookie_auth),
+    });
     let wanted: SocketAddr = ([127, 0, 0, 1], api_port).into();
     let served = match micronode_api::serve(
         node.clone(),
@@ -447,14 +462,9 @@ async fn run_flow(
         "gateway pays tenant",
     )
     .await?;
-    let to_gateway = pay(
-        tenant,
-        gateway,
-        TENANT_TO_GATEWAY_MSAT,
-        "tenant pays gateway",
-    )
-    .await?;
-    step.done("");
+    let app = crate::up_app::bake(nodes.signer, "micronode up app", APP_DAILY_BUDGET_SAT)?;
+    let to_gateway = pay_as_app(tenant, gateway, apis[1].0, &app).await?;
+    step.done(": the tenant's payment was asked for by its app and checked by its signer");
 
     let step = Step::start(7, "connecting an app over Nostr Wallet Connect");
     // The app secret is shown once and not stored, so each run makes a fresh connection.
@@ -481,6 +491,39 @@ async fn run_flow(
         crate::daemon::wait_for_shutdown_signal().await;
     }
     Ok(())
+}
+
+/// The tenant's app pays the gateway over the tenant's API; its signer checks the app's
+/// signed request before approving the payment.
+async fn pay_as_app<B: KeysBackend>(
+    tenant: &TenantNode,
+    to: &Node<B>,
+    tenant_api: SocketAddr,
+    app: &micronode_signer_protocol::AppCredential,
+) -> anyhow::Result<String> {
+    wait_for("enough outbound capacity", || {
+        tenant
+            .list_channels()
+            .iter()
+            .any(|c| c.is_usable && c.outbound_capacity_msat >= TENANT_TO_GATEWAY_MSAT)
+    })
+    .await?;
+    let invoice = to.create_invoice(Some(TENANT_TO_GATEWAY_MSAT), "the tenant's app pays", 3600)?;
+    let payment = crate::up_app::pay(tenant_api, app, &invoice.invoice).await?;
+    if payment.status != micronode_proto::v1::PaymentStatus::Succeeded as i32 {
+        bail!(
+            "the app's payment failed: {}",
+            payment.failure_reason.unwrap_or_default()
+        );
+    }
+    let id = micronode_node::pay::parse_hash(&invoice.payment_hash)?;
+    wait_for("the gateway to record the payment", || {
+        to.payment(&id)
+            .map(|p| p.status == PaymentStatus::Succeeded)
+            .unwrap_or(false)
+    })
+    .await?;
+    Ok(invoice.payment_hash)
 }
 
 async fn pay<A: KeysBackend, B: KeysBackend>(
@@ -587,7 +630,7 @@ fn print_summary(
         payments[0]
     );
     println!(
-        "    tenant -> gateway {} sat, hash {} (signed by the tenant's signer)",
+        "    tenant -> gateway {} sat, hash {} (asked by the tenant's app, its request checked by the tenant's signer)",
         TENANT_TO_GATEWAY_MSAT / 1000,
         payments[1]
     );

@@ -26,9 +26,16 @@ pub struct SignerChild {
     pub log: PathBuf,
     /// The node id its seed gives.
     pub node_id: String,
+    /// The demo vault's passphrase (regtest only, see the module docs).
+    pass: String,
 }
 
 impl SignerChild {
+    /// A `micronode signer` command on this signer's directory, unlocked with its passphrase.
+    pub fn command(&self) -> anyhow::Result<Command> {
+        signer_command(&self.dir, &self.pass)
+    }
+
     /// The signer's process id.
     pub fn pid(&self) -> u32 {
         self.child.id()
@@ -128,6 +135,7 @@ pub async fn start(
         dir,
         log,
         node_id,
+        pass,
     })
 }
 

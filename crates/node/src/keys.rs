@@ -40,6 +40,8 @@ pub enum PaymentApproval {
         invoice: String,
         /// The amount when the invoice has none.
         amount_msat: Option<u64>,
+        /// The app's signed request for it, when an app asked.
+        authorization: Option<micronode_signer_protocol::PaymentAuthorization>,
     },
     /// A spontaneous payment.
     Keysend {
@@ -49,6 +51,8 @@ pub enum PaymentApproval {
         payment_hash: [u8; 32],
         /// The amount.
         amount_msat: u64,
+        /// The app's signed request for it, when an app asked.
+        authorization: Option<micronode_signer_protocol::PaymentAuthorization>,
     },
 }
 
@@ -63,6 +67,8 @@ pub struct SignerLimits {
     pub fee_allowance: micronode_signer_protocol::FeeAllowance,
     /// The most value a channel may hold in dust HTLCs, in sat (the node's dust exposure cap).
     pub max_dust_in_flight_sat: u64,
+    /// Whether the signer approves only payments an app of the tenant signed a request for.
+    pub requires_app_requests: bool,
 }
 
 /// The wallet-signing interface, plus the few signer calls that are not LDK traits: public
@@ -109,6 +115,12 @@ pub trait WalletSigner: Send + Sync {
 
     /// The signer's limits the node must respect; `None` for in-process keys.
     fn payment_limits(&self) -> Option<SignerLimits> {
+        None
+    }
+
+    /// The public key (`ed25519/<hex>`) of the tenant's app-token root, when the tenant's
+    /// signer holds it: the node then verifies tokens with it and mints none.
+    fn app_token_root(&self) -> Option<String> {
         None
     }
 

@@ -100,6 +100,12 @@ impl<K: KeysBackend> Node<K> {
         self.inner.node_id
     }
 
+    /// The public key of the tenant's app-token root when the tenant's signer holds it (see
+    /// [`crate::keys::WalletSigner::app_token_root`]).
+    pub fn keys_app_token_root(&self) -> Option<String> {
+        self.inner.keys.app_token_root()
+    }
+
     /// The address the node listens on for peers, if any.
     pub fn listen_addr(&self) -> Option<SocketAddr> {
         self.listen_addr

@@ -119,12 +119,25 @@ impl<K: KeysBackend> Node<K> {
     }
 
     /// Starts paying a BOLT11 invoice; returns the payment id (the payment hash). Use
-    /// [`Node::wait_payment`] for the outcome.
+    /// [`Node::wait_payment`] for the outcome. A remote signer that requires app requests
+    /// refuses it: use [`Node::pay_invoice_for_app`].
     pub fn pay_invoice(
         &self,
         invoice: &str,
         amount_msat: Option<u64>,
         max_fee_msat: Option<u64>,
+    ) -> Result<[u8; 32], NodeError> {
+        self.pay_invoice_for_app(invoice, amount_msat, max_fee_msat, None)
+    }
+
+    /// [`Node::pay_invoice`] with the app's signed request, which the tenant's signer checks
+    /// against the payment before approving it.
+    pub fn pay_invoice_for_app(
+        &self,
+        invoice: &str,
+        amount_msat: Option<u64>,
+        max_fee_msat: Option<u64>,
+        authorization: Option<micronode_signer_protocol::PaymentAuthorization>,
     ) -> Result<[u8; 32], NodeError> {
         self.ensure_running()?;
         self.ensure_signer()?;
@@ -180,6 +193,7 @@ impl<K: KeysBackend> Node<K> {
             .approve_payment(&crate::keys::PaymentApproval::Invoice {
                 invoice: invoice.to_string(),
                 amount_msat: Some(amount),
+                authorization,
             })?;
         let mut record = PaymentRecord::new_pending(
             hash,
@@ -217,12 +231,25 @@ impl<K: KeysBackend> Node<K> {
         Ok(hash)
     }
 
-    /// Starts a keysend (spontaneous) payment; returns the payment id.
+    /// Starts a keysend (spontaneous) payment; returns the payment id. A remote signer that
+    /// requires app requests refuses it: use [`Node::keysend_for_app`].
     pub fn keysend(
         &self,
         node_id: PublicKey,
         amount_msat: u64,
         max_fee_msat: Option<u64>,
+    ) -> Result<[u8; 32], NodeError> {
+        self.keysend_for_app(node_id, amount_msat, max_fee_msat, None)
+    }
+
+    /// [`Node::keysend`] with the app's signed request, which the tenant's signer checks
+    /// against the payment before approving it.
+    pub fn keysend_for_app(
+        &self,
+        node_id: PublicKey,
+        amount_msat: u64,
+        max_fee_msat: Option<u64>,
+        authorization: Option<micronode_signer_protocol::PaymentAuthorization>,
     ) -> Result<[u8; 32], NodeError> {
         self.ensure_running()?;
         self.ensure_signer()?;
@@ -240,6 +267,7 @@ impl<K: KeysBackend> Node<K> {
                 payee: node_id,
                 payment_hash: hash,
                 amount_msat,
+                authorization,
             })?;
         let mut record = PaymentRecord::new_pending(
             hash,

@@ -15,12 +15,17 @@
 
 #![deny(missing_docs)]
 
+pub mod app_request;
 mod public;
 mod requests;
 mod responses;
 
 use serde::{Deserialize, Serialize};
 
+pub use app_request::{
+    AppCredential, AppMethod, AppRequest, PaymentAuthorization, SignedAppRequest,
+    APP_REQUEST_METADATA,
+};
 pub use public::{wallet_descriptors, SignerPublicInfo, WalletLayout};
 pub use requests::{ChannelOp, SignerRequest};
 pub use responses::{FeeAllowance, SignerHello, SignerReply, SignerResponse};
@@ -29,7 +34,9 @@ pub use responses::{FeeAllowance, SignerHello, SignerReply, SignerResponse};
 ///
 /// 2: the hello carries the signer's payment limits the node must respect (routing, fee
 /// allowance); refusals say whether they are temporary.
-pub const PROTOCOL_VERSION: u32 = 2;
+/// 3: the hello carries the tenant's app-token root and whether payments need an app's signed
+/// request; payment approvals carry that request.
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// Bytes that travel as a hex string.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]

@@ -83,6 +83,9 @@ pub enum SignerRequest {
         invoice: String,
         /// The amount when the invoice has none, in msat.
         amount_msat: Option<u64>,
+        /// The app's signed request for this payment, when an app asked for it.
+        #[serde(default)]
+        authorization: Option<crate::PaymentAuthorization>,
     },
     /// Ask to send a spontaneous (keysend) payment.
     ApproveKeysend {
@@ -92,6 +95,9 @@ pub enum SignerRequest {
         payment_hash: Hex,
         /// The amount in msat.
         amount_msat: u64,
+        /// The app's signed request for this payment, when an app asked for it.
+        #[serde(default)]
+        authorization: Option<crate::PaymentAuthorization>,
     },
 }
 

@@ -119,6 +119,12 @@ pub struct SignerHello {
     /// The most value a channel may hold in dust HTLCs at once, in sat: the signer refuses a
     /// state with more, so the node caps its dust exposure to it.
     pub max_dust_in_flight_sat: u64,
+    /// The public key (`ed25519/<hex>`) of the tenant's capability-token root, derived from
+    /// the seed: the node verifies tokens with it and can never mint one.
+    pub app_token_root: String,
+    /// Whether the signer approves only payments an app of the tenant signed a request for
+    /// (a payment the node starts on its own is refused).
+    pub requires_app_requests: bool,
 }
 
 /// The routing-fee allowance of one payment: `min(max_msat, base_msat + amount ×

@@ -16,9 +16,11 @@ use lightning_signer::lightning::types::payment::PaymentHash;
 use lightning_signer::lightning::util::ser::{LengthReadable, Writeable};
 use lightning_signer::lightning_invoice::{Bolt11Invoice, SignedRawBolt11Invoice};
 use micronode_signer_protocol::{
-    Hex, SignerHello, SignerReply, SignerRequest, SignerResponse, PROTOCOL_VERSION,
+    AppMethod, Hex, PaymentAuthorization, SignerHello, SignerReply, SignerRequest, SignerResponse,
+    PROTOCOL_VERSION,
 };
 
+use crate::apps::PaymentClaim;
 use crate::engine::SignerEngine;
 use crate::outcome::Outcome;
 
@@ -105,6 +107,8 @@ impl SignerEngine {
                     allow_routing: self.policy.allow_routing,
                     fee_allowance: self.policy.fee_allowance(),
                     max_dust_in_flight_sat: self.policy.max_dust_in_flight_sat,
+                    app_token_root: self.apps.root_public_key(),
+                    requires_app_requests: self.policy.require_app_requests,
                 }))
             }
             SignerRequest::Ecdh { other_key, tweak } => {
@@ -195,25 +199,29 @@ impl SignerEngine {
             SignerRequest::ApproveInvoice {
                 invoice,
                 amount_msat,
-            } => self.approve_invoice(invoice, *amount_msat),
+                authorization,
+            } => self.approve_invoice(invoice, *amount_msat, authorization.as_ref()),
             SignerRequest::ApproveKeysend {
                 payee,
                 payment_hash,
                 amount_msat,
+                authorization,
             } => {
                 let payee = PublicKey::from_slice(&payee.0)
                     .map_err(|e| Outcome::bad(format!("bad payee: {e}")))?;
                 let hash = key32(payment_hash, "payment hash")?;
-                self.check_velocity(&hex::encode(hash), *amount_msat)?;
-                let added = self
-                    .node()
-                    .add_keysend(payee, PaymentHash(hash), *amount_msat)
-                    .map_err(Outcome::from_status)?;
-                if !added {
-                    return Err(velocity_refusal());
-                }
-                self.grant_payment_credit(&hash, *amount_msat)?;
-                Ok(SignerReply::Done)
+                let claim = PaymentClaim {
+                    method: AppMethod::Keysend,
+                    target: hex::encode(payee.serialize()),
+                    payment_hash: hex::encode(hash),
+                    amount_msat: *amount_msat,
+                    cost_msat: self.policy.payment_cost_msat(*amount_msat),
+                };
+                self.approve_bound(&claim, authorization.as_ref(), || {
+                    self.node()
+                        .add_keysend(payee, PaymentHash(hash), *amount_msat)
+                        .map_err(Outcome::from_status)
+                })
             }
         }
     }
@@ -243,24 +251,68 @@ impl SignerEngine {
         &self,
         invoice: &str,
         amount_msat: Option<u64>,
+        authorization: Option<&PaymentAuthorization>,
     ) -> Result<SignerReply, Outcome> {
         let parsed = Bolt11Invoice::from_str(invoice)
             .map_err(|e| Outcome::bad(format!("bad invoice: {e}")))?;
-        let amount = parsed
-            .amount_milli_satoshis()
-            .or(amount_msat)
-            .ok_or_else(|| Outcome::bad("the invoice has no amount"))?;
+        // What is paid: the node's amount when it gives one (never below the invoice's).
+        let amount = match (parsed.amount_milli_satoshis(), amount_msat) {
+            (Some(asked), Some(paid)) if paid < asked => {
+                return Err(Outcome::bad(format!(
+                    "{paid} msat is below the invoice's {asked} msat"
+                )))
+            }
+            (_, Some(paid)) => paid,
+            (Some(asked), None) => asked,
+            (None, None) => return Err(Outcome::bad("the invoice has no amount")),
+        };
         let hash: [u8; 32] = *parsed.payment_hash().as_ref();
-        self.check_velocity(&hex::encode(hash), amount)?;
-        let added = self
-            .node()
-            .add_invoice(Invoice::Bolt11(parsed))
-            .map_err(Outcome::from_status)?;
-        if !added {
-            return Err(velocity_refusal());
+        let claim = PaymentClaim {
+            method: AppMethod::PayInvoice,
+            target: hex::encode(hash),
+            payment_hash: hex::encode(hash),
+            amount_msat: amount,
+            cost_msat: self.policy.payment_cost_msat(amount),
+        };
+        self.approve_bound(&claim, authorization, || {
+            self.node()
+                .add_invoice(Invoice::Bolt11(parsed))
+                .map_err(Outcome::from_status)
+        })
+    }
+
+    /// Approves a payment: the app's request first (unless the policy lets the node pay on
+    /// its own), then the velocity limits, then VLS (`add_to_vls`), then the balance credit.
+    /// An app approval whose payment a later rule refuses is taken back.
+    fn approve_bound(
+        &self,
+        claim: &PaymentClaim,
+        authorization: Option<&PaymentAuthorization>,
+        add_to_vls: impl FnOnce() -> Result<bool, Outcome>,
+    ) -> Result<SignerReply, Outcome> {
+        let recorded =
+            self.apps
+                .authorize(authorization, claim, self.policy.require_app_requests)?;
+        let rest = (|| {
+            self.check_velocity(&claim.payment_hash, claim.amount_msat)?;
+            if !add_to_vls()? {
+                return Err(velocity_refusal());
+            }
+            let hash = key32(
+                &Hex(hex::decode(&claim.payment_hash).unwrap_or_default()),
+                "payment hash",
+            )?;
+            self.grant_payment_credit(&hash, claim.amount_msat)
+        })();
+        match rest {
+            Ok(()) => Ok(SignerReply::Done),
+            Err(refusal) => {
+                if let Some(recorded) = &recorded {
+                    self.apps.forget(recorded);
+                }
+                Err(refusal)
+            }
         }
-        self.grant_payment_credit(&hash, amount)?;
-        Ok(SignerReply::Done)
     }
 }
 

@@ -26,6 +26,7 @@ use vls_persist::kvv::redb::RedbKVVStore;
 use vls_persist::kvv::{JsonFormat, KVVPersister};
 use zeroize::Zeroizing;
 
+use crate::apps::AppGate;
 use crate::chain::oracle::Oracle;
 use crate::chain::SyncHandle;
 use crate::outcome::Outcome;
@@ -78,6 +79,8 @@ pub struct SignerEngine {
     /// Holder-commitment validations that arrived before their channel was set up.
     pub(crate) deferred: Mutex<HashMap<[u8; 32], DeferredHolder>>,
     pub(crate) velocity: VelocityLimiter,
+    /// The tenant's apps: every payment is bound to one's signed request.
+    pub(crate) apps: AppGate,
     pub(crate) policy: PolicyConfig,
     pub(crate) network: Network,
     pub(crate) store: SignerStore,
@@ -173,7 +176,9 @@ impl SignerEngine {
         let store = SignerStore::open(&dir.join("signer.sqlite"))?;
         let wallet = WalletLayoutView::new(node.get_account_extended_pubkey(), &store)?;
         let revoked_marker = dir.join("REVOKED");
+        let apps = AppGate::open(dir, &seed, &node_id.to_string())?;
         let engine = Self {
+            apps,
             velocity: VelocityLimiter::open(
                 dir.join("velocity.json"),
                 policy.max_sat_per_hour,
@@ -210,6 +215,11 @@ impl SignerEngine {
     /// The signer's network.
     pub fn network(&self) -> Network {
         self.network
+    }
+
+    /// The tenant's apps.
+    pub fn apps(&self) -> &AppGate {
+        &self.apps
     }
 
     /// The tenant's policy.

@@ -8,11 +8,13 @@
 //! signer knows), [`wallet_layout`] (one layout recovery scans) and [`gossip`] (what key
 //! signatures may cover) have had their say; [`chain`] is the signer's own view of the chain
 //! and [`watchtower`] punishes revoked states on it; [`recover`] is the exit without the
-//! operator; [`serve`] dials out to the node; [`config`] reads `signer.toml`.
+//! operator; [`serve`] dials out to the node; [`config`] reads `signer.toml`; [`apps`] binds
+//! every payment to a request signed by one of the tenant's apps.
 
 #![deny(missing_docs)]
 
 mod anchor_ops;
+pub mod apps;
 pub mod balance;
 pub mod chain;
 mod channel_ops;

@@ -57,6 +57,11 @@ pub struct PolicyConfig {
     /// lets a compromised node move the tenant's balance to its counterparty, bounded only by
     /// the per-HTLC checks: the signer logs a warning at every start.
     pub enforce_balance: bool,
+    /// Approve only payments one of the tenant's apps signed a request for (see
+    /// [`crate::apps`]): a payment the node starts on its own is refused, whatever the
+    /// velocity limits allow. Turning it off lets the operator pay its own invoices up to
+    /// those limits.
+    pub require_app_requests: bool,
 }
 
 impl Default for PolicyConfig {
@@ -73,6 +78,7 @@ impl Default for PolicyConfig {
             max_dust_in_flight_sat: 10_000,
             allow_routing: false,
             enforce_balance: true,
+            require_app_requests: true,
         }
     }
 }

@@ -10,6 +10,7 @@ use crate::adapter;
 use crate::auth::Grant;
 use crate::budget;
 use crate::error::ApiError;
+use micronode_signer_protocol::PaymentAuthorization;
 
 /// Handles `Keysend`. Under a metered grant, the payment's cost (amount plus routing-fee
 /// limit) is first reserved against the token's budgets, and nothing is paid if that fails.
@@ -19,6 +20,7 @@ pub async fn handle_keysend<K: KeysBackend>(
     node: &Arc<Node<K>>,
     stop: ShutdownSignal,
     grant: &Grant,
+    app: Option<PaymentAuthorization>,
     req: KeysendRequest,
 ) -> Result<Payment, ApiError> {
     let node_id = adapter::node_id("node_id", &req.node_id)?;
@@ -35,7 +37,10 @@ pub async fn handle_keysend<K: KeysBackend>(
     } else {
         None
     };
-    let started = blocking(node, move |n| n.keysend(node_id, amount_msat, max_fee_msat)).await;
+    let started = blocking(node, move |n| {
+        n.keysend_for_app(node_id, amount_msat, max_fee_msat, app)
+    })
+    .await;
     finish_payment(
         node,
         started,

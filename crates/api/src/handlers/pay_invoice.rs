@@ -11,6 +11,7 @@ use crate::adapter;
 use crate::auth::Grant;
 use crate::budget;
 use crate::error::ApiError;
+use micronode_signer_protocol::PaymentAuthorization;
 
 /// Handles `PayInvoice`. Under a metered grant (a capability token), the payment's cost (amount
 /// plus routing-fee limit) is first reserved against the token's budgets, and nothing is paid
@@ -20,6 +21,7 @@ pub async fn handle_pay_invoice<K: KeysBackend>(
     node: &Arc<Node<K>>,
     stop: ShutdownSignal,
     grant: &Grant,
+    app: Option<PaymentAuthorization>,
     req: PayInvoiceRequest,
 ) -> Result<Payment, ApiError> {
     let invoice = adapter::required("invoice", &req.invoice)?.to_string();
@@ -51,7 +53,7 @@ pub async fn handle_pay_invoice<K: KeysBackend>(
         None
     };
     let started = blocking(node, move |n| {
-        n.pay_invoice(&invoice, amount_msat, max_fee_msat)
+        n.pay_invoice_for_app(&invoice, amount_msat, max_fee_msat, app)
     })
     .await;
     finish_payment(

@@ -159,6 +159,47 @@ impl TokenAuthority {
         token.to_base64().map_err(TokenError::biscuit)
     }
 
+    /// Opens the token store of a node whose tokens the tenant's signer mints (its root key
+    /// derives from the tenant's seed): creates the store with `root_public` on first use,
+    /// and follows the signer's root when the store holds another one (tokens of the old root,
+    /// such as a node-side stateless init's, stop verifying). The node never sees a root
+    /// private key. Blocking.
+    pub fn open_for_signer(
+        data_dir: &Path,
+        tenant: &str,
+        root_public: &str,
+    ) -> Result<TokenAuthority, TokenError> {
+        let _: PublicKey = root_public
+            .parse()
+            .map_err(|e| TokenError::Corrupt(format!("the signer's token root: {e}")))?;
+        let dir = tokens_dir(data_dir);
+        if !is_initialised(data_dir) {
+            let staging = data_dir.join(format!(".{TOKENS_DIR}.signer"));
+            let _ = std::fs::remove_dir_all(&staging);
+            let made = (|| {
+                let store = Store::create(&staging)?;
+                store.set_meta(META_ROOT_PUBLIC_KEY, root_public)?;
+                store.set_meta(META_TENANT, tenant)?;
+                drop(store);
+                std::fs::rename(&staging, &dir).map_err(TokenError::io(&dir))
+            })();
+            if made.is_err() {
+                let _ = std::fs::remove_dir_all(&staging);
+            }
+            made?;
+        } else {
+            let store = Store::open(&dir)?;
+            if store.meta(META_ROOT_PUBLIC_KEY)?.as_deref() != Some(root_public) {
+                tracing::warn!(
+                    "the token store's root is not the tenant signer's: switching to the signer's \
+                     root; tokens of the old root stop working"
+                );
+                store.set_meta(META_ROOT_PUBLIC_KEY, root_public)?;
+            }
+        }
+        Self::open(data_dir, tenant)
+    }
+
     /// Opens the token store of `data_dir` for the node `tenant`.
     pub fn open(data_dir: &Path, tenant: &str) -> Result<TokenAuthority, TokenError> {
         let dir = tokens_dir(data_dir);
@@ -471,6 +512,11 @@ impl TokenGrant {
     /// The token's id.
     pub fn id(&self) -> &str {
         &self.id
+    }
+
+    /// The token as presented (base64), for the tenant's signer to verify again.
+    pub fn token_base64(&self) -> Result<String, TokenError> {
+        self.token.to_base64().map_err(TokenError::biscuit)
     }
 
     /// The authority that granted it.

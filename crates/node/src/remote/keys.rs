@@ -42,6 +42,7 @@ pub struct RemoteKeys {
     channels: Mutex<HashMap<[u8; 32], Arc<ChannelShared>>>,
     pubkey_cache: PathBuf,
     limits: crate::keys::SignerLimits,
+    app_token_root: String,
 }
 
 /// What channel signers share with the backend: the transport, the queue of validations made
@@ -113,7 +114,9 @@ impl RemoteKeys {
                 allow_routing: hello.allow_routing,
                 fee_allowance: hello.fee_allowance,
                 max_dust_in_flight_sat: hello.max_dust_in_flight_sat,
+                requires_app_requests: hello.requires_app_requests,
             },
+            app_token_root: hello.app_token_root,
             channels: Mutex::new(
                 channels
                     .into_iter()
@@ -330,18 +333,22 @@ impl WalletSigner for RemoteKeys {
             crate::keys::PaymentApproval::Invoice {
                 invoice,
                 amount_msat,
+                authorization,
             } => SignerRequest::ApproveInvoice {
                 invoice: invoice.clone(),
                 amount_msat: *amount_msat,
+                authorization: authorization.clone(),
             },
             crate::keys::PaymentApproval::Keysend {
                 payee,
                 payment_hash,
                 amount_msat,
+                authorization,
             } => SignerRequest::ApproveKeysend {
                 payee: Hex(payee.serialize().to_vec()),
                 payment_hash: Hex(payment_hash.to_vec()),
                 amount_msat: *amount_msat,
+                authorization: authorization.clone(),
             },
         };
         self.call(request)?;
@@ -362,6 +369,10 @@ impl WalletSigner for RemoteKeys {
 
     fn payment_limits(&self) -> Option<crate::keys::SignerLimits> {
         Some(self.limits)
+    }
+
+    fn app_token_root(&self) -> Option<String> {
+        Some(self.app_token_root.clone())
     }
 
     fn take_retry_hint(&self) -> bool {

@@ -1,0 +1,67 @@
+//! The tenant's app in `micronode up`: the tenant's signer bakes it a credential (`micronode
+//! signer token bake`), and it pays over the tenant node's gRPC API with a request signed by
+//! its own key, which the signer checks against the payment before approving it. The node,
+//! run by the operator, cannot make such a request.
+
+use std::net::SocketAddr;
+use std::process::Stdio;
+
+use anyhow::{bail, Context};
+use micronode_proto::v1::lightning_client::LightningClient;
+use micronode_proto::v1::{PayInvoiceRequest, Payment};
+use micronode_proto::AUTHORIZATION_METADATA;
+use micronode_signer_protocol::AppCredential;
+
+use crate::up_signer::SignerChild;
+
+/// Asks the tenant's signer to authorise an app named `name` spending up to `budget_sat` a
+/// day; returns its credential.
+pub fn bake(signer: &SignerChild, name: &str, budget_sat: u64) -> anyhow::Result<AppCredential> {
+    let out = signer
+        .command()?
+        .args(["token", "bake", "--name", name, "--period", "day"])
+        .arg("--budget-sat")
+        .arg(budget_sat.to_string())
+        .stdin(Stdio::null())
+        .output()
+        .context("running `micronode signer token bake`")?;
+    if !out.status.success() {
+        bail!(
+            "the tenant's signer did not bake the app's token: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    AppCredential::parse(text.trim()).map_err(|e| anyhow::anyhow!("bad app credential: {e}"))
+}
+
+/// Pays `invoice` as the app through the node's API at `api`, waiting for the outcome.
+pub async fn pay(
+    api: SocketAddr,
+    credential: &AppCredential,
+    invoice: &str,
+) -> anyhow::Result<Payment> {
+    let mut client = LightningClient::connect(format!("http://{api}"))
+        .await
+        .context("connecting to the tenant's API")?;
+    let mut request = tonic::Request::new(PayInvoiceRequest {
+        invoice: invoice.to_string(),
+        amount_msat: None,
+        max_fee_msat: None,
+        wait: true,
+        timeout_secs: Some(60),
+    });
+    request.metadata_mut().insert(
+        AUTHORIZATION_METADATA,
+        micronode_api::bearer(&credential.token)
+            .parse()
+            .context("the app's token is not valid metadata")?,
+    );
+    crate::client::app::sign_invoice_payment(credential, &mut request, invoice, None)?;
+    let payment = client
+        .pay_invoice(request)
+        .await
+        .map_err(|status| anyhow::anyhow!("the app's payment failed: {}", status.message()))?
+        .into_inner();
+    Ok(payment)
+}

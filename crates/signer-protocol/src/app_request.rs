@@ -1,0 +1,249 @@
+//! What an app asks the node to pay, signed by the app's own key, so the tenant's signer can
+//! tell a payment the tenant's app asked for from one the operator's node started on its own.
+//!
+//! A gRPC client whose capability token names a client key (`client_key("<x-only hex>")` in
+//! the token's first block, which only the tenant's signer can mint) signs an [`AppRequest`]
+//! with that key: BIP-340 Schnorr over [`AppRequest::digest`]. The node relays it, with the
+//! token, as a [`PaymentAuthorization`]; the signer checks the token chains to its root, the
+//! signature, that the request is exactly the payment, that the nonce is new and the time
+//! fresh, and the app's budget in its own ledger.
+//!
+//! Written by hand: the message is five fields and no crate defines it.
+
+use bitcoin::hashes::{sha256, Hash, HashEngine};
+use bitcoin::secp256k1::{schnorr, Keypair, Message, Secp256k1, XOnlyPublicKey};
+use serde::{Deserialize, Serialize};
+
+/// The gRPC metadata key that carries a [`SignedAppRequest`] as JSON.
+pub const APP_REQUEST_METADATA: &str = "micronode-app-request";
+
+/// The domain separator of the signed digest: a signature over it is never a valid signature
+/// of anything else this project signs.
+const TAG: &[u8] = b"micronode/app-request/v1";
+
+/// What kind of spending an app asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AppMethod {
+    /// Pay a BOLT 11 invoice: the target is its payment hash (hex).
+    PayInvoice,
+    /// A spontaneous payment: the target is the payee's node id (hex).
+    Keysend,
+}
+
+impl AppMethod {
+    /// The name signed and shown.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AppMethod::PayInvoice => "pay_invoice",
+            AppMethod::Keysend => "keysend",
+        }
+    }
+}
+
+/// One spending request as the app made it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppRequest {
+    /// What is asked.
+    pub method: AppMethod,
+    /// The invoice's payment hash, or the keysend payee (lowercase hex).
+    pub target: String,
+    /// Exactly what is paid to the payee, in msat (routing fees are bounded by the signer's
+    /// fee allowance, not by this).
+    pub amount_msat: u64,
+    /// 16 random bytes (hex): the signer approves each nonce once.
+    pub nonce: String,
+    /// When the app made it, Unix seconds: the signer refuses stale requests.
+    pub time: u64,
+}
+
+impl AppRequest {
+    /// A new request with a fresh random nonce and the current time.
+    pub fn new(method: AppMethod, target: String, amount_msat: u64) -> AppRequest {
+        let nonce: [u8; 16] = rand::random();
+        AppRequest {
+            method,
+            target: target.to_ascii_lowercase(),
+            amount_msat,
+            nonce: hex::encode(nonce),
+            time: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or_default(),
+        }
+    }
+
+    /// SHA-256 of the tag and each field, each length-prefixed so no two requests share bytes.
+    pub fn digest(&self) -> [u8; 32] {
+        let mut engine = sha256::Hash::engine();
+        let amount = self.amount_msat.to_string();
+        let time = self.time.to_string();
+        for part in [
+            TAG,
+            self.method.as_str().as_bytes(),
+            self.target.as_bytes(),
+            amount.as_bytes(),
+            self.nonce.as_bytes(),
+            time.as_bytes(),
+        ] {
+            engine.input(&(part.len() as u32).to_be_bytes());
+            engine.input(part);
+        }
+        sha256::Hash::from_engine(engine).to_byte_array()
+    }
+
+    /// Signs the request with the app's key.
+    pub fn sign(self, key: &Keypair) -> SignedAppRequest {
+        let secp = Secp256k1::signing_only();
+        let aux: [u8; 32] = rand::random();
+        let sig = secp.sign_schnorr_with_aux_rand(&Message::from_digest(self.digest()), key, &aux);
+        SignedAppRequest {
+            request: self,
+            signature: hex::encode(sig.serialize()),
+        }
+    }
+}
+
+/// A request and the app's signature over it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedAppRequest {
+    /// The request.
+    pub request: AppRequest,
+    /// BIP-340 signature (64 bytes, hex) by the key the app's token names.
+    pub signature: String,
+}
+
+impl SignedAppRequest {
+    /// Whether `signature` is `client_key`'s (x-only, hex) over the request.
+    pub fn verify(&self, client_key: &str) -> Result<(), String> {
+        let key: XOnlyPublicKey = client_key
+            .parse()
+            .map_err(|e| format!("bad client key: {e}"))?;
+        let sig = hex::decode(&self.signature)
+            .ok()
+            .and_then(|b| schnorr::Signature::from_slice(&b).ok())
+            .ok_or_else(|| "the signature is not a BIP-340 signature".to_string())?;
+        Secp256k1::verification_only()
+            .verify_schnorr(&sig, &Message::from_digest(self.request.digest()), &key)
+            .map_err(|_| "the signature is not the client key's over this request".to_string())
+    }
+}
+
+/// Why the node believes the tenant's app asked for a payment, for the signer to check.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum PaymentAuthorization {
+    /// A gRPC client's signed request and the capability token naming its key.
+    Client {
+        /// The token the call presented (base64 biscuit).
+        token: String,
+        /// The signed request.
+        request: SignedAppRequest,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signatures_bind_every_field() {
+        let secp = Secp256k1::new();
+        let key = Keypair::from_seckey_slice(&secp, &[7u8; 32]).unwrap();
+        let (xonly, _) = key.x_only_public_key();
+        let signed = AppRequest::new(AppMethod::PayInvoice, "AB".repeat(32), 1_000).sign(&key);
+        assert_eq!(signed.request.target, "ab".repeat(32));
+        signed.verify(&xonly.to_string()).unwrap();
+        let mut changed = signed.clone();
+        changed.request.amount_msat += 1;
+        assert!(changed.verify(&xonly.to_string()).is_err());
+        let mut changed = signed.clone();
+        changed.request.method = AppMethod::Keysend;
+        assert!(changed.verify(&xonly.to_string()).is_err());
+        let other = Keypair::from_seckey_slice(&secp, &[8u8; 32]).unwrap();
+        assert!(signed
+            .verify(&other.x_only_public_key().0.to_string())
+            .is_err());
+        assert!(signed.verify("not a key").is_err());
+    }
+}
+
+/// The prefix of an app credential's text.
+const CREDENTIAL_PREFIX: &str = "micronode-app:v1:";
+
+/// What an app holds: the token the tenant's signer baked for it and the client key that
+/// signs its requests. Its text is `micronode-app:v1:<client secret hex>:<token>`; it is a
+/// secret (its `Debug` shows neither part).
+#[derive(Clone)]
+pub struct AppCredential {
+    /// The capability token (base64 biscuit), sent as the bearer token.
+    pub token: String,
+    /// The client key.
+    pub client_key: Keypair,
+}
+
+impl std::fmt::Debug for AppCredential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppCredential")
+            .field("client_key", &self.client_key.x_only_public_key().0)
+            .finish()
+    }
+}
+
+impl AppCredential {
+    /// Whether `text` looks like an app credential rather than a plain token.
+    pub fn is_credential(text: &str) -> bool {
+        text.trim().starts_with(CREDENTIAL_PREFIX)
+    }
+
+    /// Parses a credential's text.
+    pub fn parse(text: &str) -> Result<AppCredential, String> {
+        let rest = text
+            .trim()
+            .strip_prefix(CREDENTIAL_PREFIX)
+            .ok_or_else(|| format!("an app credential starts with {CREDENTIAL_PREFIX}"))?;
+        let (secret, token) = rest
+            .split_once(':')
+            .ok_or_else(|| "an app credential is <prefix><secret>:<token>".to_string())?;
+        let secret = hex::decode(secret).map_err(|_| "the client secret is not hex".to_string())?;
+        let client_key = Keypair::from_seckey_slice(&Secp256k1::signing_only(), &secret)
+            .map_err(|_| "the client secret is not a valid key".to_string())?;
+        if token.is_empty() {
+            return Err("the app credential has no token".into());
+        }
+        Ok(AppCredential {
+            token: token.to_string(),
+            client_key,
+        })
+    }
+
+    /// The credential's text.
+    pub fn to_text(&self) -> String {
+        format!(
+            "{CREDENTIAL_PREFIX}{}:{}",
+            hex::encode(self.client_key.secret_bytes()),
+            self.token
+        )
+    }
+
+    /// The client key's x-only public key (hex), as the token names it.
+    pub fn client_public_key(&self) -> String {
+        self.client_key.x_only_public_key().0.to_string()
+    }
+
+    /// Signs a request for `method` on `target` for `amount_msat`.
+    pub fn sign(&self, method: AppMethod, target: String, amount_msat: u64) -> SignedAppRequest {
+        AppRequest::new(method, target, amount_msat).sign(&self.client_key)
+    }
+}
+
+/// A fresh random client key for a new app.
+pub fn new_client_key() -> Keypair {
+    let secp = Secp256k1::signing_only();
+    loop {
+        let secret: [u8; 32] = rand::random();
+        if let Ok(key) = Keypair::from_seckey_slice(&secp, &secret) {
+            return key;
+        }
+    }
+}

@@ -1,0 +1,315 @@
+//! Only the tenant's own apps can spend: every payment the signer approves is bound to a
+//! request signed by an app the tenant authorised here, and charged to that app's budget in
+//! the signer's own ledger.
+//!
+//! - [`root`]: the token root derived from the seed; the node gets only its public key.
+//! - [`store`]: the apps and every approval (nonces included), in `state/apps.sqlite`.
+//! - [`AppGate::authorize`]: the checks, in order: the token chains to the root, the app is
+//!   known, live and allowed the method, the client's signature is valid, the request is the
+//!   payment exactly (method, hash or payee, amount), it is fresh, its nonce is new, and the
+//!   budget allows it. Each refusal has its own rule (see `docs/apps.md`).
+
+pub mod root;
+pub mod store;
+
+use std::path::Path;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use micronode_signer_protocol::{AppCredential, AppMethod, PaymentAuthorization};
+
+use self::root::AppRoot;
+use self::store::{AppRecord, AppStore, Approval};
+use crate::outcome::Outcome;
+use crate::store::StoreError;
+
+/// How far a request's time may be from the signer's clock, either way, in seconds.
+pub const FRESHNESS_SECS: u64 = 300;
+
+/// The file of the ledger inside the signer's state directory.
+pub const APPS_FILE: &str = "apps.sqlite";
+
+/// Refusal rules; the node maps them to the app-facing codes (`UNAUTHORIZED`,
+/// `QUOTA_EXCEEDED`).
+pub mod rules {
+    /// The node started a payment no app asked for.
+    pub const MISSING: &str = "app-request-missing";
+    /// The token does not chain to the tenant's root.
+    pub const TOKEN: &str = "app-token-invalid";
+    /// The token's app is unknown, revoked, expired or not allowed the method.
+    pub const APP: &str = "app-not-allowed";
+    /// The client's signature does not verify.
+    pub const SIGNATURE: &str = "app-request-signature";
+    /// The request is not this payment.
+    pub const MISMATCH: &str = "app-request-mismatch";
+    /// The request's time is too far from now.
+    pub const STALE: &str = "app-request-stale";
+    /// The request was approved before.
+    pub const REPLAYED: &str = "app-request-replayed";
+    /// The app's budget would be exceeded.
+    pub const BUDGET: &str = "app-budget-exceeded";
+}
+
+/// The payment the node asks the signer to approve, as the signer sees it.
+#[derive(Clone, Debug)]
+pub struct PaymentClaim {
+    /// Invoice or keysend.
+    pub method: AppMethod,
+    /// The payment hash (hex) for an invoice, the payee's node id (hex) for a keysend.
+    pub target: String,
+    /// The payment hash (hex).
+    pub payment_hash: String,
+    /// What the payee gets, msat.
+    pub amount_msat: u64,
+    /// What it may cost at most (amount plus fee allowance), charged to the budget.
+    pub cost_msat: u64,
+}
+
+/// An approval recorded for an app, to take back if the payment is refused afterwards.
+#[derive(Clone, Debug)]
+pub struct Recorded {
+    app_id: String,
+    nonce: String,
+}
+
+/// A new app: its record and its credential (shown once; the signer keeps only the public key).
+pub struct NewApp {
+    /// What the ledger keeps.
+    pub record: AppRecord,
+    /// What the app holds.
+    pub credential: AppCredential,
+}
+
+/// The tenant's apps and their checks.
+pub struct AppGate {
+    root: AppRoot,
+    store: AppStore,
+    tenant: String,
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default()
+}
+
+impl AppGate {
+    /// The gate of the tenant whose signer seed is `seed` and node id `tenant`, with its ledger
+    /// in `state_dir`.
+    pub fn open(state_dir: &Path, seed: &[u8; 32], tenant: &str) -> Result<AppGate, StoreError> {
+        let store = AppStore::open(&state_dir.join(APPS_FILE))?;
+        if store.meta(store::META_TENANT)?.as_deref() != Some(tenant) {
+            store.set_meta(store::META_TENANT, tenant)?;
+        }
+        Ok(AppGate {
+            root: AppRoot::from_seed(seed),
+            store,
+            tenant: tenant.to_string(),
+        })
+    }
+
+    /// The gate for the tenant's commands while the signer may be running (baking a token):
+    /// the tenant's node id comes from the ledger, where the signer wrote it when it first
+    /// started. `Ok(None)` if it never started.
+    pub fn open_beside_signer(
+        state_dir: &Path,
+        seed: &[u8; 32],
+    ) -> Result<Option<AppGate>, StoreError> {
+        let store = AppStore::open(&state_dir.join(APPS_FILE))?;
+        let Some(tenant) = store.meta(store::META_TENANT)? else {
+            return Ok(None);
+        };
+        Ok(Some(AppGate {
+            root: AppRoot::from_seed(seed),
+            store,
+            tenant,
+        }))
+    }
+
+    /// The token root's public key, for the node.
+    pub fn root_public_key(&self) -> String {
+        self.root.public_key()
+    }
+
+    /// The ledger.
+    pub fn store(&self) -> &AppStore {
+        &self.store
+    }
+
+    /// Authorises a new app: makes its client key, records it and bakes its token with
+    /// `rights` (the node's method groups). `budget_msat` per `period_secs` (0: its life).
+    pub fn add_app(
+        &self,
+        name: &str,
+        rights: &[String],
+        budget_msat: u64,
+        period_secs: u64,
+        expires_at: Option<u64>,
+    ) -> Result<NewApp, String> {
+        if name.is_empty() || name.len() > 64 {
+            return Err("an app's name is 1 to 64 bytes".into());
+        }
+        let id = hex::encode(rand::random::<[u8; 16]>());
+        let credential_key = micronode_signer_protocol::app_request::new_client_key();
+        let public = credential_key.x_only_public_key().0.to_string();
+        let token = self.root.bake(&self.tenant, &id, rights, &public)?;
+        let record = AppRecord {
+            id,
+            name: name.to_string(),
+            client_key: public,
+            methods: vec![
+                AppMethod::PayInvoice.as_str().to_string(),
+                AppMethod::Keysend.as_str().to_string(),
+            ],
+            budget_msat,
+            period_secs,
+            expires_at,
+            created_at: now(),
+            revoked_at: None,
+        };
+        self.store.add(&record).map_err(|e| e.to_string())?;
+        Ok(NewApp {
+            record,
+            credential: AppCredential {
+                token,
+                client_key: credential_key,
+            },
+        })
+    }
+
+    /// Checks that an app of the tenant asked for `claim` and records the approval against its
+    /// budget. `None` when no app request came with it and `required` is off.
+    pub fn authorize(
+        &self,
+        authorization: Option<&PaymentAuthorization>,
+        claim: &PaymentClaim,
+        required: bool,
+    ) -> Result<Option<Recorded>, Outcome> {
+        let Some(authorization) = authorization else {
+            if required {
+                return Err(Outcome::refused(
+                    rules::MISSING,
+                    "no app of the tenant asked for this payment (the node started it on its own)",
+                ));
+            }
+            return Ok(None);
+        };
+        let PaymentAuthorization::Client { token, request } = authorization;
+        let claims = self
+            .root
+            .verify(token)
+            .map_err(|e| Outcome::refused(rules::TOKEN, e))?;
+        let app = self
+            .store
+            .app(&claims.app_id)
+            .map_err(|e| Outcome::bad(e.to_string()))?
+            .ok_or_else(|| Outcome::refused(rules::APP, "the token's app is unknown"))?;
+        let now = now();
+        if app.client_key != claims.client_key {
+            return Err(Outcome::refused(
+                rules::APP,
+                "the token's key is not its app's",
+            ));
+        }
+        if let Some(at) = app.revoked_at {
+            return Err(Outcome::refused(
+                rules::APP,
+                format!("the app {} was revoked at {at}", app.name),
+            ));
+        }
+        if app.expires_at.is_some_and(|t| now >= t) {
+            return Err(Outcome::refused(
+                rules::APP,
+                format!("the app {} has expired", app.name),
+            ));
+        }
+        if !app.methods.iter().any(|m| m == claim.method.as_str()) {
+            return Err(Outcome::refused(
+                rules::APP,
+                format!("the app {} may not {}", app.name, claim.method.as_str()),
+            ));
+        }
+        request
+            .verify(&app.client_key)
+            .map_err(|e| Outcome::refused(rules::SIGNATURE, e))?;
+        let asked = &request.request;
+        if asked.method != claim.method
+            || !asked.target.eq_ignore_ascii_case(&claim.target)
+            || asked.amount_msat != claim.amount_msat
+        {
+            return Err(Outcome::refused(
+                rules::MISMATCH,
+                format!(
+                    "the app asked to {} {} msat to {}; the node asks to {} {} msat to {}",
+                    asked.method.as_str(),
+                    asked.amount_msat,
+                    asked.target,
+                    claim.method.as_str(),
+                    claim.amount_msat,
+                    claim.target
+                ),
+            ));
+        }
+        if asked.time.abs_diff(now) > FRESHNESS_SECS {
+            return Err(Outcome::refused(
+                rules::STALE,
+                format!(
+                    "the request was made at {}, {} s from now (at most {FRESHNESS_SECS} s)",
+                    asked.time,
+                    asked.time.abs_diff(now)
+                ),
+            ));
+        }
+        if asked.nonce.len() != 32 || hex::decode(&asked.nonce).is_err() {
+            return Err(Outcome::refused(
+                rules::SIGNATURE,
+                "the nonce is not 16 bytes of hex",
+            ));
+        }
+        let approval = Approval {
+            app_id: app.id.clone(),
+            nonce: asked.nonce.clone(),
+            time: now,
+            method: claim.method.as_str().to_string(),
+            target: claim.target.clone(),
+            payment_hash: claim.payment_hash.clone(),
+            amount_msat: claim.amount_msat,
+            cost_msat: claim.cost_msat,
+        };
+        let since = match app.period_secs {
+            0 => 0,
+            period => now.saturating_sub(period),
+        };
+        let budget = app.budget_msat;
+        let outcome = self
+            .store
+            .record(&approval, since, |spent| {
+                spent.saturating_add(claim.cost_msat) <= budget
+            })
+            .map_err(|e| Outcome::bad(e.to_string()))?;
+        match outcome {
+            Ok(true) => Ok(Some(Recorded {
+                app_id: app.id,
+                nonce: approval.nonce,
+            })),
+            Ok(false) => Err(Outcome::refused(
+                rules::REPLAYED,
+                "this request was approved before; an app signs each payment once",
+            )),
+            Err(spent) => Err(Outcome::refused(
+                rules::BUDGET,
+                format!(
+                    "the app {} spent {spent} msat of its {budget} msat; this payment may cost {} msat",
+                    app.name, claim.cost_msat
+                ),
+            )),
+        }
+    }
+
+    /// Takes back an approval whose payment was then refused by another rule.
+    pub fn forget(&self, recorded: &Recorded) {
+        if let Err(e) = self.store.forget(&recorded.app_id, &recorded.nonce) {
+            tracing::warn!(error = %e, "cannot take back an app approval; its budget stays charged");
+        }
+    }
+}
