@@ -56,6 +56,7 @@ async fn remote_payer(env: &Env, signer_dir: &std::path::Path) -> Arc<Node<Remot
             PolicyConfig {
                 max_sat_per_hour: 0,
                 max_sat_per_day: 0,
+                require_app_requests: false,
                 ..PolicyConfig::default()
             },
         )

@@ -12,7 +12,6 @@
 //! `micronode node run` on this data directory authenticates with tokens instead of the cookie.
 
 use std::path::PathBuf;
-use std::str::FromStr;
 
 use anyhow::{bail, Context};
 use micronode_api::tokens::{is_initialised, tenant_of, tokens_dir};
@@ -34,8 +33,8 @@ pub struct InitArgs {
     /// Allow mainnet. Only a flag can allow it, never a file or variable.
     #[arg(long)]
     pub allow_mainnet: bool,
-    /// The node id (hex), from the tenant's signer (`micronode signer export-public`);
-    /// required with `--signer remote`, whose node has no key to read it from.
+    /// The node id (hex) the keys must have (a check; a remote-signer node is not initialised
+    /// here: its signer bakes its tokens).
     #[arg(long)]
     pub node_id: Option<String>,
     /// The node's settings, as for `node run`.
@@ -67,15 +66,10 @@ pub fn run(args: InitArgs) -> anyhow::Result<()> {
         );
     }
     let tenant = match (resolved.remote_signer, args.node_id) {
-        (Some(_), Some(id)) => {
-            // Only a public key: the operator's host never holds the tenant's keys.
-            bitcoin::secp256k1::PublicKey::from_str(&id)
-                .with_context(|| format!("--node-id {id:?} is not a node id"))?
-                .to_string()
-        }
-        (Some(_), None) => bail!(
-            "a node with a remote signer has no key here to read its id from: pass --node-id \
-             (the `node_id` printed by `micronode signer export-public`)"
+        (Some(_), _) => bail!(
+            "a remote-signer tenant's tokens are made by its signer, whose root key derives from \
+             the tenant's seed: run `micronode signer token bake` on the signer. The node takes \
+             the root's public key from the signer when it connects; nothing to initialise here"
         ),
         (None, id) => {
             let keys = LocalKeys::load_or_create(data_dir, resolved.node.network)

@@ -51,6 +51,11 @@ enum NwcCommand {
         /// Do not print a QR code.
         #[arg(long)]
         no_qr: bool,
+        /// The app's public key, made by the tenant's signer (`micronode signer token nwc`):
+        /// required for a tenant whose signer approves only payments its apps signed. The
+        /// URI printed then lacks the secret, which only the tenant's signer showed.
+        #[arg(long)]
+        app_pubkey: Option<String>,
     },
     /// List connections (no secrets).
     List {
@@ -97,6 +102,18 @@ fn describe(c: &Connection, now: u64) -> String {
     )
 }
 
+/// Percent-encodes a relay URL for a URI's query (every byte but unreserved characters).
+fn urlencode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            other => format!("%{other:02X}"),
+        })
+        .collect()
+}
+
 /// Runs `micronode nwc`.
 pub async fn run(args: NwcArgs) -> anyhow::Result<()> {
     let store = open(args.data_dir)?;
@@ -112,6 +129,7 @@ pub async fn run(args: NwcArgs) -> anyhow::Result<()> {
             no_notifications,
             relays,
             no_qr,
+            app_pubkey,
         } => {
             let mut spec = if read_only {
                 ConnectionSpec::read_only(name)
@@ -146,6 +164,25 @@ pub async fn run(args: NwcArgs) -> anyhow::Result<()> {
             };
             if relays.is_empty() {
                 bail!("no relay known yet: give --relay ws://... (or start the service once)");
+            }
+            if let Some(key) = app_pubkey {
+                let key = PublicKey::parse(&key)
+                    .with_context(|| format!("{key:?} is not a Nostr public key"))?;
+                let connection = store.create_connection_for_app(&spec, &relays, key)?;
+                eprintln!("connection {} created:", describe(&connection, now));
+                eprintln!(
+                    "The app's URI: append `&secret=<the app_secret its signer showed>` to this:"
+                );
+                let relays: Vec<String> = relays
+                    .iter()
+                    .map(|r| format!("relay={}", urlencode(r.as_str())))
+                    .collect();
+                println!(
+                    "nostr+walletconnect://{}?{}",
+                    connection.wallet_pubkey.to_hex(),
+                    relays.join("&")
+                );
+                return Ok(());
             }
             let new = store.create_connection(&spec, &relays)?;
             eprintln!("connection {} created:", describe(&new.connection, now));

@@ -33,6 +33,23 @@ pub enum TokenCommand {
         #[arg(long)]
         expires_in_days: Option<u64>,
     },
+    /// Authorise a Nostr Wallet Connect app: makes its key here and prints, once, JSON with
+    /// its id, public key (register it with `micronode nwc connect NAME --app-pubkey KEY`)
+    /// and secret (the `secret` of the app's connection URI).
+    Nwc {
+        /// The app's name, shown by `signer status`.
+        #[arg(long)]
+        name: String,
+        /// The most it may spend per period, in sat (amount plus routing-fee allowance).
+        #[arg(long)]
+        budget_sat: u64,
+        /// The budget's period: day, week, month (30 days) or life.
+        #[arg(long, default_value = "day")]
+        period: String,
+        /// Days until the app stops being valid [default: never].
+        #[arg(long)]
+        expires_in_days: Option<u64>,
+    },
     /// Revoke an app by id: the signer approves nothing more for it.
     Revoke {
         /// The app's id (from `signer status`).
@@ -87,20 +104,7 @@ pub fn run_token(dir: &Path, command: TokenCommand) -> anyhow::Result<()> {
         } => {
             let rights = rights_of(&rights)?;
             let period = period_secs(&period)?;
-            let vault = SeedVault::open(dir.join("seed.vault"))?;
-            let seed = vault.unlock(&crate::signer_cmd::passphrase(false)?)?;
-            let gate = AppGate::open_beside_signer(&dir.join("state"), &seed.signer_seed())?
-                .context("the signer has not started yet: run `micronode signer run` once first")?;
-            let expires_at = expires_in_days.map(|d| now().saturating_add(d * 86_400));
-            let app = gate
-                .add_app(
-                    &name,
-                    &rights,
-                    budget_sat.saturating_mul(1000),
-                    period,
-                    expires_at,
-                )
-                .map_err(|e| anyhow::anyhow!("cannot bake the app's token: {e}"))?;
+            let app = add_app(dir, &name, &rights, budget_sat, period, expires_in_days)?;
             eprintln!(
                 "app {} ({}) may spend {} sat per {}; its credential follows (shown once):",
                 app.record.name,
@@ -109,6 +113,30 @@ pub fn run_token(dir: &Path, command: TokenCommand) -> anyhow::Result<()> {
                 describe_period(period)
             );
             println!("{}", app.credential.to_text());
+            Ok(())
+        }
+        TokenCommand::Nwc {
+            name,
+            budget_sat,
+            period,
+            expires_in_days,
+        } => {
+            let period = period_secs(&period)?;
+            let app = add_app(dir, &name, &[], budget_sat, period, expires_in_days)?;
+            eprintln!(
+                "NWC app {} ({}) may spend {} sat per {}; register its public key with the \
+                 node's NWC service and give the secret to the app (shown once):",
+                app.record.name,
+                app.record.id,
+                budget_sat,
+                describe_period(period)
+            );
+            let line = serde_json::json!({
+                "app_id": app.record.id,
+                "app_pubkey": app.record.client_key,
+                "app_secret": hex::encode(app.credential.client_key.secret_bytes()),
+            });
+            println!("{line}");
             Ok(())
         }
         TokenCommand::Revoke { id } => {
@@ -120,6 +148,30 @@ pub fn run_token(dir: &Path, command: TokenCommand) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// Unlocks the seed and records a new app at the signer in `dir`.
+fn add_app(
+    dir: &Path,
+    name: &str,
+    rights: &[String],
+    budget_sat: u64,
+    period: u64,
+    expires_in_days: Option<u64>,
+) -> anyhow::Result<micronode_signer::apps::NewApp> {
+    let vault = SeedVault::open(dir.join("seed.vault"))?;
+    let seed = vault.unlock(&crate::signer_cmd::passphrase(false)?)?;
+    let gate = AppGate::open_beside_signer(&dir.join("state"), &seed.signer_seed())?
+        .context("the signer has not started yet: run `micronode signer run` once first")?;
+    let expires_at = expires_in_days.map(|d| now().saturating_add(d.saturating_mul(86_400)));
+    gate.add_app(
+        name,
+        rights,
+        budget_sat.saturating_mul(1000),
+        period,
+        expires_at,
+    )
+    .map_err(|e| anyhow::anyhow!("cannot authorise the app: {e}"))
 }
 
 fn describe_period(secs: u64) -> String {

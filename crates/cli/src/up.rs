@@ -470,13 +470,27 @@ async fn run_flow(
     // The app secret is shown once and not stored, so each run makes a fresh connection.
     let spec = ConnectionSpec::full("micronode up")
         .with_budget(NWC_DAILY_BUDGET_MSAT, BudgetRenewal::Daily);
+    let nwc_app = crate::up_app::bake_nwc(
+        nodes.signer,
+        "micronode up NWC",
+        NWC_DAILY_BUDGET_MSAT / 1000,
+    )?;
     let store = nwc.store().clone();
     let relays = nwc.relays().to_vec();
-    let connection =
-        tokio::task::spawn_blocking(move || store.replace_connection(&spec, &relays)).await??;
+    let app_pubkey = nwc_app.public_key();
+    let connection = tokio::task::spawn_blocking(move || {
+        store.create_connection_for_app(&spec, &relays, app_pubkey)
+    })
+    .await??;
+    let uri = micronode_nwc::nostr_sdk::nips::nip47::NostrWalletConnectURI::new(
+        connection.wallet_pubkey,
+        nwc.relays().to_vec(),
+        nwc_app.secret_key().clone(),
+        None,
+    );
     step.done("");
     print_summary(nodes, &channel_id, [&to_tenant, &to_gateway], apis);
-    let uri = connection.uri();
+    let uri = uri.to_string();
     println!(
         "  Nostr Wallet Connect (tenant; {} sat a day)",
         NWC_DAILY_BUDGET_MSAT / 1000

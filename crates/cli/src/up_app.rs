@@ -35,6 +35,35 @@ pub fn bake(signer: &SignerChild, name: &str, budget_sat: u64) -> anyhow::Result
     AppCredential::parse(text.trim()).map_err(|e| anyhow::anyhow!("bad app credential: {e}"))
 }
 
+/// Asks the tenant's signer to authorise a Nostr Wallet Connect app spending up to
+/// `budget_sat` a day; returns the app's keys (made by the signer).
+pub fn bake_nwc(
+    signer: &SignerChild,
+    name: &str,
+    budget_sat: u64,
+) -> anyhow::Result<micronode_nwc::nostr_sdk::Keys> {
+    let out = signer
+        .command()?
+        .args(["token", "nwc", "--name", name, "--period", "day"])
+        .arg("--budget-sat")
+        .arg(budget_sat.to_string())
+        .stdin(Stdio::null())
+        .output()
+        .context("running `micronode signer token nwc`")?;
+    if !out.status.success() {
+        bail!(
+            "the tenant's signer did not authorise the NWC app: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let line: serde_json::Value =
+        serde_json::from_slice(&out.stdout).context("the signer's answer is not JSON")?;
+    let secret = line["app_secret"]
+        .as_str()
+        .context("the signer gave no app secret")?;
+    micronode_nwc::nostr_sdk::Keys::parse(secret).context("the app secret is not a key")
+}
+
 /// Pays `invoice` as the app through the node's API at `api`, waiting for the outcome.
 pub async fn pay(
     api: SocketAddr,

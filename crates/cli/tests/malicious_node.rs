@@ -47,7 +47,9 @@ async fn a_compromised_operator_cannot_make_the_signer_sign_away_funds() {
     signer::init(&signer_dir);
     signer::set_policy(
         &signer_dir,
-        &format!("max_sat_per_hour = {HOURLY_LIMIT_SAT}\nmax_sat_per_day = 1000000"),
+        &node_pays_alone(Some(&format!(
+            "max_sat_per_hour = {HOURLY_LIMIT_SAT}\nmax_sat_per_day = 1000000"
+        ))),
     );
     let a_dir = env.dir.0.join("a");
     let (launch, node_listen, node_code) = launch_remote(&env, &a_dir);
@@ -156,6 +158,7 @@ async fn a_compromised_operator_cannot_make_the_signer_sign_away_funds() {
         .call(SignerRequest::ApproveInvoice {
             invoice: big.invoice.clone(),
             amount_msat: None,
+            authorization: None,
         })
         .await;
     rules.push(assert_refused(

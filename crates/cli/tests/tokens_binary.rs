@@ -262,11 +262,12 @@ async fn stateless_init_then_tokens_through_the_binary() {
     }
 }
 
-/// Stateless init for a node whose keys live in the tenant's signer: the node id comes from
-/// the signer's public export, no key is created on the operator's host, and the node then
-/// serves tokens once its signer has connected.
+/// A node whose keys live in the tenant's signer has no token root of its own: `node init
+/// --stateless` is refused and points to the signer, whose root derives from the seed. Once
+/// the signer connects, a token it baked works from the CLI, and no key or token is kept on
+/// the operator's host.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn stateless_init_for_a_remote_signer_keeps_no_key_on_the_host() {
+async fn a_remote_signer_tenants_tokens_are_baked_by_its_signer() {
     let env = Env::new("tokens-remote").await;
     let data_dir = env.dir.0.join("a");
     let signer_dir = env.dir.0.join("a-signer");
@@ -277,47 +278,88 @@ async fn stateless_init_for_a_remote_signer_keeps_no_key_on_the_host() {
     let public: serde_json::Value = serde_json::from_str(&public).expect("JSON");
     let node_id = public["node_id"].as_str().expect("node id").to_string();
 
-    let init = |extra: &[&str]| {
-        run(micronode()
-            .args(["node", "init", "--stateless", "--network", "regtest"])
-            .args(["--signer", "remote", "--data-dir"])
-            .arg(&data_dir)
-            .args(extra))
-    };
-    let refused = init(&[]);
+    let refused = run(micronode()
+        .args(["node", "init", "--stateless", "--network", "regtest"])
+        .args(["--signer", "remote", "--data-dir"])
+        .arg(&data_dir)
+        .args(["--node-id", &node_id]));
     assert!(!refused.status.success());
     assert!(
-        stderr(&refused).contains("--node-id"),
+        stderr(&refused).contains("micronode signer token bake"),
         "{}",
         stderr(&refused)
     );
-    let bad = init(&["--node-id", "not-a-key"]);
-    assert!(!bad.status.success(), "{}", stderr(&bad));
-    let done = init(&["--node-id", &node_id]);
-    assert!(done.status.success(), "init: {}", stderr(&done));
-    let admin = stdout(&done).trim().to_string();
     assert!(
-        !data_dir.join("keys_seed").exists(),
-        "no seed is created on the operator's host"
+        !data_dir.join("tokens").exists(),
+        "no token store is made on the operator's host"
     );
 
-    // The node starts watch-only, its signer connects, and the admin token works.
+    // The node starts watch-only and its signer connects.
     let (mut launch, listen, code) = daemon::tenant::launch_remote(&env, &data_dir);
     let signer =
         daemon::signer::SignerProcess::start(&signer_dir, &listen, Some(&code), &env.bitcoind);
     let ready = launch.event("ready");
     assert_eq!(ready["node_id"], node_id.as_str());
-    assert!(
-        ready["api_cookie"].is_null(),
-        "tokens, not a cookie: {ready}"
-    );
     let api = ready["api_listen"].as_str().expect("api").to_string();
-    let info = cli(&api, Some(&admin), &["--json", "getinfo"]);
+
+    // The tenant bakes a read-only app credential at its signer; the node verifies it with the
+    // root public key the signer gave it.
+    let (ok, credential, err) = daemon::signer::run_once(
+        &signer_dir,
+        &[
+            "token",
+            "bake",
+            "--name",
+            "reader",
+            "--rights",
+            "read",
+            "--budget-sat",
+            "0",
+        ],
+    );
+    assert!(ok, "{err}");
+    let credential = credential.trim().to_string();
+    assert!(credential.starts_with("micronode-app:v1:"), "{credential}");
+    let info = cli(&api, Some(&credential), &["--json", "getinfo"]);
     assert!(info.status.success(), "{}", stderr(&info));
     assert!(stdout(&info).contains(&node_id));
+    let keysend = cli(&api, Some(&credential), &["keysend", &node_id, "1000"]);
+    assert!(
+        stderr(&keysend).contains("[METHOD_NOT_ALLOWED]"),
+        "{}",
+        stderr(&keysend)
+    );
+    // A token naming this tenant with every right, signed by another root (the operator's
+    // own), is refused: only the tenant's signer mints this node's tokens.
+    let forged = {
+        use biscuit_auth::builder::{fact, string};
+        let operator_root = biscuit_auth::KeyPair::new();
+        biscuit_auth::Biscuit::builder()
+            .fact(fact("tenant", &[string(&node_id)]))
+            .and_then(|b| b.fact(fact("token_id", &[string("0011")])))
+            .and_then(|b| b.fact(fact("right", &[string("admin")])))
+            .and_then(|b| b.build(&operator_root))
+            .and_then(|t| t.to_base64())
+            .expect("forged token")
+    };
+    let refused = cli(&api, Some(&forged), &["getinfo"]);
+    assert!(
+        stderr(&refused).contains("UNAUTHENTICATED [TOKEN_INVALID]"),
+        "{}",
+        stderr(&refused)
+    );
     drop(signer);
     let _ = launch.child.kill();
     let _ = launch.child.wait();
+    let token = credential.rsplit(':').next().expect("token part");
+    for file in files_under(&data_dir) {
+        let bytes = std::fs::read(&file).unwrap_or_default();
+        assert!(
+            !bytes.windows(token.len()).any(|w| w == token.as_bytes()),
+            "the app's token is in {}",
+            file.display()
+        );
+    }
     daemon::watch_only::assert_no_secrets(
         &data_dir,
         &data_dir.with_extension("log"),

@@ -1,6 +1,7 @@
 //! The wallet the service fronts: a trait, so the in-process node ([`crate::NodeBackend`]) and,
 //! later, a gRPC client of a remote node are interchangeable.
 
+use micronode_signer_protocol::PaymentAuthorization;
 use std::future::Future;
 use std::time::Duration;
 
@@ -151,6 +152,10 @@ pub enum BackendErrorKind {
     Timeout,
     /// The wallet is not running or unreachable.
     Unavailable,
+    /// The tenant's signer found no request of this app for the payment (or a bad one).
+    Unauthorized,
+    /// The tenant's signer's budget for this app would be exceeded.
+    QuotaExceeded,
     /// Anything else.
     Internal,
 }
@@ -192,12 +197,14 @@ pub trait WalletBackend: Send + Sync + 'static {
         description: &str,
         expiry_secs: u32,
     ) -> impl Future<Output = Result<Transaction, BackendError>> + Send;
-    /// Starts paying an invoice; returns its payment hash.
+    /// Starts paying an invoice; returns its payment hash. `authorization` is the app's
+    /// request event, for a tenant signer that approves only what an app asked for.
     fn pay_invoice(
         &self,
         invoice: &str,
         amount_msat: Option<u64>,
         max_fee_msat: Option<u64>,
+        authorization: Option<PaymentAuthorization>,
     ) -> impl Future<Output = Result<[u8; 32], BackendError>> + Send;
     /// Starts a keysend payment to a node (hex public key); returns its payment hash.
     fn pay_keysend(
@@ -205,6 +212,7 @@ pub trait WalletBackend: Send + Sync + 'static {
         node_id: &str,
         amount_msat: u64,
         max_fee_msat: Option<u64>,
+        authorization: Option<PaymentAuthorization>,
     ) -> impl Future<Output = Result<[u8; 32], BackendError>> + Send;
     /// Waits until an outgoing payment settles or fails, or `timeout` passes
     /// ([`BackendErrorKind::Timeout`]).

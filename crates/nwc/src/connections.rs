@@ -219,17 +219,23 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<Connection> {
     })
 }
 
+/// Inserts a connection for the app key `app_pubkey`, or for a new app key made here when it is
+/// `None` (the URI then carries its secret).
 fn insert(
     tx: &rusqlite::Transaction<'_>,
     spec: &ConnectionSpec,
     relays: &[RelayUrl],
+    app_pubkey: Option<PublicKey>,
 ) -> Result<NewConnection, NwcError> {
     if relays.is_empty() {
         return Err(NwcError::Config(
             "a connection needs at least one relay".into(),
         ));
     }
+    // An app key made elsewhere (by the tenant's signer) has its secret there only; the URI
+    // built here then carries a throwaway secret and is not shown.
     let app = Keys::generate();
+    let app_public = app_pubkey.unwrap_or_else(|| app.public_key());
     let service = Keys::generate();
     let methods: Vec<&str> = spec.methods.iter().map(|m| m.as_str()).collect();
     let now = now_secs();
@@ -239,7 +245,7 @@ fn insert(
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
         params![
             spec.name,
-            app.public_key().to_hex(),
+            app_public.to_hex(),
             service.secret_key().to_secret_hex(),
             service.public_key().to_hex(),
             methods.join(" "),
@@ -277,9 +283,29 @@ impl NwcStore {
     ) -> Result<NewConnection, NwcError> {
         let mut conn = self.lock();
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let new = insert(&tx, spec, relays)?;
+        let new = insert(&tx, spec, relays, None)?;
         tx.commit()?;
         Ok(new)
+    }
+
+    /// Creates a connection for an app whose key the tenant's signer made (`micronode signer
+    /// nwc add`): only its public key is given, so the operator can never sign as the app.
+    /// The app's URI is made by whoever holds its secret, with [`Connection::wallet_pubkey`].
+    pub fn create_connection_for_app(
+        &self,
+        spec: &ConnectionSpec,
+        relays: &[RelayUrl],
+        app_pubkey: PublicKey,
+    ) -> Result<Connection, NwcError> {
+        let mut conn = self.lock();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        tx.execute(
+            "UPDATE connections SET revoked_at = ?2 WHERE name = ?1 AND revoked_at IS NULL",
+            params![spec.name, to_i64(now_secs())],
+        )?;
+        let new = insert(&tx, spec, relays, Some(app_pubkey))?;
+        tx.commit()?;
+        Ok(new.connection)
     }
 
     /// Revokes every active connection named `spec.name` and creates a new one, atomically.
@@ -296,7 +322,7 @@ impl NwcStore {
             "UPDATE connections SET revoked_at = ?2 WHERE name = ?1 AND revoked_at IS NULL",
             params![spec.name, to_i64(now_secs())],
         )?;
-        let new = insert(&tx, spec, relays)?;
+        let new = insert(&tx, spec, relays, None)?;
         tx.commit()?;
         Ok(new)
     }

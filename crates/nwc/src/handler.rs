@@ -11,6 +11,7 @@
 //!    again: it gets the stored response re-published, or nothing if still in flight.
 //! 4. Decryption in the request's scheme, parsing, authorisation, rate limit, the method.
 
+use micronode_signer_protocol::PaymentAuthorization;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -266,8 +267,21 @@ async fn answer<B: WalletBackend>(
         );
     }
     let _permit = inner.permits.acquire().await;
-    let result =
-        crate::methods::dispatch(inner, connection, &event.id.to_hex(), method, &raw).await;
+    // The app's event and the key to read it, for the tenant's signer to check the payment
+    // against what the app asked.
+    let authorization = PaymentAuthorization::Nwc {
+        event: event.as_json(),
+        service_key: micronode_signer_protocol::Hex(keys.secret_key().secret_bytes().to_vec()),
+    };
+    let result = crate::methods::dispatch(
+        inner,
+        connection,
+        &event.id.to_hex(),
+        method,
+        &raw,
+        authorization,
+    )
+    .await;
     (
         scheme,
         match result {
@@ -349,6 +363,7 @@ mod tests {
             _: &str,
             _: Option<u64>,
             _: Option<u64>,
+            _: Option<PaymentAuthorization>,
         ) -> Result<[u8; 32], BackendError> {
             nope()
         }
@@ -357,6 +372,7 @@ mod tests {
             _: &str,
             _: u64,
             _: Option<u64>,
+            _: Option<PaymentAuthorization>,
         ) -> Result<[u8; 32], BackendError> {
             nope()
         }

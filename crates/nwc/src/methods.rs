@@ -4,6 +4,7 @@
 //! the wallet is asked to pay; the reservation is settled at the real cost or released if the
 //! payment fails. See [`crate::budget`].
 
+use micronode_signer_protocol::PaymentAuthorization;
 use std::sync::Arc;
 
 use lightning_invoice::Bolt11Invoice;
@@ -44,6 +45,8 @@ fn backend_error(e: BackendError, paying: bool) -> Nip47Error {
         | BackendErrorKind::Timeout => ErrorCode::PaymentFailed,
         BackendErrorKind::NotFound => ErrorCode::NotFound,
         BackendErrorKind::Unavailable | BackendErrorKind::Internal => ErrorCode::Internal,
+        BackendErrorKind::Unauthorized => ErrorCode::Unauthorized,
+        BackendErrorKind::QuotaExceeded => ErrorCode::QuotaExceeded,
     };
     Nip47Error::new(code, e.message)
 }
@@ -55,6 +58,7 @@ pub(crate) async fn dispatch<B: WalletBackend>(
     request_id: &str,
     method: Method,
     raw: &RawRequest,
+    authorization: PaymentAuthorization,
 ) -> MethodResult {
     match method {
         Method::GetInfo => get_info(inner, connection).await,
@@ -70,10 +74,12 @@ pub(crate) async fn dispatch<B: WalletBackend>(
         Method::LookupInvoice => lookup_invoice(inner, protocol::params(raw)?).await,
         Method::ListTransactions => list_transactions(inner, protocol::params(raw)?).await,
         Method::PayInvoice => {
-            pay_invoice(inner, connection, request_id, protocol::params(raw)?).await
+            let params = protocol::params(raw)?;
+            pay_invoice(inner, connection, request_id, params, authorization).await
         }
         Method::PayKeysend => {
-            pay_keysend(inner, connection, request_id, protocol::params(raw)?).await
+            let params = protocol::params(raw)?;
+            pay_keysend(inner, connection, request_id, params, authorization).await
         }
         other => Err(Nip47Error::new(
             ErrorCode::NotImplemented,
@@ -351,6 +357,7 @@ async fn pay_invoice<B: WalletBackend>(
     connection: &Connection,
     request_id: &str,
     req: PayInvoiceRequest,
+    authorization: PaymentAuthorization,
 ) -> MethodResult {
     let invoice = parse_invoice(&req.invoice)?;
     let amount = match (invoice.amount_milli_satoshis(), req.amount) {
@@ -378,7 +385,12 @@ async fn pay_invoice<B: WalletBackend>(
     let fee_limit = inner.config.fee_reserve_msat(amount);
     if let Err(e) = inner
         .backend
-        .pay_invoice(&req.invoice, req.amount, Some(fee_limit))
+        .pay_invoice(
+            &req.invoice,
+            req.amount,
+            Some(fee_limit),
+            Some(authorization),
+        )
         .await
     {
         release(inner, spend).await?;
@@ -397,6 +409,7 @@ async fn pay_keysend<B: WalletBackend>(
     connection: &Connection,
     request_id: &str,
     req: PayKeysendRequest,
+    authorization: PaymentAuthorization,
 ) -> MethodResult {
     if req.preimage.is_some() || !req.tlv_records.is_empty() {
         return Err(Nip47Error::new(
@@ -417,7 +430,12 @@ async fn pay_keysend<B: WalletBackend>(
     let fee_limit = inner.config.fee_reserve_msat(req.amount);
     let hash = match inner
         .backend
-        .pay_keysend(&req.pubkey, req.amount, Some(fee_limit))
+        .pay_keysend(
+            &req.pubkey,
+            req.amount,
+            Some(fee_limit),
+            Some(authorization),
+        )
         .await
     {
         Ok(h) => h,

@@ -1,5 +1,6 @@
 //! [`WalletBackend`] over an in-process [`micronode_node::Node`].
 
+use micronode_signer_protocol::PaymentAuthorization;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -48,6 +49,13 @@ fn map_err(e: NodeError) -> BackendError {
         NodeError::UnknownPayment(_) => BackendErrorKind::NotFound,
         NodeError::Timeout(_) => BackendErrorKind::Timeout,
         NodeError::NotRunning => BackendErrorKind::Unavailable,
+        // The tenant's signer refused: no app asked for this payment, or its budget is spent.
+        NodeError::SignerRefused { rule, .. } if rule == "app-budget-exceeded" => {
+            BackendErrorKind::QuotaExceeded
+        }
+        NodeError::SignerRefused { rule, .. } if rule.starts_with("app-") => {
+            BackendErrorKind::Unauthorized
+        }
         _ => BackendErrorKind::Internal,
     };
     BackendError::new(kind, e.to_string())
@@ -174,9 +182,10 @@ impl<K: KeysBackend> WalletBackend for NodeBackend<K> {
         invoice: &str,
         amount_msat: Option<u64>,
         max_fee_msat: Option<u64>,
+        authorization: Option<PaymentAuthorization>,
     ) -> Result<[u8; 32], BackendError> {
         self.node
-            .pay_invoice(invoice, amount_msat, max_fee_msat)
+            .pay_invoice_for_app(invoice, amount_msat, max_fee_msat, authorization)
             .map_err(map_err)
     }
 
@@ -185,10 +194,11 @@ impl<K: KeysBackend> WalletBackend for NodeBackend<K> {
         node_id: &str,
         amount_msat: u64,
         max_fee_msat: Option<u64>,
+        authorization: Option<PaymentAuthorization>,
     ) -> Result<[u8; 32], BackendError> {
         let node_id = micronode_node::channels::parse_node_id(node_id).map_err(map_err)?;
         self.node
-            .keysend(node_id, amount_msat, max_fee_msat)
+            .keysend_for_app(node_id, amount_msat, max_fee_msat, authorization)
             .map_err(map_err)
     }
 

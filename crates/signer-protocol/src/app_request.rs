@@ -140,6 +140,17 @@ pub enum PaymentAuthorization {
         /// The signed request.
         request: SignedAppRequest,
     },
+    /// A Nostr Wallet Connect app's request event (kind 23194), signed by the app's key over
+    /// its ciphertext.
+    Nwc {
+        /// The event as the app published it (JSON).
+        event: String,
+        /// The secret key (32 bytes) of the connection's wallet service, to which the event is
+        /// addressed: the signer decrypts the request with it (NIP-44, whose MAC makes a wrong
+        /// key fail; or NIP-04) and checks it is the event's `p` key. It is the operator's key
+        /// for this connection and can move no funds.
+        service_key: crate::Hex,
+    },
 }
 
 #[cfg(test)]

@@ -7,7 +7,10 @@ use micronode_signer_protocol::{
 };
 use zeroize::Zeroizing;
 
-fn engine(dir: &std::path::Path, policy: PolicyConfig) -> SignerEngine {
+/// An engine with `policy`, letting the node start payments on its own: these tests are about
+/// the velocity and signing rules (tests/app_gate.rs covers app requests, with the default).
+fn engine(dir: &std::path::Path, mut policy: PolicyConfig) -> SignerEngine {
+    policy.require_app_requests = false;
     SignerEngine::open(
         dir,
         Zeroizing::new([7u8; 32]),
@@ -27,6 +30,7 @@ fn keysend(amount_msat: u64, hash_byte: u8) -> SignerRequest {
         .to_vec()),
         payment_hash: Hex(vec![hash_byte; 32]),
         amount_msat,
+        authorization: None,
     }
 }
 

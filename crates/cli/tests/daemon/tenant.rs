@@ -16,6 +16,19 @@ use super::{Client, Daemon, Launch};
 /// that pay more than the defaults allow in an hour.
 pub const UNLIMITED_VELOCITY: &str = "max_sat_per_hour = 0\nmax_sat_per_day = 0";
 
+/// A `[policy]` line letting the node start payments without an app's signed request (the
+/// default refuses them): for tests about something else that pay through the operator's
+/// cookie. `app_requests.rs` tests the default.
+pub const NODE_PAYS_ALONE: &str = "require_app_requests = false";
+
+/// `policy` (a `[policy]` body, or none) with [`NODE_PAYS_ALONE`].
+pub fn node_pays_alone(policy: Option<&str>) -> String {
+    match policy {
+        Some(body) => format!("{NODE_PAYS_ALONE}\n{body}"),
+        None => NODE_PAYS_ALONE.to_string(),
+    }
+}
+
 /// The size of every channel these tests open.
 pub const CHANNEL_SAT: u64 = 1_000_000;
 
@@ -58,13 +71,12 @@ pub struct Tenant {
 }
 
 /// Starts a remote-signer node on `dir` and a freshly initialised signer for it (with
-/// `policy`, a `[policy]` table body, when given); returns both once the node is ready.
+/// `policy`, a `[policy]` table body, when given, and [`NODE_PAYS_ALONE`]); returns both once
+/// the node is ready.
 pub fn start_pair(env: &Env, dir: &Path, signer_dir: &Path, policy: Option<&str>) -> Tenant {
     std::fs::create_dir_all(signer_dir).expect("signer dir");
     let words = signer::init(signer_dir);
-    if let Some(policy) = policy {
-        signer::set_policy(signer_dir, policy);
-    }
+    signer::set_policy(signer_dir, &node_pays_alone(policy));
     let (launch, listen, code) = launch_remote(env, dir);
     let signer = SignerProcess::start(signer_dir, &listen, Some(&code), &env.bitcoind);
     let node = launch.ready();
@@ -258,15 +270,13 @@ pub struct ProxiedTenant {
 }
 
 /// Starts a tenant node in `<env>/a` and its signer in `<env>/a-signer` (with `policy`, a
-/// `[policy]` table body, when given; the defaults otherwise), linked through a
+/// `[policy]` table body, when given, and [`NODE_PAYS_ALONE`]), linked through a
 /// [`SignerProxy`].
 pub async fn start_behind_proxy(env: &Env, policy: Option<&str>) -> ProxiedTenant {
     let signer_dir = env.dir.0.join("a-signer");
     std::fs::create_dir_all(&signer_dir).expect("signer dir");
     signer::init(&signer_dir);
-    if let Some(policy) = policy {
-        signer::set_policy(&signer_dir, policy);
-    }
+    signer::set_policy(&signer_dir, &node_pays_alone(policy));
     let public = signer::export_public(&signer_dir);
     let (launch, node_listen, node_code) = launch_remote(env, &env.dir.0.join("a"));
     let proxy = SignerProxy::start(node_listen, node_code).await;

@@ -3,12 +3,14 @@
 //! the signer's own ledger.
 //!
 //! - [`root`]: the token root derived from the seed; the node gets only its public key.
+//! - [`nwc`]: a Nostr Wallet Connect app's request event, read and checked.
 //! - [`store`]: the apps and every approval (nonces included), in `state/apps.sqlite`.
 //! - [`AppGate::authorize`]: the checks, in order: the token chains to the root, the app is
 //!   known, live and allowed the method, the client's signature is valid, the request is the
 //!   payment exactly (method, hash or payee, amount), it is fresh, its nonce is new, and the
 //!   budget allows it. Each refusal has its own rule (see `docs/apps.md`).
 
+pub mod nwc;
 pub mod root;
 pub mod store;
 
@@ -62,6 +64,17 @@ pub struct PaymentClaim {
     pub amount_msat: u64,
     /// What it may cost at most (amount plus fee allowance), charged to the budget.
     pub cost_msat: u64,
+}
+
+/// What an identified app asked for.
+struct Asked {
+    app: AppRecord,
+    method: AppMethod,
+    target: String,
+    amount_msat: u64,
+    /// The request's nonce, or the NWC event's id.
+    nonce: String,
+    time: u64,
 }
 
 /// An approval recorded for an app, to take back if the payment is refused afterwards.
@@ -194,23 +207,9 @@ impl AppGate {
             }
             return Ok(None);
         };
-        let PaymentAuthorization::Client { token, request } = authorization;
-        let claims = self
-            .root
-            .verify(token)
-            .map_err(|e| Outcome::refused(rules::TOKEN, e))?;
-        let app = self
-            .store
-            .app(&claims.app_id)
-            .map_err(|e| Outcome::bad(e.to_string()))?
-            .ok_or_else(|| Outcome::refused(rules::APP, "the token's app is unknown"))?;
+        let asked = self.identify(authorization)?;
+        let app = asked.app;
         let now = now();
-        if app.client_key != claims.client_key {
-            return Err(Outcome::refused(
-                rules::APP,
-                "the token's key is not its app's",
-            ));
-        }
         if let Some(at) = app.revoked_at {
             return Err(Outcome::refused(
                 rules::APP,
@@ -229,10 +228,6 @@ impl AppGate {
                 format!("the app {} may not {}", app.name, claim.method.as_str()),
             ));
         }
-        request
-            .verify(&app.client_key)
-            .map_err(|e| Outcome::refused(rules::SIGNATURE, e))?;
-        let asked = &request.request;
         if asked.method != claim.method
             || !asked.target.eq_ignore_ascii_case(&claim.target)
             || asked.amount_msat != claim.amount_msat
@@ -260,15 +255,9 @@ impl AppGate {
                 ),
             ));
         }
-        if asked.nonce.len() != 32 || hex::decode(&asked.nonce).is_err() {
-            return Err(Outcome::refused(
-                rules::SIGNATURE,
-                "the nonce is not 16 bytes of hex",
-            ));
-        }
         let approval = Approval {
             app_id: app.id.clone(),
-            nonce: asked.nonce.clone(),
+            nonce: asked.nonce,
             time: now,
             method: claim.method.as_str().to_string(),
             target: claim.target.clone(),
@@ -303,6 +292,62 @@ impl AppGate {
                     app.name, claim.cost_msat
                 ),
             )),
+        }
+    }
+
+    /// Which app made the request, and what it asked, once its credential and signature are
+    /// checked.
+    fn identify(&self, authorization: &PaymentAuthorization) -> Result<Asked, Outcome> {
+        let lookup = |found: Result<Option<AppRecord>, StoreError>| {
+            found
+                .map_err(|e| Outcome::bad(e.to_string()))?
+                .ok_or_else(|| Outcome::refused(rules::APP, "the request's app is unknown"))
+        };
+        match authorization {
+            PaymentAuthorization::Client { token, request } => {
+                let claims = self
+                    .root
+                    .verify(token)
+                    .map_err(|e| Outcome::refused(rules::TOKEN, e))?;
+                let app = lookup(self.store.app(&claims.app_id))?;
+                if app.client_key != claims.client_key {
+                    return Err(Outcome::refused(
+                        rules::APP,
+                        "the token's key is not its app's",
+                    ));
+                }
+                request
+                    .verify(&app.client_key)
+                    .map_err(|e| Outcome::refused(rules::SIGNATURE, e))?;
+                let asked = &request.request;
+                if asked.nonce.len() != 32 || hex::decode(&asked.nonce).is_err() {
+                    return Err(Outcome::refused(
+                        rules::SIGNATURE,
+                        "the nonce is not 16 bytes of hex",
+                    ));
+                }
+                Ok(Asked {
+                    app,
+                    method: asked.method,
+                    target: asked.target.clone(),
+                    amount_msat: asked.amount_msat,
+                    nonce: asked.nonce.clone(),
+                    time: asked.time,
+                })
+            }
+            PaymentAuthorization::Nwc { event, service_key } => {
+                let request = nwc::read_request(event, service_key)
+                    .map_err(|e| Outcome::refused(rules::SIGNATURE, e))?;
+                let app = lookup(self.store.app_by_key(&request.app_key))?;
+                Ok(Asked {
+                    app,
+                    method: request.method,
+                    target: request.target,
+                    amount_msat: request.amount_msat,
+                    nonce: request.event_id,
+                    time: request.created_at,
+                })
+            }
         }
     }
 

@@ -190,6 +190,18 @@ impl AppStore {
             .optional()?)
     }
 
+    /// The app whose client key (x-only hex) is `key`.
+    pub fn app_by_key(&self, key: &str) -> Result<Option<AppRecord>, StoreError> {
+        let conn = self.conn();
+        Ok(conn
+            .query_row(
+                &format!("SELECT {APP_COLUMNS} FROM apps WHERE client_key = ?1"),
+                [key.to_ascii_lowercase()],
+                app_of,
+            )
+            .optional()?)
+    }
+
     /// Marks the app revoked at `now`; `false` if there is no such app.
     pub fn revoke(&self, id: &str, now: u64) -> Result<bool, StoreError> {
         let changed = self.conn().execute(
