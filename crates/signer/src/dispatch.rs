@@ -275,9 +275,19 @@ impl SignerEngine {
             cost_msat: self.policy.payment_cost_msat(amount),
         };
         self.approve_bound(&claim, authorization, || {
-            self.node()
-                .add_invoice(Invoice::Bolt11(parsed))
-                .map_err(Outcome::from_status)
+            if parsed.amount_milli_satoshis().is_some() {
+                self.node()
+                    .add_invoice(Invoice::Bolt11(parsed))
+                    .map_err(Outcome::from_status)
+            } else {
+                // VLS takes an any-amount invoice's amount as 0 and would refuse every HTLC
+                // of it; the payment is recorded with the amount approved above instead
+                // (VLS's keysend record: payee, hash and amount).
+                let payee = parsed.recover_payee_pub_key();
+                self.node()
+                    .add_keysend(payee, PaymentHash(hash), amount)
+                    .map_err(Outcome::from_status)
+            }
         })
     }
 
