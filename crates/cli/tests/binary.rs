@@ -73,10 +73,36 @@ fn up_brings_up_the_system_and_pays_both_ways() {
         "{stdout}"
     );
     assert!(
-        stdout.contains("(signed by the tenant's signer)"),
+        stdout.contains("(asked by the tenant's app, its request checked by the tenant's signer)"),
         "{stdout}"
     );
     let regtest = home.0.join("regtest");
+    // The tenant's signer approved that payment for the app `up` authorised, in its own ledger.
+    let status = micronode()
+        .args(["signer", "status", "--dir"])
+        .arg(regtest.join("tenant-signer"))
+        .output()
+        .expect("signer status");
+    assert!(
+        status.status.success(),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    let status: serde_json::Value =
+        serde_json::from_slice(&status.stdout).expect("signer status is JSON");
+    let app = status["apps"]
+        .as_array()
+        .and_then(|apps| apps.iter().find(|a| a["name"] == "micronode up app"))
+        .unwrap_or_else(|| panic!("the app is at the signer: {status}"));
+    let paid = &app["last_payments"][0];
+    assert_eq!(paid["amount_msat"], 1_000_000, "{status}");
+    assert!(
+        stdout.contains(&format!(
+            "tenant -> gateway 1000 sat, hash {}",
+            paid["payment_hash"].as_str().expect("hash")
+        )),
+        "{stdout}"
+    );
     assert!(!regtest.join("tenant/keys_seed").exists());
     assert!(regtest.join("tenant-signer/seed.vault").exists());
     // Keys, vault and databases are owner-only.
