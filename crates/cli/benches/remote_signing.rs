@@ -8,6 +8,10 @@
 //! process), but every signature crosses the real link, is validated by VLS and persisted
 //! exactly as in `micronode signer run`.
 //!
+//! A third run (c) pays through a signer that approves only app-signed payments, each payment
+//! signed by the app in the timed part; the signer's own cost of checking a request is timed
+//! apart, over 300 approvals on a fresh signer.
+//!
 //! Run: `cargo bench -p micronode --bench remote_signing` (env: BENCH_WORKERS,
 //! BENCH_PAYMENTS; BENCH_SIGNER_DIR puts the signer's state on a real disk instead of the
 //! test directory, which is on /dev/shm when available).
@@ -20,7 +24,8 @@ use micronode_node::remote::LinkSignerTransport;
 use micronode_node::{Node, RemoteKeys};
 use micronode_signer::chain::{BitcoindSource, ChainFollower};
 use micronode_signer::{PolicyConfig, SignerEngine};
-use micronode_testenv::bench::{measure_throughput, ThroughputRun};
+use micronode_signer_protocol::{AppCredential, AppMethod};
+use micronode_testenv::bench::{measure_throughput, measure_throughput_as, ThroughputRun};
 use micronode_testenv::nodes::{open_channel_with, Env};
 
 fn env_usize(name: &str, default: usize) -> usize {
@@ -30,9 +35,15 @@ fn env_usize(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
-/// A node whose keys are in a validating signer reached over a loopback link.
-async fn remote_payer(env: &Env, signer_dir: &std::path::Path) -> Arc<Node<RemoteKeys>> {
-    let node_dir = env.dir.0.join("remote-payer");
+/// A node whose keys are in a validating signer reached over a loopback link; with
+/// `app_requests`, the signer approves only app-signed payments and the app is returned.
+async fn remote_payer(
+    env: &Env,
+    signer_dir: &std::path::Path,
+    name: &str,
+    app_requests: bool,
+) -> (Arc<Node<RemoteKeys>>, Option<Arc<AppCredential>>) {
+    let node_dir = env.dir.0.join(name);
     micronode_files::create_private_dir(&node_dir).expect("dir");
     let identity = Arc::new(LinkIdentity::generate().expect("identity"));
     let pairing = Arc::new(PairingStore::open(&node_dir).expect("pairing"));
@@ -56,12 +67,19 @@ async fn remote_payer(env: &Env, signer_dir: &std::path::Path) -> Arc<Node<Remot
             PolicyConfig {
                 max_sat_per_hour: 0,
                 max_sat_per_day: 0,
-                require_app_requests: false,
+                require_app_requests: app_requests,
                 ..PolicyConfig::default()
             },
         )
         .expect("signer"),
     );
+    let app = app_requests.then(|| {
+        let app = engine
+            .apps()
+            .add_app("bench", &["pay".into()], u64::MAX / 2, 0, None)
+            .expect("app");
+        Arc::new(app.credential)
+    });
     let addr = transport.local_addr().to_string();
     let code = PairingCode::parse(&code.reveal()).expect("code");
     // The signer follows the same bitcoind (on its own runtime below).
@@ -91,12 +109,68 @@ async fn remote_payer(env: &Env, signer_dir: &std::path::Path) -> Arc<Node<Remot
         .await
         .expect("join")
         .expect("greet the signer");
-    let config = env.node_config("remote-payer");
-    Arc::new(
+    let config = env.node_config(name);
+    let node = Arc::new(
         Node::start(config, Arc::new(keys), env.chain.clone())
             .await
             .expect("start the remote-signing node"),
-    )
+    );
+    (node, app)
+}
+
+/// The signer's own cost of one keysend approval (µs), without and with an app's signed
+/// request to check, each over `n` approvals on a fresh signer.
+fn approval_cost(dir: &std::path::Path, n: usize) -> (f64, f64) {
+    use micronode_signer_protocol::{Hex, PaymentAuthorization, SignerRequest};
+    let payee = bitcoin::secp256k1::PublicKey::from_secret_key(
+        &bitcoin::secp256k1::Secp256k1::new(),
+        &bitcoin::secp256k1::SecretKey::from_slice(&[3u8; 32]).expect("key"),
+    );
+    let mut per = Vec::new();
+    for app_requests in [false, true] {
+        let engine = SignerEngine::open(
+            &dir.join(format!("approvals-{app_requests}")),
+            zeroize::Zeroizing::new(rand::random::<[u8; 32]>()),
+            bitcoin::Network::Regtest,
+            PolicyConfig {
+                max_sat_per_hour: 0,
+                max_sat_per_day: 0,
+                require_app_requests: app_requests,
+                ..PolicyConfig::default()
+            },
+        )
+        .expect("signer");
+        let app = engine
+            .apps()
+            .add_app("bench", &["pay".into()], u64::MAX / 2, 0, None)
+            .expect("app");
+        let started = std::time::Instant::now();
+        for i in 0..n {
+            let mut hash = [0u8; 32];
+            hash[..8].copy_from_slice(&(i as u64).to_be_bytes());
+            let authorization = app_requests.then(|| PaymentAuthorization::Client {
+                token: app.credential.token.clone(),
+                request: app
+                    .credential
+                    .sign(AppMethod::Keysend, payee.to_string(), 1_000),
+            });
+            let response = engine.handle(&SignerRequest::ApproveKeysend {
+                payee: Hex(payee.serialize().to_vec()),
+                payment_hash: Hex(hash.to_vec()),
+                amount_msat: 1_000,
+                authorization,
+            });
+            assert!(
+                matches!(
+                    response,
+                    micronode_signer_protocol::SignerResponse::Ok { .. }
+                ),
+                "{response:?}"
+            );
+        }
+        per.push(started.elapsed().as_secs_f64() * 1e6 / n as f64);
+    }
+    (per[0], per[1])
 }
 
 fn report(label: &str, run: &ThroughputRun) {
@@ -123,22 +197,38 @@ async fn main() {
     };
     let payee = Arc::new(env.start_node("payee").await);
     let local = Arc::new(env.start_node("local-payer").await);
-    let remote = remote_payer(&env, &signer_dir).await;
+    let (remote, _) = remote_payer(&env, &signer_dir, "remote-payer", false).await;
+    let (bound, app) = remote_payer(&env, &signer_dir.join("bound"), "bound-payer", true).await;
     env.fund(&local, 20_000_000).await;
     env.fund(&remote, 20_000_000).await;
+    env.fund(&bound, 20_000_000).await;
     // Both private: the signer's default policy does not route, so its node announces
     // nothing, and the set-ups differ only in where the keys are.
     open_channel_with(&env, &local, &payee, 16_000_000, false).await;
     open_channel_with(&env, &remote, &payee, 16_000_000, false).await;
+    open_channel_with(&env, &bound, &payee, 16_000_000, false).await;
 
     let a = measure_throughput(local.clone(), payee.clone(), workers, total, 1_000).await;
     let b = measure_throughput(remote.clone(), payee.clone(), workers, total, 1_000).await;
+    let c = measure_throughput_as(bound.clone(), payee.clone(), workers, total, 1_000, app).await;
+    let (plain_us, checked_us) = approval_cost(&env.dir.0, 300);
     println!("remote-signing benchmark: {workers} workers, {total} payments of 1 sat per run");
     report("(a) in-process keys", &a);
     report("(b) remote signer", &b);
+    report("(c) + app requests", &c);
     println!(
         "  ratio (b)/(a)          {:.2}",
         b.per_second() / a.per_second()
+    );
+    println!(
+        "  ratio (c)/(a)          {:.2}   (c)/(b) {:.2}",
+        c.per_second() / a.per_second(),
+        c.per_second() / b.per_second()
+    );
+    println!(
+        "  one approval in the signer: {plain_us:.0} µs, {checked_us:.0} µs with the app's request \
+         checked ({:+.0} µs)",
+        checked_us - plain_us
     );
     println!(
         "  added latency          p50 {:+.1} ms   p99 {:+.1} ms",
@@ -146,6 +236,7 @@ async fn main() {
         (b.p99.as_secs_f64() - a.p99.as_secs_f64()) * 1000.0
     );
     remote.stop().await.expect("stop");
+    bound.stop().await.expect("stop");
     local.stop().await.expect("stop");
     payee.stop().await.expect("stop");
 }

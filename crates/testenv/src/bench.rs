@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use micronode_node::{KeysBackend, Node, PaymentStatus};
+use micronode_signer_protocol::{AppCredential, AppMethod};
 
 /// What one throughput run measured.
 #[derive(Debug, Clone)]
@@ -42,7 +43,7 @@ pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
 }
 
 /// Runs the measurement from `payer` to `payee` (which must share a usable channel), each
-/// payment of `amount_msat`.
+/// payment of `amount_msat`, started by the node itself.
 pub async fn measure_throughput<A: KeysBackend, B: KeysBackend>(
     payer: Arc<Node<A>>,
     payee: Arc<Node<B>>,
@@ -50,11 +51,42 @@ pub async fn measure_throughput<A: KeysBackend, B: KeysBackend>(
     total: usize,
     amount_msat: u64,
 ) -> ThroughputRun {
+    measure_throughput_as(payer, payee, workers, total, amount_msat, None).await
+}
+
+/// The request `app` signs for paying `invoice` (`None`: the node pays on its own).
+fn authorization(
+    app: Option<&AppCredential>,
+    invoice: &str,
+) -> Option<micronode_signer_protocol::PaymentAuthorization> {
+    let app = app?;
+    let parsed = micronode_node::pay::parse_invoice(invoice).ok()?;
+    let hash: &[u8] = parsed.payment_hash().as_ref();
+    let amount = parsed.amount_milli_satoshis()?;
+    Some(micronode_signer_protocol::PaymentAuthorization::Client {
+        token: app.token.clone(),
+        request: app.sign(AppMethod::PayInvoice, hex::encode(hash), amount),
+    })
+}
+
+/// [`measure_throughput`] with every payment (warm-up included) asked for by `app`, whose
+/// signed request goes to the payer's signer with it; the signing is inside the timed part.
+pub async fn measure_throughput_as<A: KeysBackend, B: KeysBackend>(
+    payer: Arc<Node<A>>,
+    payee: Arc<Node<B>>,
+    workers: usize,
+    total: usize,
+    amount_msat: u64,
+    app: Option<Arc<AppCredential>>,
+) -> ThroughputRun {
     for _ in 0..3 {
         let inv = payee
             .create_invoice(Some(1_000), "warm-up", 600)
             .expect("invoice");
-        let id = payer.pay_invoice(&inv.invoice, None, None).expect("pay");
+        let auth = authorization(app.as_deref(), &inv.invoice);
+        let id = payer
+            .pay_invoice_for_app(&inv.invoice, None, None, auth)
+            .expect("pay");
         let rec = payer
             .wait_payment(&id, Duration::from_secs(60))
             .await
@@ -65,7 +97,7 @@ pub async fn measure_throughput<A: KeysBackend, B: KeysBackend>(
     let started = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..workers {
-        let (a, b, next) = (payer.clone(), payee.clone(), next.clone());
+        let (a, b, next, app) = (payer.clone(), payee.clone(), next.clone(), app.clone());
         tasks.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
             let mut failed = 0usize;
@@ -73,7 +105,8 @@ pub async fn measure_throughput<A: KeysBackend, B: KeysBackend>(
                 let t0 = Instant::now();
                 let ok = async {
                     let inv = b.create_invoice(Some(amount_msat), "bench", 600).ok()?;
-                    let id = a.pay_invoice(&inv.invoice, None, None).ok()?;
+                    let auth = authorization(app.as_deref(), &inv.invoice);
+                    let id = a.pay_invoice_for_app(&inv.invoice, None, None, auth).ok()?;
                     let rec = a.wait_payment(&id, Duration::from_secs(120)).await.ok()?;
                     (rec.status == PaymentStatus::Succeeded).then_some(())
                 }
