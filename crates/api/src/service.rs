@@ -108,7 +108,10 @@ impl<K: KeysBackend> Lightning for LightningService<K> {
         &self,
         request: Request<v1::SendOnchainRequest>,
     ) -> Result<Response<v1::SendOnchainResponse>, Status> {
-        respond(handlers::handle_send_onchain(&self.node, request.into_inner()).await)
+        let grant = self.grant(&request)?;
+        let app = crate::app_request::authorization_of(request.metadata(), &grant)
+            .map_err(|e| e.to_status())?;
+        respond(handlers::handle_send_onchain(&self.node, app, request.into_inner()).await)
     }
 
     async fn connect_peer(
@@ -158,10 +161,8 @@ impl<K: KeysBackend> Lightning for LightningService<K> {
         request: Request<v1::PayInvoiceRequest>,
     ) -> Result<Response<v1::Payment>, Status> {
         let grant = self.grant(&request)?;
-        let app = match crate::app_request::authorization_of(request.metadata(), &grant) {
-            Ok(app) => app,
-            Err(e) => return respond(Err(e)),
-        };
+        let app = crate::app_request::authorization_of(request.metadata(), &grant)
+            .map_err(|e| e.to_status())?;
         respond(
             handlers::handle_pay_invoice(
                 &self.node,
@@ -179,10 +180,8 @@ impl<K: KeysBackend> Lightning for LightningService<K> {
         request: Request<v1::KeysendRequest>,
     ) -> Result<Response<v1::Payment>, Status> {
         let grant = self.grant(&request)?;
-        let app = match crate::app_request::authorization_of(request.metadata(), &grant) {
-            Ok(app) => app,
-            Err(e) => return respond(Err(e)),
-        };
+        let app = crate::app_request::authorization_of(request.metadata(), &grant)
+            .map_err(|e| e.to_status())?;
         respond(
             handlers::handle_keysend(
                 &self.node,

@@ -35,6 +35,23 @@ fn env_usize(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
+/// A signer with a fresh seed in `dir`, without velocity limits; with `app_requests`, it
+/// approves only app-signed payments.
+fn bench_signer(dir: &std::path::Path, app_requests: bool) -> SignerEngine {
+    SignerEngine::open(
+        dir,
+        zeroize::Zeroizing::new(rand::random::<[u8; 32]>()),
+        bitcoin::Network::Regtest,
+        PolicyConfig {
+            max_sat_per_hour: 0,
+            max_sat_per_day: 0,
+            require_app_requests: app_requests,
+            ..PolicyConfig::default()
+        },
+    )
+    .expect("signer")
+}
+
 /// A node whose keys are in a validating signer reached over a loopback link; with
 /// `app_requests`, the signer approves only app-signed payments and the app is returned.
 async fn remote_payer(
@@ -59,20 +76,7 @@ async fn remote_payer(
         )
         .expect("link"),
     );
-    let engine = Arc::new(
-        SignerEngine::open(
-            signer_dir,
-            zeroize::Zeroizing::new(rand::random::<[u8; 32]>()),
-            bitcoin::Network::Regtest,
-            PolicyConfig {
-                max_sat_per_hour: 0,
-                max_sat_per_day: 0,
-                require_app_requests: app_requests,
-                ..PolicyConfig::default()
-            },
-        )
-        .expect("signer"),
-    );
+    let engine = Arc::new(bench_signer(signer_dir, app_requests));
     let app = app_requests.then(|| {
         let app = engine
             .apps()
@@ -128,18 +132,7 @@ fn approval_cost(dir: &std::path::Path, n: usize) -> (f64, f64) {
     );
     let mut per = Vec::new();
     for app_requests in [false, true] {
-        let engine = SignerEngine::open(
-            &dir.join(format!("approvals-{app_requests}")),
-            zeroize::Zeroizing::new(rand::random::<[u8; 32]>()),
-            bitcoin::Network::Regtest,
-            PolicyConfig {
-                max_sat_per_hour: 0,
-                max_sat_per_day: 0,
-                require_app_requests: app_requests,
-                ..PolicyConfig::default()
-            },
-        )
-        .expect("signer");
+        let engine = bench_signer(&dir.join(format!("approvals-{app_requests}")), app_requests);
         let app = engine
             .apps()
             .add_app("bench", &["pay".into()], u64::MAX / 2, 0, None)

@@ -331,12 +331,19 @@ async fn node_command(
             } else {
                 Amount::AmountSat(parse_amount(&amount, "satoshis or `all`")?)
             };
-            let sent = call(client.send_onchain(request(v1::SendOnchainRequest {
-                address,
+            let mut req = request(v1::SendOnchainRequest {
+                address: address.clone(),
                 amount: Some(amount),
                 sat_per_vbyte,
-            })))
-            .await?;
+            });
+            if let Some(app) = app::credential_of(target.token.as_deref())? {
+                let sat = match amount {
+                    Amount::AmountSat(sat) => Some(sat),
+                    Amount::SendAll(_) => None,
+                };
+                app::sign_onchain_send(&app, &mut req, &address, sat)?;
+            }
+            let sent = call(client.send_onchain(req)).await?;
             out.result(json, &sent);
         }
         ClientCommand::Connect { peer } => {

@@ -4,11 +4,10 @@
 //! All of them work while `signer run` is running.
 
 use std::path::Path;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context};
 use micronode_signer::apps::store::AppStore;
-use micronode_signer::apps::{AppGate, APPS_FILE};
+use micronode_signer::apps::{now, AppGate, APPS_FILE};
 use micronode_signer::vault::SeedVault;
 
 /// `micronode signer token ...`.
@@ -17,38 +16,20 @@ pub enum TokenCommand {
     /// Authorise a new app: prints its credential (a token the node verifies and the key that
     /// signs its payments) once. Give it to the app (`--token` of the CLI); keep it secret.
     Bake {
-        /// The app's name, shown by `signer status`.
-        #[arg(long)]
-        name: String,
         /// What its token lets it call at the node, comma-separated: read, invoice, pay, admin.
         #[arg(long, default_value = "read,invoice,pay")]
         rights: String,
-        /// The most it may spend per period, in sat (amount plus routing-fee allowance).
-        #[arg(long)]
-        budget_sat: u64,
-        /// The budget's period: day, week, month (30 days) or life.
-        #[arg(long, default_value = "day")]
-        period: String,
-        /// Days until the app stops being valid [default: never].
-        #[arg(long)]
-        expires_in_days: Option<u64>,
+        /// The app.
+        #[command(flatten)]
+        app: AppArgs,
     },
     /// Authorise a Nostr Wallet Connect app: makes its key here and prints, once, JSON with
     /// its id, public key (register it with `micronode nwc connect NAME --app-pubkey KEY`)
     /// and secret (the `secret` of the app's connection URI).
     Nwc {
-        /// The app's name, shown by `signer status`.
-        #[arg(long)]
-        name: String,
-        /// The most it may spend per period, in sat (amount plus routing-fee allowance).
-        #[arg(long)]
-        budget_sat: u64,
-        /// The budget's period: day, week, month (30 days) or life.
-        #[arg(long, default_value = "day")]
-        period: String,
-        /// Days until the app stops being valid [default: never].
-        #[arg(long)]
-        expires_in_days: Option<u64>,
+        /// The app.
+        #[command(flatten)]
+        app: AppArgs,
     },
     /// Revoke an app by id: the signer approves nothing more for it.
     Revoke {
@@ -57,11 +38,21 @@ pub enum TokenCommand {
     },
 }
 
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or_default()
+/// What the tenant says of a new app.
+#[derive(clap::Args, Debug)]
+pub struct AppArgs {
+    /// The app's name, shown by `signer status`.
+    #[arg(long)]
+    name: String,
+    /// The most it may spend per period, in sat (amount plus routing-fee allowance).
+    #[arg(long)]
+    budget_sat: u64,
+    /// The budget's period: day, week, month (30 days) or life.
+    #[arg(long, default_value = "day")]
+    period: String,
+    /// Days until the app stops being valid [default: never].
+    #[arg(long)]
+    expires_in_days: Option<u64>,
 }
 
 /// Seconds of a budget period's name.
@@ -95,16 +86,10 @@ fn rights_of(text: &str) -> anyhow::Result<Vec<String>> {
 /// Runs `micronode signer token ...` on the signer in `dir`.
 pub fn run_token(dir: &Path, command: TokenCommand) -> anyhow::Result<()> {
     match command {
-        TokenCommand::Bake {
-            name,
-            rights,
-            budget_sat,
-            period,
-            expires_in_days,
-        } => {
+        TokenCommand::Bake { rights, app } => {
             let rights = rights_of(&rights)?;
-            let period = period_secs(&period)?;
-            let app = add_app(dir, &name, &rights, budget_sat, period, expires_in_days)?;
+            let (budget_sat, period) = (app.budget_sat, period_secs(&app.period)?);
+            let app = add_app(dir, &app, &rights)?;
             eprintln!(
                 "app {} ({}) may spend {} sat per {}; its credential follows (shown once):",
                 app.record.name,
@@ -115,14 +100,9 @@ pub fn run_token(dir: &Path, command: TokenCommand) -> anyhow::Result<()> {
             println!("{}", app.credential.to_text());
             Ok(())
         }
-        TokenCommand::Nwc {
-            name,
-            budget_sat,
-            period,
-            expires_in_days,
-        } => {
-            let period = period_secs(&period)?;
-            let app = add_app(dir, &name, &[], budget_sat, period, expires_in_days)?;
+        TokenCommand::Nwc { app } => {
+            let (budget_sat, period) = (app.budget_sat, period_secs(&app.period)?);
+            let app = add_app(dir, &app, &[])?;
             eprintln!(
                 "NWC app {} ({}) may spend {} sat per {}; register its public key with the \
                  node's NWC service and give the secret to the app (shown once):",
@@ -153,21 +133,21 @@ pub fn run_token(dir: &Path, command: TokenCommand) -> anyhow::Result<()> {
 /// Unlocks the seed and records a new app at the signer in `dir`.
 fn add_app(
     dir: &Path,
-    name: &str,
+    app: &AppArgs,
     rights: &[String],
-    budget_sat: u64,
-    period: u64,
-    expires_in_days: Option<u64>,
 ) -> anyhow::Result<micronode_signer::apps::NewApp> {
+    let period = period_secs(&app.period)?;
     let vault = SeedVault::open(dir.join("seed.vault"))?;
     let seed = vault.unlock(&crate::signer_cmd::passphrase(false)?)?;
     let gate = AppGate::open_beside_signer(&dir.join("state"), &seed.signer_seed())?
         .context("the signer has not started yet: run `micronode signer run` once first")?;
-    let expires_at = expires_in_days.map(|d| now().saturating_add(d.saturating_mul(86_400)));
+    let expires_at = app
+        .expires_in_days
+        .map(|d| now().saturating_add(d.saturating_mul(86_400)));
     gate.add_app(
-        name,
+        &app.name,
         rights,
-        budget_sat.saturating_mul(1000),
+        app.budget_sat.saturating_mul(1000),
         period,
         expires_at,
     )

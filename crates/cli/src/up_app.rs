@@ -14,25 +14,36 @@ use micronode_signer_protocol::AppCredential;
 
 use crate::up_signer::SignerChild;
 
-/// Asks the tenant's signer to authorise an app named `name` spending up to `budget_sat` a
-/// day; returns its credential.
-pub fn bake(signer: &SignerChild, name: &str, budget_sat: u64) -> anyhow::Result<AppCredential> {
+/// Runs `micronode signer token <kind>` for an app named `name` spending up to `budget_sat`
+/// a day; returns what it printed.
+fn authorise(
+    signer: &SignerChild,
+    kind: &str,
+    name: &str,
+    budget_sat: u64,
+) -> anyhow::Result<String> {
     let out = signer
         .command()?
-        .args(["token", "bake", "--name", name, "--period", "day"])
+        .args(["token", kind, "--name", name, "--period", "day"])
         .arg("--budget-sat")
         .arg(budget_sat.to_string())
         .stdin(Stdio::null())
         .output()
-        .context("running `micronode signer token bake`")?;
+        .with_context(|| format!("running `micronode signer token {kind}`"))?;
     if !out.status.success() {
         bail!(
-            "the tenant's signer did not bake the app's token: {}",
+            "the tenant's signer did not authorise the app: {}",
             String::from_utf8_lossy(&out.stderr)
         );
     }
-    let text = String::from_utf8_lossy(&out.stdout);
-    AppCredential::parse(text.trim()).map_err(|e| anyhow::anyhow!("bad app credential: {e}"))
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+/// Asks the tenant's signer to authorise an app named `name` spending up to `budget_sat` a
+/// day; returns its credential.
+pub fn bake(signer: &SignerChild, name: &str, budget_sat: u64) -> anyhow::Result<AppCredential> {
+    let text = authorise(signer, "bake", name, budget_sat)?;
+    AppCredential::parse(&text).map_err(|e| anyhow::anyhow!("bad app credential: {e}"))
 }
 
 /// Asks the tenant's signer to authorise a Nostr Wallet Connect app spending up to

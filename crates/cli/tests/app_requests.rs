@@ -7,7 +7,9 @@
 //! node and the wire show it, cannot: a payment the node starts alone, a replayed request, a
 //! request with its invoice swapped or its amount raised, a replayed NWC event, and an NWC app
 //! over the budget the signer keeps (with the node's own ledger wiped) are each refused with
-//! their rule, and the peer receives exactly what the apps paid, to the sat.
+//! their rule, and the peer receives exactly what the apps paid, to the sat. On chain, the
+//! operator's send to the tenant's allow-listed address needs an app's request too, and the
+//! app's own send to an address of its choice goes out once, for exactly what it asked.
 
 mod daemon;
 
@@ -55,6 +57,31 @@ fn micronode(args: &[&str], token: Option<&str>) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
+fn random_address() -> bitcoin::Address {
+    let secp = bitcoin::secp256k1::Secp256k1::new();
+    let key = bitcoin::secp256k1::SecretKey::new(&mut rand::thread_rng());
+    bitcoin::Address::p2wpkh(
+        &bitcoin::CompressedPublicKey(key.public_key(&secp)),
+        bitcoin::Network::Regtest,
+    )
+}
+
+/// Sends on chain through the API as the operator (the node's cookie, no app request).
+async fn operator_sends(
+    client: &mut daemon::Client,
+    address: &bitcoin::Address,
+    sat: u64,
+) -> tonic::Status {
+    client
+        .send_onchain(v1::SendOnchainRequest {
+            address: address.to_string(),
+            amount: Some(v1::send_onchain_request::Amount::AmountSat(sat)),
+            sat_per_vbyte: Some(2),
+        })
+        .await
+        .expect_err("the operator's send is refused")
+}
+
 /// The node's app approvals the operator saw, newest last.
 fn approvals(proxy: &SignerProxy) -> Vec<SignerRequest> {
     proxy
@@ -72,6 +99,19 @@ fn approvals(proxy: &SignerProxy) -> Vec<SignerRequest> {
         .collect()
 }
 
+/// Waits until the tenant's wallet holds `sat` in total.
+async fn wait_until_wallet(client: &mut daemon::Client, sat: u64) {
+    let mut last = 0;
+    for _ in 0..100 {
+        last = onchain(client).await.total_sat;
+        if last == sat {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!("the wallet holds {last} sat, not {sat}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn only_the_tenants_apps_can_spend() {
     let env = micronode_testenv::nodes::Env::new("app-requests").await;
@@ -84,6 +124,9 @@ async fn only_the_tenants_apps_can_spend() {
     let signer_dir = env.dir.0.join("a-signer");
     std::fs::create_dir_all(&signer_dir).expect("dir");
     signer::init(&signer_dir);
+    // The default policy, with one allow-listed address of the tenant's.
+    let allowed = random_address();
+    signer::set_policy(&signer_dir, &format!("allowlist = [\"{allowed}\"]"));
     let a_dir = env.dir.0.join("a");
     std::fs::create_dir_all(&a_dir).expect("dir");
     let mut flags = remote_flags();
@@ -128,7 +171,16 @@ async fn only_the_tenants_apps_can_spend() {
     let credential = {
         let (ok, out, err) = signer::run_once(
             &signer_dir,
-            &["token", "bake", "--name", "cli", "--budget-sat", "10000"],
+            &[
+                "token",
+                "bake",
+                "--name",
+                "cli",
+                "--budget-sat",
+                "10000",
+                "--rights",
+                "read,invoice,pay,admin",
+            ],
         );
         assert!(ok, "{err}");
         out.trim().to_string()
@@ -377,6 +429,65 @@ async fn only_the_tenants_apps_can_spend() {
     proxy.cut_off_node(false);
     wallet.shutdown().await;
 
+    // 6. On chain: the operator's send to the tenant's allow-listed address needs an app's
+    // request now, and to any other address it was never signed; the app's own send to an
+    // address of its choice is signed, once, for exactly what it asked.
+    let err = operator_sends(&mut operator, &allowed, 30_000).await;
+    assert!(err.message().contains("app-request-missing"), "{err:?}");
+    let elsewhere = random_address();
+    let err = operator_sends(&mut operator, &elsewhere, 30_000).await;
+    assert!(
+        err.message().contains("policy-onchain-no-unknown-outputs"),
+        "{err:?}"
+    );
+    let wallet_before = onchain(&mut operator).await.total_sat;
+    let sent = micronode(
+        &[
+            "cli",
+            "--endpoint",
+            &a.api,
+            "--json",
+            "sendonchain",
+            &elsewhere.to_string(),
+            "3000",
+            "--sat-per-vbyte",
+            "2",
+        ],
+        Some(&credential),
+    );
+    let sent: serde_json::Value = serde_json::from_str(&sent).expect("json");
+    let txid: bitcoin::Txid = sent["txid"].as_str().expect("txid").parse().expect("txid");
+    env.mine(1).await;
+    let tx = env.transaction(&txid).await;
+    let paid = micronode_testenv::nodes::output_paying(&tx, 3_000);
+    assert_eq!(
+        tx.output[paid.vout as usize].script_pubkey,
+        elsewhere.script_pubkey()
+    );
+    let fee = env.fee_of(&tx).await;
+    wait_until_wallet(&mut operator, wallet_before - 3_000 - fee).await;
+    let send_request = proxy
+        .recorded()
+        .into_iter()
+        .rev()
+        .find(|r| {
+            matches!(
+                r,
+                SignerRequest::SignWalletPsbt {
+                    authorization: Some(_),
+                    ..
+                }
+            )
+        })
+        .expect("the operator saw the app's send");
+    proxy.cut_off_node(true);
+    refused(
+        "the app's on-chain send replayed",
+        &proxy.call(send_request).await,
+        "app-request-replayed",
+    );
+    proxy.cut_off_node(false);
+
     // The peer got exactly what the apps paid, each payment once.
     settled(&operator, &b).await;
     assert_eq!(channel_balance_sat(&b, &channel_id), paid_to_b_sat);
@@ -394,6 +505,6 @@ async fn only_the_tenants_apps_can_spend() {
     let apps = status["apps"].as_array().expect("apps");
     assert_eq!(apps.len(), 2, "{status}");
     assert_eq!(apps[1]["spent_msat"], 2 * 15_100, "{status}");
-    assert_eq!(apps[0]["last_payments"].as_array().map(Vec::len), Some(3));
+    assert_eq!(apps[0]["last_payments"].as_array().map(Vec::len), Some(4));
     b.stop().await.expect("stop b");
 }

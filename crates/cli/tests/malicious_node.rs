@@ -80,7 +80,7 @@ async fn a_compromised_operator_cannot_make_the_signer_sign_away_funds() {
     let funding_psbt = recorded
         .iter()
         .find_map(|r| match r {
-            SignerRequest::SignWalletPsbt { psbt } => Some(psbt.clone()),
+            SignerRequest::SignWalletPsbt { psbt, .. } => Some(psbt.clone()),
             _ => None,
         })
         .expect("the node had the funding signed");
@@ -126,6 +126,7 @@ async fn a_compromised_operator_cannot_make_the_signer_sign_away_funds() {
     let response = proxy
         .call(SignerRequest::SignWalletPsbt {
             psbt: Hex(psbt.serialize()),
+            authorization: None,
         })
         .await;
     rules.push(assert_refused(

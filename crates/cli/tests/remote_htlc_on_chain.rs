@@ -144,7 +144,7 @@ async fn an_htlc_in_flight_at_a_force_close_times_out_on_chain_through_the_signe
     );
     // (2) The wallet's signature on a claim whose HTLC output takes part of the wallet's coin.
     let skim = proxy.tamper_next(|r| {
-        let SignerRequest::SignWalletPsbt { psbt } = r else {
+        let SignerRequest::SignWalletPsbt { psbt, .. } = r else {
             return false;
         };
         let mut p = Psbt::deserialize(&psbt.0).expect("psbt");

@@ -73,9 +73,9 @@ impl<K: KeysBackend> NodeInner<K> {
         output_script: ScriptBuf,
         fee_rate: FeeRate,
     ) -> Result<(), NodeError> {
-        let tx = self
-            .wallet
-            .build_signed(output_script, SendAmount::Sats(value_sat), fee_rate)?;
+        let tx =
+            self.wallet
+                .build_signed(output_script, SendAmount::Sats(value_sat), fee_rate, None)?;
         self.channel_manager
             .funding_transaction_generated(temporary_channel_id, counterparty, tx.clone())
             .map_err(NodeError::from_channel_api)?;

@@ -82,6 +82,18 @@ pub trait WalletSigner: Send + Sync {
     /// what is unsafe for the key owner.
     fn sign_wallet_psbt(&self, psbt: &mut Psbt) -> Result<(), NodeError>;
 
+    /// [`WalletSigner::sign_wallet_psbt`] for an on-chain send an app asked for, with its
+    /// signed request (a validating signer then lets the output it names pay outside the
+    /// wallet). In-process keys have nothing to check.
+    fn sign_wallet_psbt_for_app(
+        &self,
+        psbt: &mut Psbt,
+        authorization: Option<micronode_signer_protocol::PaymentAuthorization>,
+    ) -> Result<(), NodeError> {
+        let _ = authorization;
+        self.sign_wallet_psbt(psbt)
+    }
+
     /// Whether funding transactions must be signed only after the channel is set up with the
     /// signer (a validating signer checks that the funding output belongs to a known channel).
     fn signs_funding_after_setup(&self) -> bool {

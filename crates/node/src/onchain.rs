@@ -92,6 +92,19 @@ impl<K: KeysBackend> Node<K> {
         amount: SendAmount,
         sat_per_vb: Option<u64>,
     ) -> Result<Txid, NodeError> {
+        self.send_onchain_for_app(address, amount, sat_per_vb, None)
+            .await
+    }
+
+    /// [`Node::send_onchain`] with the app's signed request, which a validating signer needs
+    /// to let the output pay outside the wallet and the allow-list.
+    pub async fn send_onchain_for_app(
+        &self,
+        address: &str,
+        amount: SendAmount,
+        sat_per_vb: Option<u64>,
+        authorization: Option<micronode_signer_protocol::PaymentAuthorization>,
+    ) -> Result<Txid, NodeError> {
         self.ensure_running()?;
         let address = self.inner.wallet.parse_address(address)?;
         if amount == SendAmount::Sats(0) {
@@ -111,9 +124,11 @@ impl<K: KeysBackend> Node<K> {
         };
         let wallet = self.inner.wallet.clone();
         let script = address.script_pubkey();
-        let tx = tokio::task::spawn_blocking(move || wallet.build_signed(script, amount, fee_rate))
-            .await
-            .map_err(|e| NodeError::Internal(format!("wallet task failed: {e}")))??;
+        let tx = tokio::task::spawn_blocking(move || {
+            wallet.build_signed(script, amount, fee_rate, authorization)
+        })
+        .await
+        .map_err(|e| NodeError::Internal(format!("wallet task failed: {e}")))??;
         let txid = tx.compute_txid();
         match self.inner.chain.broadcaster.broadcast_now(&tx).await {
             Ok(txid) => Ok(txid),

@@ -149,9 +149,10 @@ impl OnchainWallet {
         script: ScriptBuf,
         amount: SendAmount,
         fee_rate: FeeRate,
+        authorization: Option<micronode_signer_protocol::PaymentAuthorization>,
     ) -> Result<Transaction, NodeError> {
         let psbt = self.build_unsigned(script, amount, fee_rate)?;
-        self.sign_and_extract(psbt)
+        self.sign_and_extract_for_app(psbt, authorization)
     }
 
     /// Builds an unsigned transaction paying `amount` to `script` (inputs carry their key
@@ -192,13 +193,27 @@ impl OnchainWallet {
     /// may reach the chain even if its broadcast seems to fail, so its coins must never be
     /// spent again by another transaction.
     pub fn sign_and_extract(&self, psbt: Psbt) -> Result<Transaction, NodeError> {
-        let tx = self.sign_finalize_extract(psbt)?;
+        self.sign_and_extract_for_app(psbt, None)
+    }
+
+    /// [`OnchainWallet::sign_and_extract`] with an app's signed request for the send.
+    pub fn sign_and_extract_for_app(
+        &self,
+        psbt: Psbt,
+        authorization: Option<micronode_signer_protocol::PaymentAuthorization>,
+    ) -> Result<Transaction, NodeError> {
+        let tx = self.sign_finalize_extract(psbt, authorization)?;
         self.apply_unconfirmed(&tx)?;
         Ok(tx)
     }
 
-    fn sign_finalize_extract(&self, mut psbt: Psbt) -> Result<Transaction, NodeError> {
-        self.signer.sign_wallet_psbt(&mut psbt)?;
+    fn sign_finalize_extract(
+        &self,
+        mut psbt: Psbt,
+        authorization: Option<micronode_signer_protocol::PaymentAuthorization>,
+    ) -> Result<Transaction, NodeError> {
+        self.signer
+            .sign_wallet_psbt_for_app(&mut psbt, authorization)?;
         let w = self.lock();
         // BDK 2 marks `SignOptions` deprecated in favour of `bitcoin::psbt` signing (which is what
         // the signer does); its finalizer still takes them.

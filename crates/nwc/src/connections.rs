@@ -288,33 +288,16 @@ impl NwcStore {
         Ok(new)
     }
 
-    /// Creates a connection for an app whose key the tenant's signer made (`micronode signer
-    /// nwc add`): only its public key is given, so the operator can never sign as the app.
-    /// The app's URI is made by whoever holds its secret, with [`Connection::wallet_pubkey`].
-    pub fn create_connection_for_app(
-        &self,
-        spec: &ConnectionSpec,
-        relays: &[RelayUrl],
-        app_pubkey: PublicKey,
-    ) -> Result<Connection, NwcError> {
-        let mut conn = self.lock();
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        tx.execute(
-            "UPDATE connections SET revoked_at = ?2 WHERE name = ?1 AND revoked_at IS NULL",
-            params![spec.name, to_i64(now_secs())],
-        )?;
-        let new = insert(&tx, spec, relays, Some(app_pubkey))?;
-        tx.commit()?;
-        Ok(new.connection)
-    }
-
-    /// Revokes every active connection named `spec.name` and creates a new one, atomically.
-    /// For `micronode up`, which shows a fresh URI on every run (the app secret of an
-    /// earlier one is not stored, so it cannot be shown again).
+    /// Revokes every active connection named `spec.name` and creates a new one, atomically:
+    /// for `app_pubkey` when given (an app whose key the tenant's signer made, `micronode
+    /// signer token nwc`, so the operator can never sign as the app; the URI is then made by
+    /// whoever holds the app's secret, with [`Connection::wallet_pubkey`]), else for a new app
+    /// key made here. `micronode up` shows a fresh connection on every run this way.
     pub fn replace_connection(
         &self,
         spec: &ConnectionSpec,
         relays: &[RelayUrl],
+        app_pubkey: Option<PublicKey>,
     ) -> Result<NewConnection, NwcError> {
         let mut conn = self.lock();
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
@@ -322,9 +305,21 @@ impl NwcStore {
             "UPDATE connections SET revoked_at = ?2 WHERE name = ?1 AND revoked_at IS NULL",
             params![spec.name, to_i64(now_secs())],
         )?;
-        let new = insert(&tx, spec, relays, None)?;
+        let new = insert(&tx, spec, relays, app_pubkey)?;
         tx.commit()?;
         Ok(new)
+    }
+
+    /// A connection for an app whose key the tenant's signer made: see
+    /// [`NwcStore::replace_connection`].
+    pub fn create_connection_for_app(
+        &self,
+        spec: &ConnectionSpec,
+        relays: &[RelayUrl],
+        app_pubkey: PublicKey,
+    ) -> Result<Connection, NwcError> {
+        self.replace_connection(spec, relays, Some(app_pubkey))
+            .map(|new| new.connection)
     }
 
     /// Every connection, oldest first (revoked and expired ones included).

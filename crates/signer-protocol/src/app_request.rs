@@ -29,6 +29,10 @@ pub enum AppMethod {
     PayInvoice,
     /// A spontaneous payment: the target is the payee's node id (hex).
     Keysend,
+    /// An on-chain send from the wallet: the target is the destination's output script (hex),
+    /// the amount the output's value in msat (whole sat), or 0 for "everything" (the send then
+    /// has that output alone).
+    SendOnchain,
 }
 
 impl AppMethod {
@@ -37,6 +41,7 @@ impl AppMethod {
         match self {
             AppMethod::PayInvoice => "pay_invoice",
             AppMethod::Keysend => "keysend",
+            AppMethod::SendOnchain => "send_onchain",
         }
     }
 }

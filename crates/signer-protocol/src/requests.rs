@@ -75,6 +75,10 @@ pub enum SignerRequest {
     SignWalletPsbt {
         /// The serialized PSBT.
         psbt: Hex,
+        /// For an on-chain send an app asked for: its signed request, which lets the one
+        /// output it names pay outside the wallet and the allow-list.
+        #[serde(default)]
+        authorization: Option<crate::PaymentAuthorization>,
     },
     /// Ask to pay an invoice; the signer checks its payment policy (velocity) and records the
     /// approval, which the commitment checks then require.

@@ -134,8 +134,11 @@ fn the_written_schema_names_every_message() {
         );
     }
     // Each tag above is one the types really produce.
-    let sample =
-        serde_json::to_string(&SignerRequest::SignWalletPsbt { psbt: Hex(vec![]) }).unwrap();
+    let sample = serde_json::to_string(&SignerRequest::SignWalletPsbt {
+        psbt: Hex(vec![]),
+        authorization: None,
+    })
+    .unwrap();
     assert!(sample.contains("\"method\":\"sign_wallet_psbt\""));
     let sample = serde_json::to_string(&SignerResponse::Ok {
         reply: SignerReply::Secret32 { bytes: Hex(vec![]) },

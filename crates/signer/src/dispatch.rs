@@ -195,7 +195,10 @@ impl SignerEngine {
                 change_path,
                 *feerate_sat_per_kw,
             ),
-            SignerRequest::SignWalletPsbt { psbt } => self.sign_wallet_psbt(&psbt.0),
+            SignerRequest::SignWalletPsbt {
+                psbt,
+                authorization,
+            } => self.sign_wallet_psbt(&psbt.0, authorization.as_ref()),
             SignerRequest::ApproveInvoice {
                 invoice,
                 amount_msat,
@@ -216,6 +219,7 @@ impl SignerEngine {
                     payment_hash: hex::encode(hash),
                     amount_msat: *amount_msat,
                     cost_msat: self.policy.payment_cost_msat(*amount_msat),
+                    sends_everything: false,
                 };
                 self.approve_bound(&claim, authorization.as_ref(), || {
                     self.node()
@@ -273,6 +277,7 @@ impl SignerEngine {
             payment_hash: hex::encode(hash),
             amount_msat: amount,
             cost_msat: self.policy.payment_cost_msat(amount),
+            sends_everything: false,
         };
         self.approve_bound(&claim, authorization, || {
             if parsed.amount_milli_satoshis().is_some() {

@@ -11,8 +11,9 @@ use lightning_signer::channel::ChannelId;
 use lightning_signer::lightning::sign::SpendableOutputDescriptor;
 use lightning_signer::lightning::util::ser::Readable;
 use lightning_signer::wallet::Wallet;
-use micronode_signer_protocol::{Hex, SignerReply};
+use micronode_signer_protocol::{AppMethod, Hex, PaymentAuthorization, SignerReply};
 
+use crate::apps::PaymentClaim;
 use crate::engine::SignerEngine;
 use crate::fees::SWEEP_FEE_RULE;
 use crate::outcome::Outcome;
@@ -178,10 +179,13 @@ impl SignerEngine {
         }
     }
 
-    pub(crate) fn sign_wallet_psbt(&self, bytes: &[u8]) -> Result<SignerReply, Outcome> {
+    pub(crate) fn sign_wallet_psbt(
+        &self,
+        bytes: &[u8],
+        authorization: Option<&PaymentAuthorization>,
+    ) -> Result<SignerReply, Outcome> {
         const UNKNOWN: &str = "policy-onchain-no-unknown-outputs";
-        let mut psbt =
-            Psbt::deserialize(bytes).map_err(|e| Outcome::bad(format!("bad PSBT: {e}")))?;
+        let psbt = Psbt::deserialize(bytes).map_err(|e| Outcome::bad(format!("bad PSBT: {e}")))?;
         let node = self.node();
         let tx = psbt.unsigned_tx.clone();
         if psbt.inputs.len() != tx.input.len() || psbt.outputs.len() != tx.output.len() {
@@ -259,6 +263,9 @@ impl SignerEngine {
             prev_outs.push(prev);
         }
         let mut opaths = Vec::new();
+        // Outputs paying neither the wallet nor a fee bump's HTLC: channel funding, the
+        // allow-list, or an app's on-chain send.
+        let mut external = Vec::new();
         for (index, (output, txout)) in psbt.outputs.iter().zip(&tx.output).enumerate() {
             let items = psbt_path(&output.bip32_derivation);
             if items.is_empty() && !foreign.is_empty() {
@@ -273,7 +280,9 @@ impl SignerEngine {
                 }
                 opaths.push(DerivationPath::master());
             } else if items.is_empty() {
-                // A channel funding output or an allow-listed one, for VLS to decide.
+                // A channel funding output or an allow-listed one, for VLS to decide (or an
+                // app's send, checked below).
+                external.push(index);
                 opaths.push(DerivationPath::master());
             } else {
                 opaths.push(self.check_destination(&items, &txout.script_pubkey, UNKNOWN)?);
@@ -281,6 +290,25 @@ impl SignerEngine {
         }
         let segwit = vec![true; tx.input.len()];
         let unicloses = vec![None; tx.input.len()];
+        let app_send = if foreign.is_empty() {
+            self.check_app_send(&tx, &external, inputs_sat, authorization)?
+        } else {
+            None
+        };
+        if let Some(claim) = &app_send {
+            // The one output outside the wallet is the app's; the rest were checked above
+            // (wallet layout), and the fee against the tenant's cap here. VLS would refuse the
+            // output as unknown, so its check is not asked.
+            self.check_send_fee(&tx, inputs_sat)?;
+            let recorded = self.apps.authorize(authorization, claim, true)?;
+            let signed = node.unchecked_sign_onchain_tx(&tx, &ipaths, &prev_outs, unicloses);
+            if signed.is_err() {
+                if let Some(recorded) = &recorded {
+                    self.apps.forget(recorded);
+                }
+            }
+            return finish(psbt, signed.map_err(Outcome::from_status)?);
+        }
         if foreign.is_empty() {
             node.check_onchain_tx(&tx, &segwit, &prev_outs, &unicloses, &opaths)
                 .map_err(|e| Outcome::refused(&e.tag.clone(), format!("{e:?}")))?;
@@ -292,15 +320,96 @@ impl SignerEngine {
         let witnesses = node
             .unchecked_sign_onchain_tx(&tx, &ipaths, &prev_outs, unicloses)
             .map_err(Outcome::from_status)?;
-        for (input, witness) in psbt.inputs.iter_mut().zip(witnesses) {
-            if !witness.is_empty() {
-                input.final_script_witness = Some(Witness::from_slice(&witness));
-            }
-        }
-        Ok(SignerReply::Psbt {
-            psbt: Hex(psbt.serialize()),
-        })
+        finish(psbt, witnesses)
     }
+
+    /// What an on-chain send asks of the tenant's apps: with an app's request, the claim its
+    /// one external output makes (to check against the request); without one, nothing, unless
+    /// an output pays the allow-list while the tenant requires app requests (then refused).
+    fn check_app_send(
+        &self,
+        tx: &lightning_signer::bitcoin::Transaction,
+        external: &[usize],
+        inputs_sat: u64,
+        authorization: Option<&PaymentAuthorization>,
+    ) -> Result<Option<PaymentClaim>, Outcome> {
+        let node = self.node();
+        let Some(_) = authorization else {
+            let allowlisted = external.iter().any(|&i| {
+                node.allowlist_contains(&tx.output[i].script_pubkey, &DerivationPath::master())
+            });
+            if allowlisted && self.policy.require_app_requests {
+                return Err(Outcome::refused(
+                    crate::apps::rules::MISSING,
+                    "an on-chain send outside the wallet needs a request from an app of the tenant",
+                ));
+            }
+            return Ok(None);
+        };
+        let [index] = external[..] else {
+            return Err(Outcome::refused(
+                crate::apps::rules::MISMATCH,
+                format!(
+                    "an app's send pays one output outside the wallet; this one pays {}",
+                    external.len()
+                ),
+            ));
+        };
+        let output = &tx.output[index];
+        let outputs_sat: u64 = tx.output.iter().map(|o| o.value.to_sat()).sum();
+        let fee_sat = inputs_sat.saturating_sub(outputs_sat);
+        Ok(Some(PaymentClaim {
+            method: AppMethod::SendOnchain,
+            target: hex::encode(output.script_pubkey.as_bytes()),
+            payment_hash: tx.compute_txid().to_string(),
+            amount_msat: output.value.to_sat().saturating_mul(1000),
+            cost_msat: output
+                .value
+                .to_sat()
+                .saturating_add(fee_sat)
+                .saturating_mul(1000),
+            sends_everything: tx.output.len() == 1,
+        }))
+    }
+
+    /// Refuses a wallet spend whose fee rate, once signed, would exceed the tenant's cap.
+    fn check_send_fee(
+        &self,
+        tx: &lightning_signer::bitcoin::Transaction,
+        inputs_sat: u64,
+    ) -> Result<(), Outcome> {
+        // A P2WPKH input's witness: about 108 weight units (signature, key, counts).
+        const WITNESS_WU: u64 = 108;
+        let outputs_sat: u64 = tx.output.iter().map(|o| o.value.to_sat()).sum();
+        let fee_sat = inputs_sat.checked_sub(outputs_sat).ok_or_else(|| {
+            Outcome::refused("policy-onchain-fee-range", "the outputs exceed the inputs")
+        })?;
+        let weight = tx.weight().to_wu() + WITNESS_WU * tx.input.len() as u64;
+        let vbytes = weight.div_ceil(4).max(1);
+        let cap = self.policy.max_feerate_sat_per_vb;
+        if fee_sat > cap.saturating_mul(vbytes) {
+            return Err(Outcome::refused(
+                "policy-onchain-fee-range",
+                format!(
+                    "a fee of {fee_sat} sat for about {vbytes} vB is over the tenant's cap of \
+                     {cap} sat/vB"
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The signed PSBT: each input's witness in place.
+fn finish(mut psbt: Psbt, witnesses: Vec<Vec<Vec<u8>>>) -> Result<SignerReply, Outcome> {
+    for (input, witness) in psbt.inputs.iter_mut().zip(witnesses) {
+        if !witness.is_empty() {
+            input.final_script_witness = Some(Witness::from_slice(&witness));
+        }
+    }
+    Ok(SignerReply::Psbt {
+        psbt: Hex(psbt.serialize()),
+    })
 }
 
 #[cfg(test)]

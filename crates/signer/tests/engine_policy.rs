@@ -114,6 +114,7 @@ fn garbage_and_unknown_channels_fail_cleanly() {
         },
         SignerRequest::SignWalletPsbt {
             psbt: Hex(vec![0xff; 10]),
+            authorization: None,
         },
         SignerRequest::ChannelPubkeys {
             keys_id: Hex(vec![9; 32]),

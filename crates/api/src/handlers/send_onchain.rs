@@ -6,6 +6,8 @@ use micronode_node::{KeysBackend, Node, SendAmount};
 use micronode_proto::v1::send_onchain_request::Amount;
 use micronode_proto::v1::{SendOnchainRequest, SendOnchainResponse};
 
+use micronode_signer_protocol::PaymentAuthorization;
+
 use crate::adapter;
 use crate::error::ApiError;
 
@@ -13,8 +15,11 @@ use crate::error::ApiError;
 const MAX_ADDRESS_LEN: usize = 128;
 
 /// Handles `SendOnchain`. The node's method is async and signs on the blocking pool itself.
+/// `app` is the app's signed request, which a remote signer needs to let the output pay
+/// outside the wallet and the allow-list.
 pub async fn handle_send_onchain<K: KeysBackend>(
     node: &Arc<Node<K>>,
+    app: Option<PaymentAuthorization>,
     req: SendOnchainRequest,
 ) -> Result<SendOnchainResponse, ApiError> {
     let address = adapter::required("address", &req.address)?;
@@ -35,7 +40,9 @@ pub async fn handle_send_onchain<K: KeysBackend>(
         None => return Err(ApiError::invalid("amount_sat or send_all is required")),
     };
     let fee_rate = adapter::sat_per_vbyte(req.sat_per_vbyte)?;
-    let txid = node.send_onchain(address, amount, fee_rate).await?;
+    let txid = node
+        .send_onchain_for_app(address, amount, fee_rate, app)
+        .await?;
     Ok(SendOnchainResponse {
         txid: txid.to_string(),
     })

@@ -60,6 +60,29 @@ pub(crate) fn sign_keysend<T>(
     )
 }
 
+/// Adds the signed request for sending `amount_sat` (`None`: everything) on chain to
+/// `address` to `request`.
+pub(crate) fn sign_onchain_send<T>(
+    credential: &AppCredential,
+    request: &mut tonic::Request<T>,
+    address: &str,
+    amount_sat: Option<u64>,
+) -> anyhow::Result<()> {
+    let script = bitcoin::Address::from_str(address.trim())
+        .map_err(|e| anyhow::anyhow!("invalid address: {e}"))?
+        .assume_checked()
+        .script_pubkey();
+    let amount_msat = amount_sat.map_or(0, |sat| sat.saturating_mul(1000));
+    attach(
+        request,
+        credential.sign(
+            AppMethod::SendOnchain,
+            hex::encode(script.as_bytes()),
+            amount_msat,
+        ),
+    )
+}
+
 fn attach<T>(
     request: &mut tonic::Request<T>,
     signed: micronode_signer_protocol::SignedAppRequest,

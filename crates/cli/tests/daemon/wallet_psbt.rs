@@ -133,5 +133,6 @@ pub fn psbt(
 pub fn sign_psbt(psbt: &Psbt) -> SignerRequest {
     SignerRequest::SignWalletPsbt {
         psbt: Hex(psbt.serialize()),
+        authorization: None,
     }
 }

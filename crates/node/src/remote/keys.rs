@@ -303,8 +303,17 @@ impl WalletSigner for RemoteKeys {
     }
 
     fn sign_wallet_psbt(&self, psbt: &mut Psbt) -> Result<(), NodeError> {
+        self.sign_wallet_psbt_for_app(psbt, None)
+    }
+
+    fn sign_wallet_psbt_for_app(
+        &self,
+        psbt: &mut Psbt,
+        authorization: Option<micronode_signer_protocol::PaymentAuthorization>,
+    ) -> Result<(), NodeError> {
         let reply = self.call(SignerRequest::SignWalletPsbt {
             psbt: Hex(psbt.serialize()),
+            authorization,
         })?;
         let SignerReply::Psbt { psbt: signed } = reply else {
             return Err(NodeError::Signer("expected a PSBT".into()));

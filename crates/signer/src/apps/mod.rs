@@ -64,6 +64,9 @@ pub struct PaymentClaim {
     pub amount_msat: u64,
     /// What it may cost at most (amount plus fee allowance), charged to the budget.
     pub cost_msat: u64,
+    /// An on-chain send of the whole wallet (one output): a request for amount 0 ("send
+    /// everything") matches it.
+    pub sends_everything: bool,
 }
 
 /// What an identified app asked for.
@@ -99,7 +102,8 @@ pub struct AppGate {
     tenant: String,
 }
 
-fn now() -> u64 {
+/// Seconds since the Unix epoch by the signer's clock.
+pub fn now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -166,14 +170,20 @@ impl AppGate {
         let credential_key = micronode_signer_protocol::app_request::new_client_key();
         let public = credential_key.x_only_public_key().0.to_string();
         let token = self.root.bake(&self.tenant, &id, rights, &public)?;
+        // Lightning payments for every app; on-chain sends for apps the tenant gave the node's
+        // `admin` right (the node's SendOnchain needs it).
+        let mut methods = vec![
+            AppMethod::PayInvoice.as_str().to_string(),
+            AppMethod::Keysend.as_str().to_string(),
+        ];
+        if rights.iter().any(|r| r == "admin") {
+            methods.push(AppMethod::SendOnchain.as_str().to_string());
+        }
         let record = AppRecord {
             id,
             name: name.to_string(),
             client_key: public,
-            methods: vec![
-                AppMethod::PayInvoice.as_str().to_string(),
-                AppMethod::Keysend.as_str().to_string(),
-            ],
+            methods,
             budget_msat,
             period_secs,
             expires_at,
@@ -228,9 +238,11 @@ impl AppGate {
                 format!("the app {} may not {}", app.name, claim.method.as_str()),
             ));
         }
+        let amount_matches = asked.amount_msat == claim.amount_msat
+            || (asked.amount_msat == 0 && claim.sends_everything);
         if asked.method != claim.method
             || !asked.target.eq_ignore_ascii_case(&claim.target)
-            || asked.amount_msat != claim.amount_msat
+            || !amount_matches
         {
             return Err(Outcome::refused(
                 rules::MISMATCH,
