@@ -134,8 +134,9 @@ impl SignedAppRequest {
     }
 }
 
-/// Why the node believes the tenant's app asked for a payment, for the signer to check.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+/// Why the node believes the tenant's app asked for a payment, for the signer to check. Its
+/// `Debug` shows neither the token nor the service key.
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum PaymentAuthorization {
     /// A gRPC client's signed request and the capability token naming its key.
@@ -181,6 +182,21 @@ mod tests {
             .verify(&other.x_only_public_key().0.to_string())
             .is_err());
         assert!(signed.verify("not a key").is_err());
+    }
+}
+
+impl std::fmt::Debug for PaymentAuthorization {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PaymentAuthorization::Client { request, .. } => f
+                .debug_struct("Client")
+                .field("request", &request.request)
+                .finish_non_exhaustive(),
+            PaymentAuthorization::Nwc { event, .. } => f
+                .debug_struct("Nwc")
+                .field("event_len", &event.len())
+                .finish_non_exhaustive(),
+        }
     }
 }
 
