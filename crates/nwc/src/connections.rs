@@ -501,7 +501,7 @@ mod tests {
 
         let ro = ConnectionSpec::read_only("ro");
         let a = store.create_connection(&ro, &relays()).unwrap();
-        let b = store.replace_connection(&ro, &relays()).unwrap();
+        let b = store.replace_connection(&ro, &relays(), None).unwrap();
         assert_ne!(a.connection.wallet_pubkey, b.connection.wallet_pubkey);
         let by_name = store.find_connections("ro").unwrap();
         assert_eq!(by_name.len(), 2);
