@@ -233,6 +233,35 @@ fn a_token_of_another_root_or_a_revoked_app_is_refused() {
 }
 
 #[test]
+fn an_app_may_ask_only_for_what_its_rights_allow() {
+    let dir = tempfile::tempdir().unwrap();
+    let signer = engine(dir.path(), PolicyConfig::default());
+    let reader = signer
+        .apps()
+        .add_app("reader", &["read".into()], 1_000_000, 86_400, None)
+        .expect("app");
+    let request = AppRequest::new(AppMethod::Keysend, payee().to_string(), 1_000);
+    refused(
+        signer.handle(&keysend(1_000, 1, Some(token_auth(&reader, request)))),
+        "app-not-allowed",
+    );
+    let payer = app(&signer, 20);
+    assert_eq!(
+        payer.record.methods,
+        ["pay_invoice", "keysend"],
+        "a payer may not send on chain"
+    );
+    let admin = signer
+        .apps()
+        .add_app("admin", &["admin".into()], 1_000_000, 86_400, None)
+        .expect("app");
+    assert_eq!(
+        admin.record.methods,
+        ["pay_invoice", "keysend", "send_onchain"]
+    );
+}
+
+#[test]
 fn the_budget_is_the_signers_own_and_refused_payments_cost_nothing() {
     let dir = tempfile::tempdir().unwrap();
     // Each 1,000 msat keysend may cost 6,010 msat (5,000 msat + 1 % fee allowance).

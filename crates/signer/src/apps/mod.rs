@@ -69,6 +69,22 @@ pub struct PaymentClaim {
     pub sends_everything: bool,
 }
 
+/// What an app with the node rights `rights` may ask the signer for: Lightning payments with
+/// `pay` or `admin` (or no rights at all: an NWC app, whose token-less connection pays), and
+/// on-chain sends with `admin` (the node's `SendOnchain` needs it too). A read-only app's
+/// signed request is refused even if the node let it through.
+pub fn methods_for(rights: &[String]) -> Vec<AppMethod> {
+    let has = |right: &str| rights.iter().any(|r| r == right);
+    let mut methods = Vec::new();
+    if rights.is_empty() || has("pay") || has("admin") {
+        methods.extend([AppMethod::PayInvoice, AppMethod::Keysend]);
+    }
+    if has("admin") {
+        methods.push(AppMethod::SendOnchain);
+    }
+    methods
+}
+
 /// What an identified app asked for.
 struct Asked {
     app: AppRecord,
@@ -154,7 +170,9 @@ impl AppGate {
     }
 
     /// Authorises a new app: makes its client key, records it and bakes its token with
-    /// `rights` (the node's method groups). `budget_msat` per `period_secs` (0: its life).
+    /// `rights` (the node's method groups; none for an NWC app, which needs no token).
+    /// `budget_msat` per `period_secs` (0: its life). What it may ask the signer for follows
+    /// from its rights ([`methods_for`]).
     pub fn add_app(
         &self,
         name: &str,
@@ -170,15 +188,10 @@ impl AppGate {
         let credential_key = micronode_signer_protocol::app_request::new_client_key();
         let public = credential_key.x_only_public_key().0.to_string();
         let token = self.root.bake(&self.tenant, &id, rights, &public)?;
-        // Lightning payments for every app; on-chain sends for apps the tenant gave the node's
-        // `admin` right (the node's SendOnchain needs it).
-        let mut methods = vec![
-            AppMethod::PayInvoice.as_str().to_string(),
-            AppMethod::Keysend.as_str().to_string(),
-        ];
-        if rights.iter().any(|r| r == "admin") {
-            methods.push(AppMethod::SendOnchain.as_str().to_string());
-        }
+        let methods = methods_for(rights)
+            .into_iter()
+            .map(|m| m.as_str().to_string())
+            .collect();
         let record = AppRecord {
             id,
             name: name.to_string(),
