@@ -112,6 +112,15 @@ async fn kill_9_mid_burst_loses_nothing() {
             break;
         }
     }
+    // What B had received when A died: the kill must land before the burst is over (after the
+    // restart A may finish payments it had in flight; that is allowed, losing one is not).
+    let received_at_kill = b
+        .list_payments()
+        .iter()
+        .filter(|p| {
+            p.direction == PaymentDirection::Inbound && p.status == PaymentStatus::Succeeded
+        })
+        .count();
     a.kill_9();
     for s in sends {
         let _ = s.await; // some calls fail: the daemon died under them.
@@ -138,8 +147,8 @@ async fn kill_9_mid_burst_loses_nothing() {
         "the payments settled before the crash count"
     );
     assert!(
-        succeeded.len() < PAYMENTS,
-        "the kill must interrupt the burst"
+        received_at_kill < PAYMENTS,
+        "the kill must interrupt the burst ({received_at_kill} of {PAYMENTS} were received)"
     );
 
     // B agrees exactly: what A says succeeded is what B received, and nothing else.
