@@ -9,7 +9,8 @@
 //! over the budget the signer keeps (with the node's own ledger wiped) are each refused with
 //! their rule, and the peer receives exactly what the apps paid, to the sat. On chain, the
 //! operator's send to the tenant's allow-listed address needs an app's request too, and the
-//! app's own send to an address of its choice goes out once, for exactly what it asked.
+//! app's own send to an address of its choice goes out once, for exactly what it asked (the
+//! operator's alteration of it on the way to the signer is refused).
 
 mod daemon;
 
@@ -20,7 +21,7 @@ use daemon::proxy::SignerProxy;
 use daemon::signer::{self, SignerProcess};
 use daemon::tenant::*;
 use daemon::Launch;
-use micronode_node::remote::protocol::{SignerRequest, SignerResponse};
+use micronode_node::remote::protocol::{Hex, SignerRequest, SignerResponse};
 use micronode_nwc::embedded_relay::EmbeddedRelay;
 use micronode_proto::v1;
 use micronode_proto::v1::lightning_client::LightningClient;
@@ -441,6 +442,42 @@ async fn only_the_tenants_apps_can_spend() {
         "{err:?}"
     );
     let wallet_before = onchain(&mut operator).await.total_sat;
+    // The operator alters the app's send on its way to the signer: 1,000 sat more to the
+    // destination, out of the change. Refused; nothing is sent or charged to the app.
+    let tampered = proxy.tamper_next(|r| match r {
+        SignerRequest::SignWalletPsbt {
+            psbt,
+            authorization: Some(_),
+        } => {
+            let mut altered = bitcoin::Psbt::deserialize(&psbt.0).expect("psbt");
+            let outputs = &altered.outputs;
+            let to = outputs.iter().position(|o| o.bip32_derivation.is_empty());
+            let change = outputs.iter().position(|o| !o.bip32_derivation.is_empty());
+            let (to, change) = (to.expect("destination"), change.expect("change"));
+            altered.unsigned_tx.output[to].value += bitcoin::Amount::from_sat(1_000);
+            altered.unsigned_tx.output[change].value -= bitcoin::Amount::from_sat(1_000);
+            *psbt = Hex(altered.serialize());
+            true
+        }
+        _ => false,
+    });
+    let failed = Command::new(env!("CARGO_BIN_EXE_micronode"))
+        .args(["cli", "--endpoint", &a.api, "sendonchain"])
+        .arg(elsewhere.to_string())
+        .args(["3000", "--sat-per-vbyte", "2"])
+        .env("MICRONODE_TOKEN", &credential)
+        .env("MICRONODE_LOG", "warn")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run micronode");
+    assert!(!failed.status.success(), "the altered send is refused");
+    refused(
+        "the app's on-chain send altered by the operator",
+        &tampered.await.expect("the signer answered"),
+        "app-request-mismatch",
+    );
+    assert!(env.mempool().await.is_empty(), "nothing was broadcast");
+    assert_eq!(onchain(&mut operator).await.total_sat, wallet_before);
     let sent = micronode(
         &[
             "cli",

@@ -221,7 +221,7 @@ impl SignerEngine {
                     cost_msat: self.policy.payment_cost_msat(*amount_msat),
                     sends_everything: false,
                 };
-                self.approve_bound(&claim, authorization.as_ref(), || {
+                self.approve_bound(hash, &claim, authorization.as_ref(), || {
                     self.node()
                         .add_keysend(payee, PaymentHash(hash), *amount_msat)
                         .map_err(Outcome::from_status)
@@ -279,7 +279,7 @@ impl SignerEngine {
             cost_msat: self.policy.payment_cost_msat(amount),
             sends_everything: false,
         };
-        self.approve_bound(&claim, authorization, || {
+        self.approve_bound(hash, &claim, authorization, || {
             if parsed.amount_milli_satoshis().is_some() {
                 self.node()
                     .add_invoice(Invoice::Bolt11(parsed))
@@ -301,6 +301,7 @@ impl SignerEngine {
     /// An app approval whose payment a later rule refuses is taken back.
     fn approve_bound(
         &self,
+        hash: [u8; 32],
         claim: &PaymentClaim,
         authorization: Option<&PaymentAuthorization>,
         add_to_vls: impl FnOnce() -> Result<bool, Outcome>,
@@ -313,10 +314,6 @@ impl SignerEngine {
             if !add_to_vls()? {
                 return Err(velocity_refusal());
             }
-            let hash = key32(
-                &Hex(hex::decode(&claim.payment_hash).unwrap_or_default()),
-                "payment hash",
-            )?;
             self.grant_payment_credit(&hash, claim.amount_msat)
         })();
         match rest {

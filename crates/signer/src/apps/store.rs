@@ -105,6 +105,10 @@ fn app_of(row: &rusqlite::Row<'_>) -> Result<AppRecord, rusqlite::Error> {
     })
 }
 
+/// What an app spent since `?2` (Unix seconds), in msat.
+const SPENT_SINCE: &str =
+    "SELECT COALESCE(SUM(cost_msat), 0) FROM approvals WHERE app_id = ?1 AND time >= ?2";
+
 const APP_COLUMNS: &str =
     "id, name, client_key, methods, budget_msat, period_secs, expires_at, created_at, revoked_at";
 
@@ -213,11 +217,9 @@ impl AppStore {
 
     /// What the app spent since `since` (Unix seconds), in msat.
     pub fn spent_since(&self, app_id: &str, since: u64) -> Result<u64, StoreError> {
-        let total: i64 = self.conn().query_row(
-            "SELECT COALESCE(SUM(cost_msat), 0) FROM approvals WHERE app_id = ?1 AND time >= ?2",
-            params![app_id, i(since)],
-            |r| r.get(0),
-        )?;
+        let total: i64 = self
+            .conn()
+            .query_row(SPENT_SINCE, params![app_id, i(since)], |r| r.get(0))?;
         Ok(u64::try_from(total).unwrap_or(0))
     }
 
@@ -240,11 +242,9 @@ impl AppStore {
         if seen {
             return Ok(Ok(false));
         }
-        let spent: i64 = tx.query_row(
-            "SELECT COALESCE(SUM(cost_msat), 0) FROM approvals WHERE app_id = ?1 AND time >= ?2",
-            params![approval.app_id, i(since)],
-            |r| r.get(0),
-        )?;
+        let spent: i64 = tx.query_row(SPENT_SINCE, params![approval.app_id, i(since)], |r| {
+            r.get(0)
+        })?;
         let spent = u64::try_from(spent).unwrap_or(0);
         if !fits(spent) {
             return Ok(Err(spent));
