@@ -135,6 +135,14 @@ pub struct NodeSettings {
     /// Address where a remote signer dials in [default: 127.0.0.1:9736]; port 0 picks one.
     #[arg(long, env = "MICRONODE_SIGNER_LISTEN")]
     pub signer_listen: Option<SocketAddr>,
+    /// The LSP (`node_id@host:port`) this node buys JIT channels from when an invoice needs
+    /// more inbound capacity than its channels have. See docs/liquidity.md.
+    #[arg(long, env = "MICRONODE_LSP")]
+    pub lsp: Option<String>,
+    /// Serve JIT channels (LSPS2) to clients, with the default fees and limits [default:
+    /// false]. See docs/liquidity.md.
+    #[arg(long, env = "MICRONODE_LSPS2_SERVICE")]
+    pub lsps2_service: Option<bool>,
 }
 
 impl NodeSettings {
@@ -173,6 +181,8 @@ impl NodeSettings {
             nwc_relays: over.nwc_relays.or(self.nwc_relays),
             signer: over.signer.or(self.signer),
             signer_listen: over.signer_listen.or(self.signer_listen),
+            lsp: over.lsp.or(self.lsp),
+            lsps2_service: over.lsps2_service.or(self.lsps2_service),
         }
     }
 
@@ -210,6 +220,12 @@ impl NodeSettings {
         };
         if let Some(n) = self.min_confirmations {
             node.channels.set_min_confirmations(n);
+        }
+        if let Some(lsp) = self.lsp.as_deref() {
+            node.liquidity.lsp = Some(parse_lsp(lsp)?);
+        }
+        if self.lsps2_service == Some(true) {
+            node.liquidity.lsps2_service = Some(Default::default());
         }
         let poll = self.poll_interval_ms.unwrap_or(500);
         if !(10..=60_000).contains(&poll) {
@@ -253,6 +269,22 @@ impl NodeSettings {
             node,
         })
     }
+}
+
+/// Parses an LSP as `node_id@host:port`.
+fn parse_lsp(text: &str) -> Result<micronode_node::LspSettings, ConfigError> {
+    let invalid = |why: &str| ConfigError::Invalid(format!("lsp {text:?}: {why}"));
+    let (id, addr) = text
+        .split_once('@')
+        .ok_or_else(|| invalid("expected node_id@host:port"))?;
+    let node_id = id
+        .parse()
+        .map_err(|_| invalid("the node id is not a public key"))?;
+    let addr = std::net::ToSocketAddrs::to_socket_addrs(addr)
+        .ok()
+        .and_then(|mut a| a.next())
+        .ok_or_else(|| invalid("the address is not host:port"))?;
+    Ok(micronode_node::LspSettings::new(node_id, addr))
 }
 
 /// Default bound on one bitcoind RPC call of a node daemon, in seconds.

@@ -1,10 +1,11 @@
 //! `micronode up`: the whole system on an embedded regtest.
 //!
 //! It finds or installs bitcoind, starts it with a persistent datadir under
-//! `$MICRONODE_HOME/regtest`, starts the gateway (the operator's node, keys in-process) and a
-//! watch-only tenant node whose keys live in a separate `micronode signer` process, funds
-//! them, opens a channel, pays an invoice each way, prints a summary and keeps serving until
-//! Ctrl-C.
+//! `$MICRONODE_HOME/regtest`, starts the gateway (the operator's node, keys in-process, serving
+//! JIT channels), an outside node (anyone else on the network) and a watch-only tenant node
+//! whose keys live in a separate `micronode signer` process. The tenant, with nothing on chain
+//! and no channel, is paid by the outside node through a JIT channel the gateway opens; its
+//! app then pays the gateway. It prints a summary and keeps serving until Ctrl-C.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -15,7 +16,10 @@ use anyhow::{anyhow, bail, Context};
 use bitcoin::Network;
 use micronode_api::{Authenticator, CookieAuth, CookieOrTokens, TokenAuthority};
 use micronode_chain::{ChainServices, FeedConfig};
-use micronode_node::{KeysBackend, LocalKeys, Node, NodeConfig, PaymentStatus, RemoteKeys};
+use micronode_node::{
+    KeysBackend, LiquiditySettings, LocalKeys, LspSettings, Node, NodeConfig, PaymentStatus,
+    RemoteKeys,
+};
 use micronode_nwc::embedded_relay::EmbeddedRelay;
 use micronode_nwc::{
     render_qr_terminal, BudgetRenewal, ConnectionSpec, NodeBackend, NwcConfig, NwcHandle,
@@ -28,7 +32,8 @@ use crate::config::micronode_home;
 /// The project's bitcoind installer, embedded so `up` works from any directory.
 const INSTALL_SCRIPT: &str = include_str!("../../../scripts/install-bitcoind.sh");
 const CHANNEL_SAT: u64 = 1_000_000;
-const GATEWAY_TO_TENANT_MSAT: u64 = 50_000_000;
+/// The tenant's first payment, from the outside node.
+const OUTSIDE_TO_TENANT_MSAT: u64 = 50_000_000;
 // Well within the tenant signer's default velocity limits (10,000 sat an hour, fees
 // included), so `up` can run again and again.
 const TENANT_TO_GATEWAY_MSAT: u64 = 1_000_000;
@@ -58,6 +63,8 @@ pub struct UpArgs {
 }
 
 type GatewayNode = Node<LocalKeys>;
+/// Anyone else on the Lightning network: the node that pays the tenant first.
+type OutsideNode = Node<LocalKeys>;
 type TenantNode = Node<RemoteKeys>;
 
 struct Step {
@@ -107,16 +114,23 @@ fn install_bitcoind(home: &Path) -> anyhow::Result<PathBuf> {
     Ok(prefix.join("bin/bitcoind"))
 }
 
+fn node_config(name: &str, dir: &Path, liquidity: LiquiditySettings) -> NodeConfig {
+    let mut config = NodeConfig::new(dir, Network::Regtest);
+    config.alias = name.to_string();
+    config.listen_addr = Some(([127, 0, 0, 1], 0).into());
+    config.liquidity = liquidity;
+    config
+}
+
 async fn start_node<K: KeysBackend>(
     name: &str,
     dir: &Path,
     chain: &ChainServices,
     api_port: u16,
     keys: Arc<K>,
+    liquidity: LiquiditySettings,
 ) -> anyhow::Result<(Arc<Node<K>>, SocketAddr, PathBuf)> {
-    let mut config = NodeConfig::new(dir, Network::Regtest);
-    config.alias = name.to_string();
-    config.listen_addr = Some(([127, 0, 0, 1], 0).into());
+    let config = node_config(name, dir, liquidity);
     let node = Arc::new(
         Node::start(config, keys, chain.clone())
             .await
@@ -268,7 +282,7 @@ async fn run_with_bitcoind(
 
     let step = Step::start(
         3,
-        "starting the gateway, the tenant node and the tenant's signer",
+        "starting the gateway, an outside node, the tenant node and the tenant's signer",
     );
     let stale_hint = |e: anyhow::Error| {
         anyhow!(
@@ -284,6 +298,41 @@ async fn run_with_bitcoind(
             tenant_dir.display()
         );
     }
+    // The gateway serves JIT channels (LSPS2) with the default fees; the tenant buys them.
+    // Port 0 means "any free port", for both APIs.
+    let gateway_port = match args.api_port {
+        0 => 0,
+        port => port.saturating_add(1),
+    };
+    let gateway_dir = regtest.join("gateway");
+    let gateway_keys = Arc::new(LocalKeys::load_or_create(&gateway_dir, Network::Regtest)?);
+    let serves_jit = LiquiditySettings {
+        lsps2_service: Some(Default::default()),
+        lsp: None,
+    };
+    let (gateway, gateway_api, gateway_cookie) = start_node(
+        "gateway",
+        &gateway_dir,
+        &chain,
+        gateway_port,
+        gateway_keys,
+        serves_jit,
+    )
+    .await
+    .map_err(stale_hint)?;
+    let gateway_addr = gateway
+        .listen_addr()
+        .ok_or_else(|| anyhow!("gateway is not listening"))?;
+    let outside_dir = regtest.join("outside");
+    let outside_keys = Arc::new(LocalKeys::load_or_create(&outside_dir, Network::Regtest)?);
+    let outside = Node::start(
+        node_config("outside", &outside_dir, LiquiditySettings::default()),
+        outside_keys,
+        chain.clone(),
+    )
+    .await
+    .context("starting the outside node")
+    .map_err(stale_hint)?;
     // The tenant node listens for its signer; the signer (a separate process) dials in.
     let waiting = micronode_node::remote::attach::listen(&tenant_dir, ([127, 0, 0, 1], 0).into())?;
     let signer = crate::up_signer::start(
@@ -304,26 +353,20 @@ async fn run_with_bitcoind(
     if tenant_keys.node_id().to_string() != signer.node_id {
         bail!("the tenant's signer and node disagree on the node id");
     }
+    let buys_jit = LiquiditySettings {
+        lsps2_service: None,
+        lsp: Some(LspSettings::new(gateway.node_id(), gateway_addr)),
+    };
     let (tenant, tenant_api, tenant_cookie) = start_node(
         "tenant",
         &tenant_dir,
         &chain,
         args.api_port,
         Arc::new(tenant_keys),
+        buys_jit,
     )
     .await
     .map_err(stale_hint)?;
-    // Port 0 means "any free port", for both.
-    let gateway_port = match args.api_port {
-        0 => 0,
-        port => port.saturating_add(1),
-    };
-    let gateway_dir = regtest.join("gateway");
-    let gateway_keys = Arc::new(LocalKeys::load_or_create(&gateway_dir, Network::Regtest)?);
-    let (gateway, gateway_api, gateway_cookie) =
-        start_node("gateway", &gateway_dir, &chain, gateway_port, gateway_keys)
-            .await
-            .map_err(stale_hint)?;
     step.done("");
     let apis = [(gateway_api, &gateway_cookie), (tenant_api, &tenant_cookie)];
     let nwc = start_nwc(regtest, &tenant).await;
@@ -332,6 +375,7 @@ async fn run_with_bitcoind(
             let nodes = Nodes {
                 tenant: &tenant,
                 gateway: &gateway,
+                outside: &outside,
                 signer: &signer,
             };
             run_flow(args, bitcoind, &chain, nodes, apis, service).await
@@ -344,6 +388,7 @@ async fn run_with_bitcoind(
     }
     eprintln!("stopping the nodes ...");
     tenant.stop().await?;
+    outside.stop().await?;
     gateway.stop().await?;
     drop(signer);
     if let Err(e) = chain.save_graph() {
@@ -380,8 +425,9 @@ async fn start_nwc(
 /// The system `up` runs.
 #[derive(Clone, Copy)]
 struct Nodes<'a> {
-    tenant: &'a TenantNode,
+    tenant: &'a Arc<TenantNode>,
     gateway: &'a GatewayNode,
+    outside: &'a OutsideNode,
     signer: &'a crate::up_signer::SignerChild,
 }
 
@@ -394,77 +440,48 @@ async fn run_flow(
     nwc: &NwcHandle,
 ) -> anyhow::Result<()> {
     let Nodes {
-        tenant, gateway, ..
+        tenant,
+        gateway,
+        outside,
+        ..
     } = nodes;
     let step = Step::start(
         4,
-        "funding the gateway's wallet and the tenant's reserve (mining on regtest)",
+        "funding the gateway's and the outside node's wallets (mining on regtest)",
     );
     fund(bitcoind, chain, gateway, 5 * CHANNEL_SAT).await?;
-    // The tenant keeps an on-chain reserve to pay for fee bumps of its anchor channel; a
-    // node without it refuses the channel (docs/anchors.md).
-    fund(
-        bitcoind,
-        chain,
-        tenant,
-        2 * micronode_node::config::DEFAULT_ANCHOR_RESERVE_SAT,
-    )
-    .await?;
+    fund(bitcoind, chain, outside, 2 * CHANNEL_SAT).await?;
     step.done(&format!(
-        ": gateway {} sat, tenant's anchor reserve {} sat confirmed",
+        ": gateway {} sat, outside node {} sat confirmed; the tenant has {} sat on chain",
         gateway.onchain_balance().confirmed_sat,
-        tenant.onchain_balance().confirmed_sat
+        outside.onchain_balance().confirmed_sat,
+        tenant.onchain_balance().total_sat
     ));
 
-    let step = Step::start(5, "opening a channel gateway -> tenant");
+    let step = Step::start(5, "opening a channel outside node -> gateway");
     let gateway_addr = gateway
         .listen_addr()
         .ok_or_else(|| anyhow!("gateway is not listening"))?;
-    tenant.connect_peer(gateway.node_id(), gateway_addr).await?;
-    let tenant_id = tenant.node_id().to_string();
-    let existing = gateway
-        .list_channels()
-        .into_iter()
-        .find(|c| c.counterparty == tenant_id && c.is_ready);
-    let channel_id = match existing {
-        Some(c) => c.channel_id,
-        None => {
-            let mut events = gateway.subscribe_events();
-            gateway.open_channel(tenant.node_id(), CHANNEL_SAT, 0, Some(false))?;
-            let channel_id = loop {
-                let event = tokio::time::timeout(STEP_TIMEOUT, events.recv()).await??;
-                if let micronode_node::NodeEvent::ChannelPending { channel_id, .. } = event {
-                    break channel_id;
-                }
-            };
-            eprintln!("      funding broadcast; mining 6 blocks");
-            tokio::time::sleep(Duration::from_millis(200)).await;
-            mine(bitcoind, chain, 6).await?;
-            channel_id
-        }
-    };
-    let usable = |channels: Vec<micronode_node::ChannelInfo>| {
-        channels
-            .iter()
-            .any(|c| c.channel_id == channel_id && c.is_usable)
-    };
-    wait_for("the channel to be usable", || {
-        usable(gateway.list_channels()) && usable(tenant.list_channels())
-    })
-    .await?;
+    outside
+        .connect_peer(gateway.node_id(), gateway_addr)
+        .await?;
+    let channel_id = open_outside_channel(bitcoind, chain, outside, gateway).await?;
     step.done(&format!(": {channel_id}"));
 
-    let step = Step::start(6, "paying an invoice each way");
-    let to_tenant = pay(
-        gateway,
-        tenant,
-        GATEWAY_TO_TENANT_MSAT,
-        "gateway pays tenant",
-    )
-    .await?;
+    let step = Step::start(
+        6,
+        "paying the tenant through a JIT channel, then the gateway from the tenant's app",
+    );
+    let to_tenant = receive_first_payment(bitcoind, chain, nodes).await?;
     let app = crate::up_app::bake(nodes.signer, "micronode up app", APP_DAILY_BUDGET_SAT)?;
     let to_gateway = pay_as_app(tenant, gateway, apis[1].0, &app).await?;
     step.done(": the tenant's payment was asked for by its app and checked by its signer");
+    let channel_id = gateway
+        .list_channels()
+        .into_iter()
+        .find(|c| c.counterparty == tenant.node_id().to_string() && c.is_usable)
+        .map(|c| c.channel_id)
+        .unwrap_or_default();
 
     let step = Step::start(7, "connecting an app over Nostr Wallet Connect");
     // The app secret is shown once and not stored, so each run makes a fresh connection.
@@ -489,7 +506,7 @@ async fn run_flow(
         None,
     );
     step.done("");
-    print_summary(nodes, &channel_id, [&to_tenant, &to_gateway], apis);
+    print_summary(nodes, &channel_id, &to_tenant, &to_gateway, apis);
     let uri = uri.to_string();
     println!(
         "  Nostr Wallet Connect (tenant; {} sat a day)",
@@ -540,35 +557,124 @@ async fn pay_as_app<B: KeysBackend>(
     Ok(invoice.payment_hash)
 }
 
-async fn pay<A: KeysBackend, B: KeysBackend>(
-    from: &Node<A>,
-    to: &Node<B>,
-    amount_msat: u64,
-    what: &str,
+/// Opens (or finds, on a later run) the outside node's channel to the gateway, confirmed and
+/// usable.
+async fn open_outside_channel(
+    bitcoind: &Bitcoind,
+    chain: &ChainServices,
+    outside: &OutsideNode,
+    gateway: &GatewayNode,
 ) -> anyhow::Result<String> {
-    // A just-received payment becomes spendable once the commitment update completes.
-    wait_for("enough outbound capacity", || {
-        from.list_channels()
+    let gateway_id = gateway.node_id().to_string();
+    let existing = outside
+        .list_channels()
+        .into_iter()
+        .find(|c| c.counterparty == gateway_id && c.is_ready);
+    let channel_id = match existing {
+        Some(c) => c.channel_id,
+        None => {
+            let mut events = outside.subscribe_events();
+            outside.open_channel(gateway.node_id(), CHANNEL_SAT, 0, Some(true))?;
+            let channel_id = loop {
+                let event = tokio::time::timeout(STEP_TIMEOUT, events.recv()).await??;
+                if let micronode_node::NodeEvent::ChannelPending { channel_id, .. } = event {
+                    break channel_id;
+                }
+            };
+            eprintln!("      funding broadcast; mining 6 blocks");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            mine(bitcoind, chain, 6).await?;
+            channel_id
+        }
+    };
+    let usable = |channels: Vec<micronode_node::ChannelInfo>| {
+        channels
             .iter()
-            .any(|c| c.is_usable && c.outbound_capacity_msat >= amount_msat)
+            .any(|c| c.channel_id == channel_id && c.is_usable)
+    };
+    wait_for("the channel to be usable", || {
+        usable(outside.list_channels()) && usable(gateway.list_channels())
     })
     .await?;
-    let invoice = to.create_invoice(Some(amount_msat), what, 3600)?;
-    let id = from.pay_invoice(&invoice.invoice, None, None)?;
-    let record = from.wait_payment(&id, STEP_TIMEOUT).await?;
+    Ok(channel_id)
+}
+
+/// The tenant's payment of a run, and how it arrived.
+struct Received {
+    payment_hash: String,
+    received_msat: u64,
+    jit: Option<micronode_node::JitOffer>,
+}
+
+/// The outside node pays the tenant's invoice. With no channel that can receive it (the first
+/// run), it is a JIT invoice: the gateway holds the payment, opens a channel to the tenant
+/// (mined here until it confirms) and forwards the payment less its opening fee.
+async fn receive_first_payment(
+    bitcoind: &Bitcoind,
+    chain: &ChainServices,
+    nodes: Nodes<'_>,
+) -> anyhow::Result<Received> {
+    let Nodes {
+        tenant,
+        gateway,
+        outside,
+        ..
+    } = nodes;
+    let (invoice, jit) = tenant
+        .create_receivable_invoice(
+            Some(OUTSIDE_TO_TENANT_MSAT),
+            "the tenant's first payment",
+            3600,
+        )
+        .await?;
+    if let Some(offer) = &jit {
+        eprintln!(
+            "      JIT invoice: the gateway opens a channel on payment and takes {} sat",
+            offer.opening_fee_msat / 1000
+        );
+    }
+    let id = outside.pay_invoice(&invoice.invoice, None, None)?;
+    let tenant_id = tenant.node_id().to_string();
+    let deadline = Instant::now() + STEP_TIMEOUT;
+    let record = loop {
+        if let Ok(record) = outside.wait_payment(&id, Duration::from_millis(500)).await {
+            if record.status != PaymentStatus::Pending {
+                break record;
+            }
+        }
+        if Instant::now() > deadline {
+            bail!("the tenant's payment did not complete in {STEP_TIMEOUT:?}");
+        }
+        let opening = gateway
+            .list_channels()
+            .iter()
+            .any(|c| c.counterparty == tenant_id && !c.is_ready && c.funding_txo.is_some());
+        if opening {
+            mine(bitcoind, chain, 1).await?;
+        }
+    };
     if record.status != PaymentStatus::Succeeded {
         bail!(
-            "{what} failed: {}",
+            "the outside node's payment to the tenant failed: {}",
             record.failure_reason.unwrap_or_default()
         );
     }
-    wait_for("the receiver to record the payment", || {
-        to.payment(&id)
-            .map(|p| p.status == PaymentStatus::Succeeded)
-            .unwrap_or(false)
+    let mut received_msat = 0;
+    wait_for("the tenant to record the payment", || {
+        match tenant.payment_in(micronode_node::PaymentDirection::Inbound, &id) {
+            Some(p) if p.status == PaymentStatus::Succeeded => {
+                received_msat = p.amount_msat.unwrap_or_default();
+                true
+            }
+            _ => false,
+        }
     })
     .await?;
-    Ok(invoice.payment_hash)
+    Ok(Received {
+        payment_hash: invoice.payment_hash,
+        received_msat,
+        jit,
+    })
 }
 
 /// What the summary shows of one node.
@@ -596,7 +702,8 @@ impl NodeView {
 fn print_summary(
     nodes: Nodes<'_>,
     channel_id: &str,
-    payments: [&String; 2],
+    received: &Received,
+    to_gateway: &str,
     apis: [(SocketAddr, &PathBuf); 2],
 ) {
     let channel = nodes
@@ -608,7 +715,7 @@ fn print_summary(
     println!("micronode is up on regtest");
     let views = [
         ("gateway", NodeView::of(nodes.gateway), apis[0]),
-        ("tenant", NodeView::of(nodes.tenant), apis[1]),
+        ("tenant", NodeView::of(nodes.tenant.as_ref()), apis[1]),
     ];
     for (name, view, (api, cookie)) in views {
         println!("  {name}");
@@ -631,22 +738,30 @@ fn print_summary(
         }
     }
     if let Some(c) = channel {
-        println!("  channel");
+        println!("  channel gateway -> tenant");
         println!("    id              {}", c.channel_id);
         println!("    capacity        {} sat", c.capacity_sat);
         println!("    gateway balance {} sat", c.balance_sat);
         println!("    funding         {}", c.funding_txo.unwrap_or_default());
     }
     println!("  payments");
+    let how = match &received.jit {
+        Some(offer) => format!(
+            "through a JIT channel the gateway opened on payment, its opening fee {} sat",
+            offer.opening_fee_msat / 1000
+        ),
+        None => "through the tenant's channel with the gateway".to_string(),
+    };
     println!(
-        "    gateway -> tenant {} sat, hash {}",
-        GATEWAY_TO_TENANT_MSAT / 1000,
-        payments[0]
+        "    outside -> tenant {} sat, hash {} ({how}; the tenant received {} sat)",
+        OUTSIDE_TO_TENANT_MSAT / 1000,
+        received.payment_hash,
+        received.received_msat / 1000
     );
     println!(
         "    tenant -> gateway {} sat, hash {} (asked by the tenant's app, its request checked by the tenant's signer)",
         TENANT_TO_GATEWAY_MSAT / 1000,
-        payments[1]
+        to_gateway
     );
     println!();
     println!(

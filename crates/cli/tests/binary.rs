@@ -49,8 +49,17 @@ fn up_brings_up_the_system_and_pays_both_ways() {
     let (ok, stdout, stderr) = run_with_timeout(cmd, Duration::from_secs(300));
     assert!(ok, "micronode up failed:\n{stderr}\n{stdout}");
     assert!(stdout.contains("micronode is up on regtest"), "{stdout}");
+    // A new tenant, nothing on chain, no channel: its first payment comes through a JIT
+    // channel, less the gateway's default opening fee (2,000 sat).
     assert!(
-        stdout.contains("gateway -> tenant 50000 sat, hash "),
+        stdout.contains("outside -> tenant 50000 sat, hash "),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(
+            "through a JIT channel the gateway opened on payment, its opening fee 2000 sat; \
+             the tenant received 48000 sat)"
+        ),
         "{stdout}"
     );
     assert!(
@@ -139,8 +148,14 @@ fn up_brings_up_the_system_and_pays_both_ways() {
     let (ok, stdout, stderr) = run_with_timeout(again, Duration::from_secs(300));
     assert!(ok, "second micronode up failed:\n{stderr}\n{stdout}");
     assert!(
-        !stderr.contains("funding broadcast"),
-        "the channel must be reused:\n{stderr}"
+        !stderr.contains("funding broadcast") && !stderr.contains("JIT invoice"),
+        "the channels must be reused:\n{stderr}"
+    );
+    assert!(
+        stdout.contains(
+            "(through the tenant's channel with the gateway; the tenant received 50000 sat)"
+        ),
+        "{stdout}"
     );
 }
 

@@ -13,7 +13,9 @@
 use bitcoin::secp256k1::PublicKey;
 use lightning::ln::types::ChannelId;
 use lightning::types::features::ChannelTypeFeatures;
-use lightning::util::config::{ChannelConfigOverrides, ChannelHandshakeConfigUpdate};
+use lightning::util::config::{
+    ChannelConfigOverrides, ChannelConfigUpdate, ChannelHandshakeConfigUpdate,
+};
 
 use crate::error::NodeError;
 use crate::keys::KeysBackend;
@@ -68,10 +70,23 @@ impl<K: KeysBackend> NodeInner<K> {
     ) {
         // A peer refused for the anchor reserve retries without anchors; that is refused too:
         // every channel of this node is an anchor channel.
+        // The LSP's JIT channel comes to a node that may have nothing on chain yet: it is
+        // accepted without the reserve (see `docs/liquidity.md`), and its HTLCs may be short
+        // of the invoice by the opening fee the node agreed (`NodeInner::skim_agreed`).
+        let from_lsp = self
+            .config
+            .liquidity
+            .lsp
+            .as_ref()
+            .is_some_and(|lsp| lsp.node_id == counterparty);
         let verdict = if channel_type.supports_anchors_zero_fee_htlc_tx()
             && !channel_type.supports_anchor_zero_fee_commitments()
         {
-            self.check_anchor_reserve(0)
+            if from_lsp {
+                Ok(())
+            } else {
+                self.check_anchor_reserve(0)
+            }
         } else {
             Err(NodeError::InvalidInput(format!(
                 "only anchor channels (option_anchors_zero_fee_htlc_tx) are accepted, not \
@@ -88,7 +103,10 @@ impl<K: KeysBackend> NodeInner<K> {
                         minimum_depth: Some(depth),
                         ..Default::default()
                     }),
-                    update_overrides: None,
+                    update_overrides: from_lsp.then(|| ChannelConfigUpdate {
+                        accept_underpaying_htlcs: Some(true),
+                        ..Default::default()
+                    }),
                 };
                 self.channel_manager
                     .accept_inbound_channel(

@@ -21,8 +21,7 @@ use lightning::util::config::UserConfig;
 use lightning::util::persist::{self as ldk_persist, KVStoreSync};
 use lightning::util::ser::ReadableArgs;
 use lightning_background_processor::{
-    process_events_async_with_kv_store_sync, GossipSync as BpGossipSync, NO_LIQUIDITY_MANAGER,
-    NO_ONION_MESSENGER,
+    process_events_async_with_kv_store_sync, GossipSync as BpGossipSync, NO_ONION_MESSENGER,
 };
 use micronode_chain::{ChainServices, SharedListener};
 use tokio::sync::{broadcast, watch};
@@ -204,7 +203,13 @@ impl<K: KeysBackend> Node<K> {
             keys.clone(),
             signer_provider.clone(),
         )?;
-        let ldk_config = user_config(&config.channels, keys.payment_limits());
+        let mut ldk_config = user_config(&config.channels, keys.payment_limits());
+        if config.liquidity.lsps2_service.is_some() {
+            // A gateway holds the HTLCs of a JIT channel's first payment until it is open, and
+            // forwards later payments over it although it is private.
+            ldk_config.accept_intercept_htlcs = true;
+            ldk_config.accept_forwards_to_priv_channels = true;
+        }
         let (manager_block, channel_manager) =
             match read_optional(&store, "", ldk_persist::CHANNEL_MANAGER_PERSISTENCE_KEY)? {
                 Some(bytes) => {
@@ -247,6 +252,14 @@ impl<K: KeysBackend> Node<K> {
             };
         let channel_manager = Arc::new(channel_manager);
         manager_writer.attach(&channel_manager);
+        let liquidity = crate::liquidity::Liquidity::new(
+            &config.liquidity,
+            keys.clone(),
+            channel_manager.clone(),
+            store.clone(),
+            chain.broadcaster.clone(),
+        )
+        .await?;
 
         let sweeper: Arc<Sweeper<K>> = Arc::new(
             match read_optional(&store, "", ldk_persist::OUTPUT_SWEEPER_PERSISTENCE_KEY)? {
@@ -339,7 +352,7 @@ impl<K: KeysBackend> Node<K> {
                 chan_handler: channel_manager.clone(),
                 route_handler: gossip_sync.clone(),
                 onion_message_handler: IgnoringMessageHandler {},
-                custom_message_handler: IgnoringMessageHandler {},
+                custom_message_handler: liquidity.manager.clone(),
                 send_only_message_handler: chain_monitor.clone(),
             },
             now().as_secs() as u32,
@@ -387,8 +400,10 @@ impl<K: KeysBackend> Node<K> {
             network_graph,
             scorer,
             events,
+            liquidity,
         });
 
+        inner.allow_lsp_skims();
         let lost = inner.fail_payments_lost_before_sending()?;
         if lost > 0 {
             tracing::warn!(node = %label, lost, "payments interrupted before sending marked failed");
@@ -423,6 +438,9 @@ impl<K: KeysBackend> Node<K> {
                 stop_rx.clone(),
             )));
         }
+        tasks.push(tokio::spawn(
+            inner.clone().liquidity_event_loop(stop_rx.clone()),
+        ));
         if let Some(interval) = inner.config.htlc_processing_interval {
             tasks.push(tokio::spawn(htlc_processing_loop(inner.clone(), interval)));
         }
@@ -581,7 +599,7 @@ fn spawn_background<K: KeysBackend>(
                 Arc<GraphLogger>,
             >::None,
             inner.peer_manager.clone(),
-            NO_LIQUIDITY_MANAGER,
+            Some(inner.liquidity.manager.clone()),
             Some(inner.sweeper.clone()),
             inner.logger.clone(),
             Some(inner.scorer.clone()),

@@ -106,6 +106,8 @@ pub struct NodeConfig {
     /// batching delay (log-normal, tens to hundreds of ms). `None` keeps LDK's delay, which hides
     /// payment timing from observers; a short interval lowers latency at that privacy cost.
     pub htlc_processing_interval: Option<std::time::Duration>,
+    /// Inbound liquidity: JIT channels served (a gateway) or bought (a tenant).
+    pub liquidity: LiquiditySettings,
 }
 
 impl NodeConfig {
@@ -119,6 +121,77 @@ impl NodeConfig {
             channels: ChannelSettings::for_network(network),
             payment_retry_secs: 30,
             htlc_processing_interval: None,
+            liquidity: LiquiditySettings::default(),
+        }
+    }
+}
+
+/// JIT channels (LSPS2): a gateway serves them, a tenant buys them from its LSP.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LiquiditySettings {
+    /// Serve LSPS2: open a channel to a client just in time for its first payment.
+    pub lsps2_service: Option<Lsps2ServiceSettings>,
+    /// The LSP this node buys JIT channels from when an invoice needs more inbound capacity
+    /// than its channels have.
+    pub lsp: Option<LspSettings>,
+}
+
+/// What a gateway charges for a JIT channel and the limits it serves (host configuration).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Lsps2ServiceSettings {
+    /// The smallest opening fee, in msat.
+    pub min_fee_msat: u64,
+    /// The opening fee in millionths of the payment (the larger of the two is charged).
+    pub proportional_millionths: u32,
+    /// The smallest payment that buys a channel, in msat.
+    pub min_payment_msat: u64,
+    /// The largest payment that buys a channel, in msat.
+    pub max_payment_msat: u64,
+    /// What a JIT channel holds beyond the payment it carries (less the fee), in sat: inbound
+    /// capacity for the client's next payments, and room for the gateway's reserve.
+    pub channel_extra_sat: u64,
+    /// Blocks the gateway promises to keep the channel open.
+    pub min_lifetime_blocks: u32,
+    /// The longest `to_self_delay` the client may ask of the gateway.
+    pub max_client_to_self_delay: u32,
+}
+
+impl Default for Lsps2ServiceSettings {
+    fn default() -> Self {
+        Self {
+            min_fee_msat: 2_000_000,
+            proportional_millionths: 10_000,
+            min_payment_msat: 10_000_000,
+            max_payment_msat: 1_000_000_000,
+            channel_extra_sat: 100_000,
+            min_lifetime_blocks: 1008,
+            max_client_to_self_delay: 2016,
+        }
+    }
+}
+
+/// The LSP a tenant buys JIT channels from, and the most it pays for one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LspSettings {
+    /// The LSP's node id.
+    pub node_id: bitcoin::secp256k1::PublicKey,
+    /// Where the LSP accepts Lightning peers.
+    pub addr: SocketAddr,
+    /// The most the node agrees to pay for a channel, in msat (an offer above it is refused).
+    pub max_fee_msat: u64,
+    /// The most the node agrees to pay in millionths of the payment.
+    pub max_proportional_millionths: u32,
+}
+
+impl LspSettings {
+    /// An LSP at `node_id@addr` with the default fee limits (5,000 sat, 2 %).
+    pub fn new(node_id: bitcoin::secp256k1::PublicKey, addr: SocketAddr) -> Self {
+        Self {
+            node_id,
+            addr,
+            max_fee_msat: 5_000_000,
+            max_proportional_millionths: 20_000,
         }
     }
 }

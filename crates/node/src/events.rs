@@ -84,6 +84,9 @@ impl<K: KeysBackend> NodeInner<K> {
     /// Handles one LDK event. Returning `Err` makes LDK replay it later (used when a write
     /// failed, so nothing is lost).
     pub(crate) async fn handle_event(&self, event: Event) -> Result<(), ReplayEvent> {
+        let Some(event) = self.liquidity_sees(event).await else {
+            return Ok(());
+        };
         match event {
             Event::FundingGenerationReady {
                 temporary_channel_id,
@@ -103,10 +106,15 @@ impl<K: KeysBackend> NodeInner<K> {
             Event::PaymentClaimable {
                 payment_hash,
                 purpose,
+                counterparty_skimmed_fee_msat,
                 ..
             } => match purpose.preimage() {
-                Some(preimage) => self.channel_manager.claim_funds(preimage),
-                None => self.channel_manager.fail_htlc_backwards(&payment_hash),
+                Some(preimage)
+                    if self.skim_agreed(&payment_hash.0, counterparty_skimmed_fee_msat) =>
+                {
+                    self.channel_manager.claim_funds(preimage)
+                }
+                _ => self.channel_manager.fail_htlc_backwards(&payment_hash),
             },
             Event::PaymentClaimed {
                 payment_hash,
@@ -312,6 +320,32 @@ impl<K: KeysBackend> NodeInner<K> {
             other => tracing::debug!(event = ?other, "unhandled LDK event"),
         }
         Ok(())
+    }
+}
+
+impl<K: KeysBackend> NodeInner<K> {
+    /// Whether a payment's sender may have taken `skimmed_msat` from it: only the opening fee
+    /// agreed for a JIT invoice (see `liquidity`), and nothing from any other payment.
+    fn skim_agreed(&self, payment_hash: &[u8; 32], skimmed_msat: u64) -> bool {
+        if skimmed_msat == 0 {
+            return true;
+        }
+        let limit = self
+            .payments
+            .get(PaymentDirection::Inbound, payment_hash)
+            .and_then(|r| r.lsp_fee_limit_msat)
+            .unwrap_or(0);
+        if skimmed_msat > limit {
+            tracing::warn!(
+                node = %self.logger_label,
+                payment_hash = %hex::encode(payment_hash),
+                skimmed_msat,
+                limit,
+                "refusing a payment the forwarding peer took more from than agreed"
+            );
+            return false;
+        }
+        true
     }
 }
 

@@ -17,6 +17,7 @@ pub mod error;
 pub mod events;
 mod funding;
 pub mod keys;
+mod liquidity;
 pub mod logger;
 mod node;
 pub mod onchain;
@@ -31,13 +32,16 @@ pub mod types;
 pub mod wallet;
 
 pub use channels::{ChannelInfo, PeerInfo};
-pub use config::{ChannelSettings, NodeConfig};
+pub use config::{
+    ChannelSettings, LiquiditySettings, LspSettings, Lsps2ServiceSettings, NodeConfig,
+};
 pub use error::NodeError;
 pub use events::NodeEvent;
 pub use keys::{
     KeysBackend, LocalKeys, PaymentApproval, SignerLimits, WalletDescriptors, WalletPathLookup,
     WalletSigner,
 };
+pub use liquidity::JitOffer;
 pub use node::{Node, NodeInfo};
 pub use onchain::{LightningBalance, OnchainBalance};
 pub use outbox::{BroadcastStatus, FailingBroadcast};

@@ -42,6 +42,7 @@ pub(crate) struct NodeInner<K: KeysBackend> {
     pub(crate) processor_store: Arc<crate::persist::ProcessorStore<K>>,
     pub(crate) keys: Arc<K>,
     pub(crate) store: Arc<crate::types::Store>,
+    pub(crate) liquidity: crate::liquidity::Liquidity<K>,
 }
 
 /// Background work of a running node.

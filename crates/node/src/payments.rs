@@ -85,6 +85,10 @@ pub struct PaymentRecord {
     /// The BOLT11 invoice's description, when it has one (filled by the [`PaymentStore`]).
     #[serde(default)]
     pub description: Option<String>,
+    /// For a JIT invoice: the opening fee the node agreed its LSP may take from the payment,
+    /// in msat (a payment skimmed by more is refused).
+    #[serde(default)]
+    pub lsp_fee_limit_msat: Option<u64>,
 }
 
 impl PaymentRecord {
@@ -113,6 +117,7 @@ impl PaymentRecord {
             expires_at: None,
             index: 0,
             description: None,
+            lsp_fee_limit_msat: None,
         }
     }
 

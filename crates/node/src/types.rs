@@ -76,6 +76,17 @@ pub type GossipSync = P2PGossipSync<Arc<NetworkGraph>, Arc<GossipUtxoLookup>, Ar
 /// Rapid gossip sync (not used; named for the background processor's types).
 pub type RapidSync =
     lightning_rapid_gossip_sync::RapidGossipSync<Arc<NetworkGraph>, Arc<GraphLogger>>;
+/// LSPS0/LSPS2 over custom peer messages: JIT channels, served by a gateway and bought by a
+/// tenant (`liquidity`).
+pub type LiquidityManager<K> = lightning_liquidity::LiquidityManager<
+    Arc<K>,
+    Arc<K>,
+    Arc<ChannelManager<K>>,
+    Arc<ChainFilter>,
+    lightning::util::persist::KVStoreSyncWrapper<Arc<Store>>,
+    lightning_liquidity::utils::time::DefaultTimeProvider,
+    Arc<SharedBroadcaster>,
+>;
 /// The peer manager.
 pub type PeerManager<K> = lightning::ln::peer_handler::PeerManager<
     lightning_net_tokio::SocketDescriptor,
@@ -83,7 +94,7 @@ pub type PeerManager<K> = lightning::ln::peer_handler::PeerManager<
     Arc<GossipSync>,
     IgnoringMessageHandler,
     Arc<NodeLogger>,
-    IgnoringMessageHandler,
+    Arc<LiquidityManager<K>>,
     Arc<K>,
     Arc<ChainMonitor<K>>,
 >;

@@ -162,9 +162,10 @@ impl<K: KeysBackend> WalletBackend for NodeBackend<K> {
         description: &str,
         expiry_secs: u32,
     ) -> Result<Transaction, BackendError> {
-        let created = self
+        let (created, _) = self
             .node
-            .create_invoice(amount_msat, description, expiry_secs)
+            .create_receivable_invoice(amount_msat, description, expiry_secs)
+            .await
             .map_err(map_err)?;
         let hash = parse_hex32(&created.payment_hash)
             .ok_or_else(|| BackendError::new(BackendErrorKind::Internal, "bad payment hash"))?;

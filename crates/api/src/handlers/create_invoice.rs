@@ -5,12 +5,11 @@ use std::sync::Arc;
 use micronode_node::{KeysBackend, Node};
 use micronode_proto::v1::{CreateInvoiceRequest, CreateInvoiceResponse};
 
-use super::blocking;
 use crate::adapter;
 use crate::error::ApiError;
 
-/// Handles `CreateInvoice`. The node records the pending payment (a store write), so it runs
-/// blocking.
+/// Handles `CreateInvoice`. When the node's channels cannot receive the amount and it has an
+/// LSP, the invoice pays through a JIT channel (see `Node::create_receivable_invoice`).
 pub async fn handle_create_invoice<K: KeysBackend>(
     node: &Arc<Node<K>>,
     req: CreateInvoiceRequest,
@@ -21,10 +20,9 @@ pub async fn handle_create_invoice<K: KeysBackend>(
         .transpose()?;
     let expiry_secs = adapter::invoice_expiry(req.expiry_secs)?;
     let description = req.description;
-    let created = blocking(node, move |n| {
-        n.create_invoice(amount_msat, &description, expiry_secs)
-    })
-    .await?;
+    let (created, _) = node
+        .create_receivable_invoice(amount_msat, &description, expiry_secs)
+        .await?;
     Ok(CreateInvoiceResponse {
         invoice: created.invoice,
         payment_hash: created.payment_hash,

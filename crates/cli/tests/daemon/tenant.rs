@@ -47,9 +47,16 @@ pub fn remote_flags() -> Vec<String> {
 /// Spawns a remote-signer node on `dir` (its log goes to `<dir>.log`) and returns it with
 /// the address its signer dials and the one-time pairing code it shows.
 pub fn launch_remote(env: &Env, dir: &Path) -> (Launch, String, String) {
+    launch_remote_with(env, dir, &[])
+}
+
+/// [`launch_remote`] with more `node run` flags.
+pub fn launch_remote_with(env: &Env, dir: &Path, extra: &[String]) -> (Launch, String, String) {
     std::fs::create_dir_all(dir).expect("node dir");
     let log = std::fs::File::create(dir.with_extension("log")).expect("node log");
-    let launch = Launch::spawn(env, dir, &remote_flags(), Stdio::from(log));
+    let mut flags = remote_flags();
+    flags.extend_from_slice(extra);
+    let launch = Launch::spawn(env, dir, &flags, Stdio::from(log));
     let waiting = launch.event("waiting_for_signer");
     let listen = waiting["signer_listen"].as_str().expect("signer_listen");
     let code = waiting["pairing_code"]
@@ -74,10 +81,21 @@ pub struct Tenant {
 /// `policy`, a `[policy]` table body, when given, and [`NODE_PAYS_ALONE`]); returns both once
 /// the node is ready.
 pub fn start_pair(env: &Env, dir: &Path, signer_dir: &Path, policy: Option<&str>) -> Tenant {
+    start_pair_with(env, dir, signer_dir, policy, &[])
+}
+
+/// [`start_pair`] with more `node run` flags.
+pub fn start_pair_with(
+    env: &Env,
+    dir: &Path,
+    signer_dir: &Path,
+    policy: Option<&str>,
+    extra: &[String],
+) -> Tenant {
     std::fs::create_dir_all(signer_dir).expect("signer dir");
     let words = signer::init(signer_dir);
     signer::set_policy(signer_dir, &node_pays_alone(policy));
-    let (launch, listen, code) = launch_remote(env, dir);
+    let (launch, listen, code) = launch_remote_with(env, dir, extra);
     let signer = SignerProcess::start(signer_dir, &listen, Some(&code), &env.bitcoind);
     let node = launch.ready();
     assert_eq!(

@@ -1,0 +1,199 @@
+//! A brand-new tenant (its keys in a separate signer process, no channel, nothing on chain)
+//! gets paid through a JIT channel from the gateway (LSPS2): the gateway holds the payment,
+//! opens a channel to the tenant, and forwards the payment minus the opening fee the tenant
+//! agreed to. The tenant's signer signs the JIT invoice and every commitment, with the
+//! skimmed HTLC in it. A failed open fails the held payment back at once. Every amount
+//! reconciles to the msat on both sides.
+
+mod daemon;
+
+use std::time::Duration;
+
+use daemon::tenant::*;
+use daemon::Client;
+use micronode_node::{Lsps2ServiceSettings, PaymentStatus};
+use micronode_proto::v1;
+use micronode_testenv::nodes::{open_channel, Env, TestNode, TIMEOUT};
+
+/// What the gateway charges: at least 2,000 sat, or 1 % of the payment.
+fn service() -> Lsps2ServiceSettings {
+    Lsps2ServiceSettings {
+        min_fee_msat: 2_000_000,
+        proportional_millionths: 10_000,
+        channel_extra_sat: 100_000,
+        ..Default::default()
+    }
+}
+
+async fn jit_invoice(client: &mut Client, amount_msat: u64) -> String {
+    client
+        .create_invoice(v1::CreateInvoiceRequest {
+            amount_msat: Some(amount_msat),
+            description: "first payment".into(),
+            expiry_secs: Some(3600),
+        })
+        .await
+        .expect("invoice")
+        .into_inner()
+        .invoice
+}
+
+async fn received_msat(client: &mut Client, invoice: &str) -> (i32, Option<u64>) {
+    let parsed: lightning_invoice::Bolt11Invoice = invoice.parse().expect("invoice parses");
+    let payment = client
+        .get_payment(v1::GetPaymentRequest {
+            id: hex::encode(parsed.payment_hash()),
+            direction: Some(v1::PaymentDirection::Inbound as i32),
+        })
+        .await
+        .expect("payment")
+        .into_inner();
+    (payment.status, payment.amount_msat)
+}
+
+/// Starts paying `invoice` from `payer`; mines a block whenever a transaction waits, until
+/// the payment has its outcome.
+async fn pay_mining(env: &Env, payer: &TestNode, invoice: &str) -> micronode_node::PaymentRecord {
+    let id = payer.pay_invoice(invoice, None, None).expect("pay");
+    let deadline = tokio::time::Instant::now() + 2 * TIMEOUT;
+    loop {
+        if let Ok(record) = payer.wait_payment(&id, Duration::from_millis(500)).await {
+            if record.status != PaymentStatus::Pending {
+                return record;
+            }
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the payment has no outcome"
+        );
+        if !env.mempool().await.is_empty() {
+            env.mine(1).await;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_new_tenant_is_paid_through_a_jit_channel() {
+    let env = Env::new("jit").await;
+    let mut gateway_config = env.node_config("gateway");
+    gateway_config.liquidity.lsps2_service = Some(service());
+    let gateway = env.start_node_with(gateway_config).await;
+    let payer = env.start_node("payer").await;
+    env.fund(&payer, 2_000_000).await;
+    open_channel(&env, &payer, &gateway, 1_000_000).await;
+
+    let lsp = format!(
+        "{}@{}",
+        gateway.node_id(),
+        gateway.listen_addr().expect("gateway listens")
+    );
+    let pair = start_pair_with(
+        &env,
+        &env.dir.0.join("tenant"),
+        &env.dir.0.join("tenant-signer"),
+        None,
+        &["--lsp".to_string(), lsp],
+    );
+    let tenant = &pair.node;
+    let mut client = tenant.client().await;
+    assert!(channels(&mut client).await.is_empty());
+    assert_eq!(onchain(&mut client).await.total_sat, 0);
+
+    // --- The gateway has nothing on chain: it cannot open, and the payer's HTLC fails back
+    // at once instead of waiting for its expiry. Nobody pays anything.
+    let amount_msat = 50_000_000;
+    let invoice = jit_invoice(&mut client, amount_msat).await;
+    let payer_before = payer.lightning_balance().in_channels_sat;
+    let failed = pay_mining(&env, &payer, &invoice).await;
+    assert_eq!(failed.status, PaymentStatus::Failed, "{failed:?}");
+    assert_eq!(payer.lightning_balance().in_channels_sat, payer_before);
+    assert!(gateway
+        .list_channels()
+        .iter()
+        .all(|c| c.counterparty != tenant.node_id));
+
+    // --- Funded, the gateway opens a channel of what it forwards plus 100,000 sat, and forwards
+    // the payment less its fee: max(2,000 sat, 1 % of 50,000 sat) = 2,000 sat.
+    env.fund(&gateway, 1_000_000).await;
+    let invoice = jit_invoice(&mut client, amount_msat).await;
+    let paid = pay_mining(&env, &payer, &invoice).await;
+    assert_eq!(paid.status, PaymentStatus::Succeeded, "{paid:?}");
+    assert_eq!(paid.amount_msat, Some(amount_msat));
+    assert_eq!(
+        paid.fee_msat,
+        Some(0),
+        "the payer pays the invoice, no more"
+    );
+    let fee_msat = 2_000_000;
+    assert_eq!(
+        received_msat(&mut client, &invoice).await,
+        (
+            v1::PaymentStatus::Succeeded as i32,
+            Some(amount_msat - fee_msat)
+        )
+    );
+    let jit = gateway
+        .list_channels()
+        .into_iter()
+        .find(|c| c.counterparty == tenant.node_id)
+        .expect("the JIT channel");
+    assert_eq!(
+        jit.capacity_sat,
+        48_000 + 100_000,
+        "what it forwards plus the extra"
+    );
+    settled(&client, &gateway).await;
+    assert_eq!(in_channels_sat(&mut client).await, 48_000);
+    assert_eq!(
+        onchain(&mut client).await.total_sat,
+        0,
+        "no on-chain step of the tenant's"
+    );
+
+    // --- The channel now receives: a plain invoice, forwarded for free, nothing skimmed.
+    let invoice = jit_invoice(&mut client, 20_000_000).await;
+    let paid = pay_mining(&env, &payer, &invoice).await;
+    assert_eq!(paid.status, PaymentStatus::Succeeded, "{paid:?}");
+    assert_eq!(paid.fee_msat, Some(0));
+    assert_eq!(
+        received_msat(&mut client, &invoice).await,
+        (v1::PaymentStatus::Succeeded as i32, Some(20_000_000))
+    );
+    settled(&client, &gateway).await;
+    assert_eq!(in_channels_sat(&mut client).await, 68_000);
+    assert_eq!(
+        gateway
+            .list_channels()
+            .iter()
+            .filter(|c| c.counterparty == tenant.node_id)
+            .count(),
+        1,
+        "no second JIT channel"
+    );
+
+    // --- More than the channel can receive: a second JIT channel, for that payment less
+    // max(2,000 sat, 1 % of 120,000 sat) = 2,000 sat.
+    let invoice = jit_invoice(&mut client, 120_000_000).await;
+    let paid = pay_mining(&env, &payer, &invoice).await;
+    assert_eq!(paid.status, PaymentStatus::Succeeded, "{paid:?}");
+    assert_eq!(paid.fee_msat, Some(0));
+    assert_eq!(
+        received_msat(&mut client, &invoice).await,
+        (v1::PaymentStatus::Succeeded as i32, Some(118_000_000))
+    );
+    settled(&client, &gateway).await;
+    assert_eq!(in_channels_sat(&mut client).await, 68_000 + 118_000);
+    let mut capacities: Vec<u64> = gateway
+        .list_channels()
+        .iter()
+        .filter(|c| c.counterparty == tenant.node_id)
+        .map(|c| c.capacity_sat)
+        .collect();
+    capacities.sort_unstable();
+    assert_eq!(capacities, [148_000, 218_000]);
+
+    drop(pair);
+    for node in [&gateway, &payer] {
+        node.stop().await.expect("stop");
+    }
+}
