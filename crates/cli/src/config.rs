@@ -143,6 +143,10 @@ pub struct NodeSettings {
     /// false]. See docs/liquidity.md.
     #[arg(long, env = "MICRONODE_LSPS2_SERVICE")]
     pub lsps2_service: Option<bool>,
+    /// The JIT channels' fees and limits (a `[lsps2]` table of the config file only; setting it
+    /// serves JIT channels unless `lsps2_service = false`). See docs/liquidity.md.
+    #[arg(skip)]
+    pub lsps2: Option<micronode_node::Lsps2ServiceSettings>,
 }
 
 impl NodeSettings {
@@ -183,6 +187,7 @@ impl NodeSettings {
             signer_listen: over.signer_listen.or(self.signer_listen),
             lsp: over.lsp.or(self.lsp),
             lsps2_service: over.lsps2_service.or(self.lsps2_service),
+            lsps2: over.lsps2.or(self.lsps2),
         }
     }
 
@@ -224,9 +229,10 @@ impl NodeSettings {
         if let Some(lsp) = self.lsp.as_deref() {
             node.liquidity.lsp = Some(parse_lsp(lsp)?);
         }
-        if self.lsps2_service == Some(true) {
-            node.liquidity.lsps2_service = Some(Default::default());
-        }
+        node.liquidity.lsps2_service = match (self.lsps2_service, self.lsps2) {
+            (Some(false), _) | (None, None) => None,
+            (_, settings) => Some(settings.unwrap_or_default()),
+        };
         let poll = self.poll_interval_ms.unwrap_or(500);
         if !(10..=60_000).contains(&poll) {
             return Err(ConfigError::Invalid(
@@ -339,6 +345,40 @@ pub fn network_dir(network: Network) -> &'static str {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn jit_channel_settings_come_from_flags_and_the_file() {
+        let file: NodeSettings = toml::from_str(
+            "lsp = \"02c21b65dbcf59d27d8109e07afe7c353f815f373359a604a68a5689689492fdb7@127.0.0.1:9735\"\n\
+             [lsps2]\nmin_fee_msat = 1000000\nchannel_extra_sat = 50000\n",
+        )
+        .expect("parses");
+        let resolved = file.clone().resolve(false).expect("resolves");
+        let service = resolved.node.liquidity.lsps2_service.expect("served");
+        assert_eq!(service.min_fee_msat, 1_000_000);
+        assert_eq!(service.channel_extra_sat, 50_000);
+        assert_eq!(
+            service.proportional_millionths, 10_000,
+            "defaults fill the rest"
+        );
+        let lsp = resolved.node.liquidity.lsp.expect("an LSP");
+        assert_eq!(lsp.addr.port(), 9735);
+        let off = file
+            .overridden_by(NodeSettings {
+                lsps2_service: Some(false),
+                ..Default::default()
+            })
+            .resolve(false)
+            .expect("resolves");
+        assert!(off.node.liquidity.lsps2_service.is_none());
+        let bad = NodeSettings {
+            lsp: Some("not-a-key@127.0.0.1:1".into()),
+            ..Default::default()
+        };
+        let err = bad.resolve(false).unwrap_err().to_string();
+        assert!(err.contains("not a public key"), "{err}");
+        assert!(toml::from_str::<NodeSettings>("[lsps2]\nmin_fee = 1\n").is_err());
+    }
+
     use super::*;
 
     #[test]

@@ -411,6 +411,9 @@ impl<K: KeysBackend> Node<K> {
 
         let (stop_tx, stop_rx) = watch::channel(false);
         let mut tasks = Vec::new();
+        // Every log line of this node's background work carries the node, so an operator can
+        // follow one node among many in one process.
+        let span = tracing::info_span!("node", node = %label);
         let listen_addr = match inner.config.listen_addr {
             Some(addr) => {
                 let (bound, task) = spawn_listener(inner.peer_manager.clone(), addr).await?;
@@ -419,32 +422,35 @@ impl<K: KeysBackend> Node<K> {
             }
             None => None,
         };
-        tasks.push(tokio::spawn(reconnect_loop(
-            inner.clone(),
-            listen_addr,
-            stop_rx.clone(),
-        )));
-        tasks.push(tokio::spawn(monitor_write_loop(
-            inner.clone(),
-            stop_rx.clone(),
-        )));
+        tasks.push(spawn_in(
+            &span,
+            reconnect_loop(inner.clone(), listen_addr, stop_rx.clone()),
+        ));
+        tasks.push(spawn_in(
+            &span,
+            monitor_write_loop(inner.clone(), stop_rx.clone()),
+        ));
         if let Some(connections) = inner.keys.signer_connections() {
-            tasks.push(tokio::spawn(signer_reconnect_loop(
-                inner.clone(),
-                connections,
-            )));
-            tasks.push(tokio::spawn(signer_retry_loop(
-                inner.clone(),
-                stop_rx.clone(),
-            )));
+            tasks.push(spawn_in(
+                &span,
+                signer_reconnect_loop(inner.clone(), connections),
+            ));
+            tasks.push(spawn_in(
+                &span,
+                signer_retry_loop(inner.clone(), stop_rx.clone()),
+            ));
         }
-        tasks.push(tokio::spawn(
+        tasks.push(spawn_in(
+            &span,
             inner.clone().liquidity_event_loop(stop_rx.clone()),
         ));
         if let Some(interval) = inner.config.htlc_processing_interval {
-            tasks.push(tokio::spawn(htlc_processing_loop(inner.clone(), interval)));
+            tasks.push(spawn_in(
+                &span,
+                htlc_processing_loop(inner.clone(), interval),
+            ));
         }
-        let background = spawn_background(inner.clone(), stop_rx);
+        let background = spawn_background(inner.clone(), stop_rx, span);
         tracing::info!(node = %label, %node_id, ?listen_addr, height = caught_up.height, "node started");
         Ok(Node {
             inner,
@@ -564,9 +570,18 @@ async fn spawn_listener<K: KeysBackend>(
     Ok((bound, task))
 }
 
+/// Spawns `task` inside `span`.
+fn spawn_in<F>(span: &tracing::Span, task: F) -> tokio::task::JoinHandle<()>
+where
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
+    tokio::spawn(tracing::Instrument::instrument(task, span.clone()))
+}
+
 fn spawn_background<K: KeysBackend>(
     inner: Arc<NodeInner<K>>,
     stop: watch::Receiver<bool>,
+    span: tracing::Span,
 ) -> tokio::task::JoinHandle<Result<(), std::io::Error>> {
     let handler_inner = inner.clone();
     let event_handler = move |event| {
@@ -582,7 +597,7 @@ fn spawn_background<K: KeysBackend>(
             }
         })
     };
-    tokio::spawn(async move {
+    let processor = async move {
         process_events_async_with_kv_store_sync(
             inner.processor_store.clone(),
             event_handler,
@@ -609,7 +624,8 @@ fn spawn_background<K: KeysBackend>(
         )
         .await
         .map_err(std::io::Error::from)
-    })
+    };
+    tokio::spawn(tracing::Instrument::instrument(processor, span))
 }
 
 /// Writes queued monitor updates (after the manager) as soon as they are queued.
