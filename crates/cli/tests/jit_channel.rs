@@ -7,13 +7,11 @@
 
 mod daemon;
 
-use std::time::Duration;
-
 use daemon::tenant::*;
 use daemon::Client;
 use micronode_node::{Lsps2ServiceSettings, PaymentStatus};
 use micronode_proto::v1;
-use micronode_testenv::nodes::{open_channel, Env, TestNode, TIMEOUT};
+use micronode_testenv::nodes::{open_channel, Env, TestNode};
 
 /// What the gateway charges: at least 2,000 sat, or 1 % of the payment.
 fn service() -> Lsps2ServiceSettings {
@@ -51,25 +49,10 @@ async fn received_msat(client: &mut Client, invoice: &str) -> (i32, Option<u64>)
     (payment.status, payment.amount_msat)
 }
 
-/// Starts paying `invoice` from `payer`; mines a block whenever a transaction waits, until
-/// the payment has its outcome.
+/// Pays `invoice` from `payer` and returns the outcome, mining as the payment needs.
 async fn pay_mining(env: &Env, payer: &TestNode, invoice: &str) -> micronode_node::PaymentRecord {
     let id = payer.pay_invoice(invoice, None, None).expect("pay");
-    let deadline = tokio::time::Instant::now() + 2 * TIMEOUT;
-    loop {
-        if let Ok(record) = payer.wait_payment(&id, Duration::from_millis(500)).await {
-            if record.status != PaymentStatus::Pending {
-                return record;
-            }
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the payment has no outcome"
-        );
-        if !env.mempool().await.is_empty() {
-            env.mine(1).await;
-        }
-    }
+    outcome_mining(env, payer, &id).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -5,8 +5,6 @@
 
 mod daemon;
 
-use std::time::Duration;
-
 use daemon::tenant::*;
 use daemon::{Client, Daemon};
 use micronode_node::{NodeEvent, PaymentStatus};
@@ -105,21 +103,7 @@ async fn gateway_killed_mid_jit_open_loses_nothing() {
     connect(&mut tenant, &gateway.node_id, &gateway.p2p).await;
 
     // Mine until the payment has its outcome.
-    let deadline = tokio::time::Instant::now() + 3 * TIMEOUT;
-    let outcome = loop {
-        if let Ok(record) = payer.wait_payment(&id, Duration::from_millis(500)).await {
-            if record.status != PaymentStatus::Pending {
-                break record;
-            }
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the payment has no outcome"
-        );
-        if !env.mempool().await.is_empty() {
-            env.mine(1).await;
-        }
-    };
+    let outcome = outcome_mining(&env, &payer, &id).await;
 
     // One outcome on both sides, to the msat: the payer paid the invoice and the tenant got it
     // less the opening fee (2,000 sat), over one JIT channel.
@@ -136,7 +120,7 @@ async fn gateway_killed_mid_jit_open_loses_nothing() {
         .into_inner();
     assert_eq!(received.status, v1::PaymentStatus::Succeeded as i32);
     assert_eq!(received.amount_msat, Some(48_000_000));
-    settled_with_payer(&mut tenant, &payer).await;
+    settled(&tenant, &payer).await;
     assert_eq!(in_channels_sat(&mut tenant).await, 48_000);
     assert_eq!(
         payer_before - payer.lightning_balance().in_channels_sat,
@@ -154,20 +138,4 @@ async fn gateway_killed_mid_jit_open_loses_nothing() {
     drop(pair);
     drop(gateway);
     payer.stop().await.expect("stop");
-}
-
-/// Waits until neither the tenant's nor the payer's channels carry an HTLC.
-async fn settled_with_payer(tenant: &mut Client, payer: &micronode_testenv::nodes::TestNode) {
-    wait_until("no HTLC in flight", TIMEOUT, || {
-        let mut c = tenant.clone();
-        async move {
-            channels(&mut c)
-                .await
-                .iter()
-                .all(|ch| ch.is_usable && ch.pending_htlcs == 0)
-                && payer.list_channels().iter().all(|ch| ch.pending_htlcs == 0)
-        }
-    })
-    .await
-    .expect("settled");
 }

@@ -101,17 +101,9 @@ impl<K: KeysBackend> Node<K> {
             })
             .map_err(|e| NodeError::Payment(format!("cannot create invoice: {e}")))?;
         let hash = *invoice.payment_hash().as_byte_array();
-        let mut record = PaymentRecord::new_pending(
-            hash,
-            hash,
-            PaymentDirection::Inbound,
-            PaymentKind::Bolt11 {
-                invoice: invoice.to_string(),
-            },
-            amount_msat,
-        );
-        record.expires_at = invoice.expires_at().map(|t| t.as_secs());
-        self.inner.payments.upsert(record)?;
+        self.inner
+            .payments
+            .upsert(PaymentRecord::for_invoice(&invoice, amount_msat))?;
         Ok(CreatedInvoice {
             invoice: invoice.to_string(),
             payment_hash: hex::encode(hash),

@@ -92,6 +92,26 @@ pub struct PaymentRecord {
 }
 
 impl PaymentRecord {
+    /// A pending inbound payment for an invoice of ours (its id is the payment hash).
+    pub fn for_invoice(
+        invoice: &lightning_invoice::Bolt11Invoice,
+        amount_msat: Option<u64>,
+    ) -> Self {
+        use bitcoin::hashes::Hash as _;
+        let hash = *invoice.payment_hash().as_byte_array();
+        let mut record = Self::new_pending(
+            hash,
+            hash,
+            PaymentDirection::Inbound,
+            PaymentKind::Bolt11 {
+                invoice: invoice.to_string(),
+            },
+            amount_msat,
+        );
+        record.expires_at = invoice.expires_at().map(|t| t.as_secs());
+        record
+    }
+
     /// A new pending record.
     pub fn new_pending(
         id: [u8; 32],

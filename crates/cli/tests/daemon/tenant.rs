@@ -307,3 +307,30 @@ pub async fn start_behind_proxy(env: &Env, policy: Option<&str>) -> ProxiedTenan
         public,
     }
 }
+
+/// Waits for the outcome of `payer`'s payment `id`, mining a block whenever a transaction waits
+/// in the mempool (a JIT channel's funding must confirm before the payment goes on).
+pub async fn outcome_mining(
+    env: &Env,
+    payer: &TestNode,
+    id: &[u8; 32],
+) -> micronode_node::PaymentRecord {
+    let deadline = tokio::time::Instant::now() + 3 * TIMEOUT;
+    loop {
+        if let Ok(record) = payer
+            .wait_payment(id, std::time::Duration::from_millis(500))
+            .await
+        {
+            if record.status != micronode_node::PaymentStatus::Pending {
+                return record;
+            }
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the payment has no outcome"
+        );
+        if !env.mempool().await.is_empty() {
+            env.mine(1).await;
+        }
+    }
+}

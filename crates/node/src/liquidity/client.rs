@@ -22,7 +22,7 @@ use crate::error::NodeError;
 use crate::keys::KeysBackend;
 use crate::node::{Node, NodeInner};
 use crate::pay::CreatedInvoice;
-use crate::payments::{PaymentDirection, PaymentKind, PaymentRecord};
+use crate::payments::PaymentRecord;
 
 /// How long the node waits for each answer of the LSP.
 const LSP_ANSWER_TIMEOUT: Duration = Duration::from_secs(20);
@@ -212,9 +212,14 @@ impl<K: KeysBackend> Node<K> {
         expiry_secs: u32,
     ) -> Result<(CreatedInvoice, Option<JitOffer>), NodeError> {
         if let (Some(amount), Some(lsp)) = (amount_msat, self.inner.config.liquidity.lsp.as_ref()) {
-            // Channels with the LSP count only once re-established: connect first.
-            self.inner.connect_lsp(lsp).await?;
-            self.inner.wait_lsp_channels(lsp).await;
+            // Channels with the LSP count only once re-established: connect first. An LSP
+            // out of reach does not stop an invoice the other channels can receive.
+            match self.inner.connect_lsp(lsp).await {
+                Ok(()) => self.inner.wait_lsp_channels(lsp).await,
+                Err(e) => {
+                    tracing::warn!(node = %self.inner.logger_label, error = %e, "the LSP is out of reach")
+                }
+            }
             if !self.inner.can_receive(amount) {
                 return self
                     .create_jit_invoice(amount, description, expiry_secs)
@@ -295,16 +300,7 @@ impl<K: KeysBackend> Node<K> {
             )
             .await?;
         let hash = *invoice.payment_hash().as_byte_array();
-        let mut record = PaymentRecord::new_pending(
-            hash,
-            hash,
-            PaymentDirection::Inbound,
-            PaymentKind::Bolt11 {
-                invoice: invoice.to_string(),
-            },
-            Some(amount_msat),
-        );
-        record.expires_at = invoice.expires_at().map(|t| t.as_secs());
+        let mut record = PaymentRecord::for_invoice(&invoice, Some(amount_msat));
         record.lsp_fee_limit_msat = Some(opening_fee_msat);
         inner.payments.upsert(record)?;
         tracing::info!(
