@@ -157,6 +157,19 @@ fn up_brings_up_the_system_and_pays_both_ways() {
         ),
         "{stdout}"
     );
+    // A third run: the gateway's side of the channel can no longer carry 50,000 sat (its
+    // reserve, the commitment fee and the anchors), so the tenant buys a new JIT channel.
+    let mut third = micronode();
+    third
+        .args(["up", "--exit-after-summary", "--api-port", "0"])
+        .env("MICRONODE_HOME", &home.0)
+        .env("BITCOIND_EXE", find_bitcoind_exe().expect("bitcoind"));
+    let (ok, stdout, stderr) = run_with_timeout(third, Duration::from_secs(300));
+    assert!(ok, "third micronode up failed:\n{stderr}\n{stdout}");
+    assert!(
+        stdout.contains("the tenant received 48000 sat)"),
+        "{stdout}"
+    );
 }
 
 #[test]

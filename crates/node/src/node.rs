@@ -199,6 +199,13 @@ impl<K: KeysBackend> Node<K> {
         })
         .await
         .map_err(|e| NodeError::Internal(format!("final flush failed: {e}")))?;
+        // The liquidity manager's event queue and state, so no handled event replays.
+        self.inner
+            .liquidity
+            .manager
+            .persist()
+            .await
+            .map_err(|e| NodeError::Storage(std::io::Error::other(e.to_string())))?;
         tracing::info!(node = %self.inner.logger_label, "node stopped");
         Ok(())
     }

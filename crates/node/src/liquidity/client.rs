@@ -27,6 +27,13 @@ use crate::payments::PaymentRecord;
 /// How long the node waits for each answer of the LSP.
 const LSP_ANSWER_TIMEOUT: Duration = Duration::from_secs(20);
 
+/// How long before the LSP's offer expires its invoice must expire, in seconds.
+const OFFER_MARGIN_SECS: u64 = 60;
+
+/// Blocks added to the wait for the JIT channel's confirmations in a JIT invoice's final CLTV
+/// delta (blocks come irregularly).
+const CONFIRMATION_WAIT_MARGIN_BLOCKS: u64 = 6;
+
 /// What a JIT invoice bought: the channel's opening fee, taken from the payment by the LSP.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct JitOffer {
@@ -118,11 +125,14 @@ impl<K: KeysBackend> NodeInner<K> {
     }
 
     /// Connects to the LSP if needed, and remembers it so the node reconnects to it.
-    async fn connect_lsp(&self, lsp: &LspSettings) -> Result<(), NodeError> {
-        self.peers.remember(&lsp.node_id, lsp.addr)?;
+    async fn connect_lsp(self: &Arc<Self>, lsp: &LspSettings) -> Result<(), NodeError> {
         if self.peer_manager.peer_by_node_id(&lsp.node_id).is_some() {
             return Ok(());
         }
+        let (inner, node_id, addr) = (self.clone(), lsp.node_id, lsp.addr);
+        tokio::task::spawn_blocking(move || inner.peers.remember(&node_id, addr))
+            .await
+            .map_err(|e| NodeError::Internal(format!("peer store task failed: {e}")))??;
         let connection =
             lightning_net_tokio::connect_outbound(self.peer_manager.clone(), lsp.node_id, lsp.addr)
                 .await
@@ -194,7 +204,7 @@ impl<K: KeysBackend> NodeInner<K> {
             .channel_manager
             .list_usable_channels()
             .iter()
-            .map(|c| c.inbound_capacity_msat)
+            .map(receivable_msat)
             .sum();
         inbound >= amount_msat
     }
@@ -273,6 +283,17 @@ impl<K: KeysBackend> Node<K> {
             other => return Err(lsp_refused(other)),
         };
         let (params, opening_fee_msat) = choose_offer(&lsp, menu, amount_msat)?;
+        // The LSP forgets a buy when its offer expires: the invoice must expire first.
+        let offer_left = u64::try_from(params.valid_until.0.timestamp())
+            .unwrap_or(0)
+            .saturating_sub(crate::payments::now_secs())
+            .saturating_sub(OFFER_MARGIN_SECS);
+        let expiry_secs = expiry_secs.min(u32::try_from(offer_left).unwrap_or(u32::MAX));
+        if expiry_secs == 0 {
+            return Err(NodeError::Payment(
+                "the LSP's offer expires too soon for an invoice".into(),
+            ));
+        }
         let (intercept_scid, cltv_expiry_delta) = match inner
             .ask_lsp(|| {
                 client
@@ -302,7 +323,10 @@ impl<K: KeysBackend> Node<K> {
         let hash = *invoice.payment_hash().as_byte_array();
         let mut record = PaymentRecord::for_invoice(&invoice, Some(amount_msat));
         record.lsp_fee_limit_msat = Some(opening_fee_msat);
-        inner.payments.upsert(record)?;
+        let writer = inner.clone();
+        tokio::task::spawn_blocking(move || writer.payments.upsert(record))
+            .await
+            .map_err(|e| NodeError::Internal(format!("payment store task failed: {e}")))??;
         tracing::info!(
             node = %inner.logger_label,
             lsp = %lsp.node_id,
@@ -322,6 +346,17 @@ impl<K: KeysBackend> Node<K> {
                 intercept_scid,
             },
         ))
+    }
+
+    /// The blocks a JIT channel's funding may take to be deep enough for this node, with a
+    /// margin.
+    fn confirmation_wait_blocks(&self) -> u64 {
+        let channels = &self.inner.config.channels;
+        u64::from(
+            channels
+                .min_confirmations
+                .max(channels.large_channel_min_confirmations),
+        ) + CONFIRMATION_WAIT_MARGIN_BLOCKS
     }
 
     /// Builds and signs (through the keys, off the async workers) an invoice whose only route
@@ -363,7 +398,11 @@ impl<K: KeysBackend> Node<K> {
             .current_timestamp()
             .payee_pub_key(inner.node_id)
             .basic_mpp()
-            .min_final_cltv_expiry_delta(u64::from(MIN_FINAL_CLTV_EXPIRY_DELTA))
+            // The HTLC reaches this node only once the channel's funding is deep enough: the
+            // payer must leave room for that wait on top of LDK's minimum.
+            .min_final_cltv_expiry_delta(
+                u64::from(MIN_FINAL_CLTV_EXPIRY_DELTA) + self.confirmation_wait_blocks(),
+            )
             .expiry_time(Duration::from_secs(u64::from(expiry_secs)))
             .private_route(hint)
             .build_raw()
@@ -381,6 +420,23 @@ impl<K: KeysBackend> Node<K> {
         Bolt11Invoice::from_signed(signed)
             .map_err(|e| NodeError::Signer(format!("the signed invoice is not valid: {e}")))
     }
+}
+
+/// The weight of an anchor channel's commitment with one more HTLC (BOLT 3).
+const COMMITMENT_WITH_ONE_HTLC_WEIGHT: u64 = 1124 + 172;
+
+/// What a channel can receive: its inbound capacity, less, when the peer funded it, what the
+/// peer pays out of its balance to add an HTLC (the commitment's fee at its current rate, and
+/// the two 330-sat anchors), which LDK's inbound capacity leaves in.
+fn receivable_msat(channel: &lightning::ln::channel_state::ChannelDetails) -> u64 {
+    if channel.is_outbound {
+        return channel.inbound_capacity_msat;
+    }
+    let feerate = u64::from(channel.feerate_sat_per_1000_weight.unwrap_or(0));
+    let funder_costs_sat = feerate * COMMITMENT_WITH_ONE_HTLC_WEIGHT / 1000 + 2 * 330;
+    channel
+        .inbound_capacity_msat
+        .saturating_sub(funder_costs_sat * 1000)
 }
 
 fn lsp_refused(event: LSPS2ClientEvent) -> NodeError {

@@ -11,8 +11,8 @@ use crate::config::Lsps2ServiceSettings;
 use crate::keys::KeysBackend;
 use crate::node::NodeInner;
 
-/// How long a fee menu stays valid.
-const MENU_VALIDITY: Duration = Duration::from_secs(3600);
+/// How long a fee menu stays valid (as ldk-node's): a JIT invoice expires before its offer.
+const MENU_VALIDITY: Duration = Duration::from_secs(24 * 3600);
 
 /// The CLTV delta the gateway asks for on the hop into the JIT channel (ldk-node uses 72).
 const JIT_CLTV_EXPIRY_DELTA: u32 = 72;
