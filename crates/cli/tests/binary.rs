@@ -38,16 +38,23 @@ fn run_with_timeout(mut cmd: Command, timeout: Duration) -> (bool, String, Strin
     }
 }
 
-#[test]
-fn up_brings_up_the_system_and_pays_both_ways() {
-    let home = TempDir::new("up");
+/// Runs `micronode up --exit-after-summary` on `home`; returns its stdout and stderr once it
+/// succeeded (`which` run, for the failure message).
+fn run_up(home: &std::path::Path, which: &str) -> (String, String) {
     let exe = find_bitcoind_exe().expect("bitcoind (run scripts/install-bitcoind.sh)");
     let mut cmd = micronode();
     cmd.args(["up", "--exit-after-summary", "--api-port", "0"])
-        .env("MICRONODE_HOME", &home.0)
+        .env("MICRONODE_HOME", home)
         .env("BITCOIND_EXE", exe);
     let (ok, stdout, stderr) = run_with_timeout(cmd, Duration::from_secs(300));
-    assert!(ok, "micronode up failed:\n{stderr}\n{stdout}");
+    assert!(ok, "{which} micronode up failed:\n{stderr}\n{stdout}");
+    (stdout, stderr)
+}
+
+#[test]
+fn up_brings_up_the_system_and_pays_both_ways() {
+    let home = TempDir::new("up");
+    let (stdout, stderr) = run_up(&home.0, "first");
     assert!(stdout.contains("micronode is up on regtest"), "{stdout}");
     // A new tenant, nothing on chain, no channel: its first payment comes through a JIT
     // channel, less the gateway's default opening fee (2,000 sat).
@@ -140,13 +147,7 @@ fn up_brings_up_the_system_and_pays_both_ways() {
     }
 
     // A second run reuses the chain, the nodes and their channel.
-    let mut again = micronode();
-    again
-        .args(["up", "--exit-after-summary", "--api-port", "0"])
-        .env("MICRONODE_HOME", &home.0)
-        .env("BITCOIND_EXE", find_bitcoind_exe().expect("bitcoind"));
-    let (ok, stdout, stderr) = run_with_timeout(again, Duration::from_secs(300));
-    assert!(ok, "second micronode up failed:\n{stderr}\n{stdout}");
+    let (stdout, stderr) = run_up(&home.0, "second");
     assert!(
         !stderr.contains("funding broadcast") && !stderr.contains("JIT invoice"),
         "the channels must be reused:\n{stderr}"
@@ -159,13 +160,7 @@ fn up_brings_up_the_system_and_pays_both_ways() {
     );
     // A third run: the gateway's side of the channel can no longer carry 50,000 sat (its
     // reserve, the commitment fee and the anchors), so the tenant buys a new JIT channel.
-    let mut third = micronode();
-    third
-        .args(["up", "--exit-after-summary", "--api-port", "0"])
-        .env("MICRONODE_HOME", &home.0)
-        .env("BITCOIND_EXE", find_bitcoind_exe().expect("bitcoind"));
-    let (ok, stdout, stderr) = run_with_timeout(third, Duration::from_secs(300));
-    assert!(ok, "third micronode up failed:\n{stderr}\n{stdout}");
+    let (stdout, _) = run_up(&home.0, "third");
     assert!(
         stdout.contains("the tenant received 48000 sat)"),
         "{stdout}"

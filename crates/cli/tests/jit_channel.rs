@@ -36,7 +36,7 @@ async fn jit_invoice(client: &mut Client, amount_msat: u64) -> String {
         .invoice
 }
 
-async fn received_msat(client: &mut Client, invoice: &str) -> (i32, Option<u64>) {
+async fn received(client: &mut Client, invoice: &str) -> (i32, Option<u64>) {
     let parsed: lightning_invoice::Bolt11Invoice = invoice.parse().expect("invoice parses");
     let payment = client
         .get_payment(v1::GetPaymentRequest {
@@ -53,6 +53,45 @@ async fn received_msat(client: &mut Client, invoice: &str) -> (i32, Option<u64>)
 async fn pay_mining(env: &Env, payer: &TestNode, invoice: &str) -> micronode_node::PaymentRecord {
     let id = payer.pay_invoice(invoice, None, None).expect("pay");
     outcome_mining(env, payer, &id).await
+}
+
+/// The tenant makes an invoice of `amount_msat` (a JIT invoice when its channels cannot
+/// receive it), the payer pays it: the payer pays exactly the amount with no fee, the tenant
+/// records `received_msat`, and nothing is left in flight.
+async fn receive(
+    env: &Env,
+    client: &mut Client,
+    payer: &TestNode,
+    gateway: &TestNode,
+    amount_msat: u64,
+    received_msat: u64,
+) {
+    let invoice = jit_invoice(client, amount_msat).await;
+    let paid = pay_mining(env, payer, &invoice).await;
+    assert_eq!(paid.status, PaymentStatus::Succeeded, "{paid:?}");
+    assert_eq!(paid.amount_msat, Some(amount_msat));
+    assert_eq!(
+        paid.fee_msat,
+        Some(0),
+        "the payer pays the invoice, no more"
+    );
+    assert_eq!(
+        received(client, &invoice).await,
+        (v1::PaymentStatus::Succeeded as i32, Some(received_msat))
+    );
+    settled(client, gateway).await;
+}
+
+/// The capacities of the gateway's channels with `tenant`, smallest first.
+fn capacities(gateway: &TestNode, tenant: &str) -> Vec<u64> {
+    let mut sizes: Vec<u64> = gateway
+        .list_channels()
+        .iter()
+        .filter(|c| c.counterparty == tenant)
+        .map(|c| c.capacity_sat)
+        .collect();
+    sizes.sort_unstable();
+    sizes
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -90,42 +129,26 @@ async fn a_new_tenant_is_paid_through_a_jit_channel() {
     let failed = pay_mining(&env, &payer, &invoice).await;
     assert_eq!(failed.status, PaymentStatus::Failed, "{failed:?}");
     assert_eq!(payer.lightning_balance().in_channels_sat, payer_before);
-    assert!(gateway
-        .list_channels()
-        .iter()
-        .all(|c| c.counterparty != tenant.node_id));
+    assert!(capacities(&gateway, &tenant.node_id).is_empty());
 
     // --- Funded, the gateway opens a channel of what it forwards plus 100,000 sat, and forwards
     // the payment less its fee: max(2,000 sat, 1 % of 50,000 sat) = 2,000 sat.
     env.fund(&gateway, 1_000_000).await;
-    let invoice = jit_invoice(&mut client, amount_msat).await;
-    let paid = pay_mining(&env, &payer, &invoice).await;
-    assert_eq!(paid.status, PaymentStatus::Succeeded, "{paid:?}");
-    assert_eq!(paid.amount_msat, Some(amount_msat));
-    assert_eq!(
-        paid.fee_msat,
-        Some(0),
-        "the payer pays the invoice, no more"
-    );
     let fee_msat = 2_000_000;
+    receive(
+        &env,
+        &mut client,
+        &payer,
+        &gateway,
+        amount_msat,
+        amount_msat - fee_msat,
+    )
+    .await;
     assert_eq!(
-        received_msat(&mut client, &invoice).await,
-        (
-            v1::PaymentStatus::Succeeded as i32,
-            Some(amount_msat - fee_msat)
-        )
-    );
-    let jit = gateway
-        .list_channels()
-        .into_iter()
-        .find(|c| c.counterparty == tenant.node_id)
-        .expect("the JIT channel");
-    assert_eq!(
-        jit.capacity_sat,
-        48_000 + 100_000,
+        capacities(&gateway, &tenant.node_id),
+        [48_000 + 100_000],
         "what it forwards plus the extra"
     );
-    settled(&client, &gateway).await;
     assert_eq!(in_channels_sat(&mut client).await, 48_000);
     assert_eq!(
         onchain(&mut client).await.total_sat,
@@ -134,46 +157,27 @@ async fn a_new_tenant_is_paid_through_a_jit_channel() {
     );
 
     // --- The channel now receives: a plain invoice, forwarded for free, nothing skimmed.
-    let invoice = jit_invoice(&mut client, 20_000_000).await;
-    let paid = pay_mining(&env, &payer, &invoice).await;
-    assert_eq!(paid.status, PaymentStatus::Succeeded, "{paid:?}");
-    assert_eq!(paid.fee_msat, Some(0));
-    assert_eq!(
-        received_msat(&mut client, &invoice).await,
-        (v1::PaymentStatus::Succeeded as i32, Some(20_000_000))
-    );
-    settled(&client, &gateway).await;
+    receive(&env, &mut client, &payer, &gateway, 20_000_000, 20_000_000).await;
     assert_eq!(in_channels_sat(&mut client).await, 68_000);
     assert_eq!(
-        gateway
-            .list_channels()
-            .iter()
-            .filter(|c| c.counterparty == tenant.node_id)
-            .count(),
-        1,
+        capacities(&gateway, &tenant.node_id),
+        [148_000],
         "no second JIT channel"
     );
 
     // --- More than the channel can receive: a second JIT channel, for that payment less
     // max(2,000 sat, 1 % of 120,000 sat) = 2,000 sat.
-    let invoice = jit_invoice(&mut client, 120_000_000).await;
-    let paid = pay_mining(&env, &payer, &invoice).await;
-    assert_eq!(paid.status, PaymentStatus::Succeeded, "{paid:?}");
-    assert_eq!(paid.fee_msat, Some(0));
-    assert_eq!(
-        received_msat(&mut client, &invoice).await,
-        (v1::PaymentStatus::Succeeded as i32, Some(118_000_000))
-    );
-    settled(&client, &gateway).await;
+    receive(
+        &env,
+        &mut client,
+        &payer,
+        &gateway,
+        120_000_000,
+        118_000_000,
+    )
+    .await;
     assert_eq!(in_channels_sat(&mut client).await, 68_000 + 118_000);
-    let mut capacities: Vec<u64> = gateway
-        .list_channels()
-        .iter()
-        .filter(|c| c.counterparty == tenant.node_id)
-        .map(|c| c.capacity_sat)
-        .collect();
-    capacities.sort_unstable();
-    assert_eq!(capacities, [148_000, 218_000]);
+    assert_eq!(capacities(&gateway, &tenant.node_id), [148_000, 218_000]);
 
     drop(pair);
     for node in [&gateway, &payer] {

@@ -124,8 +124,11 @@ impl<K: KeysBackend> Node<K> {
                 }
             }
         }
-        self.inner.peers.remember(&node_id, addr)?;
-        Ok(())
+        // A store write: off the async workers.
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || inner.peers.remember(&node_id, addr))
+            .await
+            .map_err(|e| NodeError::Internal(format!("peer store task failed: {e}")))?
     }
 
     /// Connected peers.

@@ -245,6 +245,8 @@ fn an_app_may_ask_only_for_what_its_rights_allow() {
         signer.handle(&keysend(1_000, 1, Some(token_auth(&reader, request)))),
         "app-not-allowed",
     );
+    let spent = signer.apps().store().spent_since(&reader.record.id, 0);
+    assert_eq!(spent.expect("ledger"), 0, "nothing charged for a refusal");
     let payer = app(&signer, 20);
     assert_eq!(
         payer.record.methods,
@@ -259,6 +261,71 @@ fn an_app_may_ask_only_for_what_its_rights_allow() {
         admin.record.methods,
         ["pay_invoice", "keysend", "send_onchain"]
     );
+}
+
+#[test]
+fn a_token_the_operator_extends_gains_it_nothing() {
+    use biscuit_auth::builder::{fact, string, BlockBuilder};
+    let dir = tempfile::tempdir().unwrap();
+    let signer = engine(dir.path(), PolicyConfig::default());
+    let app = app(&signer, 20);
+    // The operator sees the app's token on the wire. Anyone may append a block to a biscuit:
+    // it appends its own client key and the `admin` right, and signs a request with its key.
+    let operator_key = micronode_signer_protocol::app_request::new_client_key();
+    let operator_public = operator_key.x_only_public_key().0.to_string();
+    let extended = biscuit_auth::UnverifiedBiscuit::from_base64(&app.credential.token)
+        .expect("token")
+        .append(
+            BlockBuilder::new()
+                .fact(fact("client_key", &[string(&operator_public)]))
+                .and_then(|b| b.fact(fact("right", &[string("admin")])))
+                .expect("block"),
+        )
+        .expect("appended")
+        .to_base64()
+        .expect("encoded");
+    let request = AppRequest::new(AppMethod::Keysend, payee().to_string(), 1_000);
+    let forged = PaymentAuthorization::Client {
+        token: extended.clone(),
+        request: request.sign(&operator_key),
+    };
+    refused(
+        signer.handle(&keysend(1_000, 1, Some(forged))),
+        "app-request-signature",
+    );
+    // The block widens nothing: the app may still not send on chain, even with its own key.
+    let claim = micronode_signer::apps::PaymentClaim {
+        method: AppMethod::SendOnchain,
+        target: "bcrt1qanything".into(),
+        payment_hash: String::new(),
+        amount_msat: 1_000_000,
+        cost_msat: 1_000_000,
+        sends_everything: false,
+    };
+    let onchain = AppRequest::new(AppMethod::SendOnchain, claim.target.clone(), 1_000_000);
+    let forged = PaymentAuthorization::Client {
+        token: extended,
+        request: onchain.sign(&app.credential.client_key),
+    };
+    match signer.apps().authorize(Some(&forged), &claim, true) {
+        Err(micronode_signer::outcome::Outcome::Refused { rule, .. }) => {
+            assert_eq!(rule, "app-not-allowed")
+        }
+        Err(other) => panic!("refused for another reason: {other:?}"),
+        Ok(_) => panic!("an on-chain send by a paying app was authorised"),
+    }
+    let ledger = || {
+        signer
+            .apps()
+            .store()
+            .spent_since(&app.record.id, 0)
+            .expect("ledger")
+    };
+    assert_eq!(ledger(), 0, "nothing charged for the refusals");
+    // The app's own request still pays, charged exactly once.
+    let request = AppRequest::new(AppMethod::Keysend, payee().to_string(), 1_000);
+    approved(signer.handle(&keysend(1_000, 2, Some(token_auth(&app, request)))));
+    assert_eq!(ledger(), PolicyConfig::default().payment_cost_msat(1_000));
 }
 
 #[test]

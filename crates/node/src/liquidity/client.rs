@@ -124,34 +124,6 @@ impl<K: KeysBackend> NodeInner<K> {
         }
     }
 
-    /// Connects to the LSP if needed, and remembers it so the node reconnects to it.
-    async fn connect_lsp(self: &Arc<Self>, lsp: &LspSettings) -> Result<(), NodeError> {
-        if self.peer_manager.peer_by_node_id(&lsp.node_id).is_some() {
-            return Ok(());
-        }
-        let (inner, node_id, addr) = (self.clone(), lsp.node_id, lsp.addr);
-        tokio::task::spawn_blocking(move || inner.peers.remember(&node_id, addr))
-            .await
-            .map_err(|e| NodeError::Internal(format!("peer store task failed: {e}")))??;
-        let connection =
-            lightning_net_tokio::connect_outbound(self.peer_manager.clone(), lsp.node_id, lsp.addr)
-                .await
-                .ok_or_else(|| {
-                    NodeError::Connection(format!("cannot reach the LSP at {}", lsp.addr))
-                })?;
-        tokio::spawn(connection);
-        let deadline = tokio::time::Instant::now() + LSP_ANSWER_TIMEOUT;
-        while self.peer_manager.peer_by_node_id(&lsp.node_id).is_none() {
-            if tokio::time::Instant::now() > deadline {
-                return Err(NodeError::Connection(
-                    "the LSP did not complete the handshake".into(),
-                ));
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        Ok(())
-    }
-
     /// Lets the LSP's channels carry HTLCs short of the invoice by a skim: LDK does not keep
     /// this per-channel setting across a restart, so it is set again at every start (the
     /// skim itself is checked against the agreed fee, `NodeInner::skim_agreed`).
@@ -224,7 +196,7 @@ impl<K: KeysBackend> Node<K> {
         if let (Some(amount), Some(lsp)) = (amount_msat, self.inner.config.liquidity.lsp.as_ref()) {
             // Channels with the LSP count only once re-established: connect first. An LSP
             // out of reach does not stop an invoice the other channels can receive.
-            match self.inner.connect_lsp(lsp).await {
+            match self.connect_lsp(lsp).await {
                 Ok(()) => self.inner.wait_lsp_channels(lsp).await,
                 Err(e) => {
                     tracing::warn!(node = %self.inner.logger_label, error = %e, "the LSP is out of reach")
@@ -245,6 +217,20 @@ impl<K: KeysBackend> Node<K> {
         .await
         .map_err(|e| NodeError::Internal(format!("invoice task failed: {e}")))?
         .map(|invoice| (invoice, None))
+    }
+
+    /// Connects to the LSP unless connected ([`Node::connect_peer`] remembers it, so the node
+    /// reconnects to it).
+    async fn connect_lsp(&self, lsp: &LspSettings) -> Result<(), NodeError> {
+        if self
+            .inner
+            .peer_manager
+            .peer_by_node_id(&lsp.node_id)
+            .is_some()
+        {
+            return Ok(());
+        }
+        self.connect_peer(lsp.node_id, lsp.addr).await
     }
 
     /// Buys a JIT channel from the node's LSP for a payment of `amount_msat` and returns the
@@ -270,7 +256,7 @@ impl<K: KeysBackend> Node<K> {
             .manager
             .lsps2_client_handler()
             .ok_or_else(|| NodeError::Config("this node has no LSP".into()))?;
-        inner.connect_lsp(&lsp).await?;
+        self.connect_lsp(&lsp).await?;
 
         let menu = match inner
             .ask_lsp(|| Ok(client.request_opening_params(lsp.node_id, None)))
