@@ -8,6 +8,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let protos = [
         "proto/micronode/v1/lightning.proto",
         "proto/micronode/v1/tokens.proto",
+        "proto/micronode/v1/admin.proto",
     ];
     for proto in protos {
         println!("cargo:rerun-if-changed={proto}");

@@ -26,6 +26,7 @@ pub mod app_request;
 pub mod auth;
 pub mod budget;
 pub mod error;
+pub mod front_door;
 pub mod handlers;
 mod server;
 mod service;
@@ -36,6 +37,7 @@ pub use auth::{
     bearer, read_cookie, unauthenticated, Authenticator, CookieAuth, CookieOrTokens, Grant,
 };
 pub use error::{ApiError, ErrorCode, ERROR_CODE_METADATA};
+pub use front_door::{serve_front_door, TenantApi, TenantDirectory};
 pub use server::{
     serve, serve_with, ServeOptions, ServerTask, DEFAULT_SHUTDOWN_GRACE, MAX_CONCURRENT_STREAMS,
     MAX_DECODING_MESSAGE_SIZE, MAX_HEADER_LIST_SIZE,

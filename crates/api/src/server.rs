@@ -17,6 +17,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use tonic::transport::server::Router;
 use tonic::transport::server::{Connected, TcpConnectInfo, TcpIncoming};
 use tonic::transport::Server;
 
@@ -81,6 +82,36 @@ pub async fn serve_with<K: KeysBackend>(
     shutdown: impl Future<Output = ()> + Send + 'static,
     options: ServeOptions,
 ) -> Result<(SocketAddr, ServerTask), ApiError> {
+    let tokens = auth.token_authority();
+    serve_router(addr, shutdown, options, move |mut server, stop_rx| {
+        if let Some(tokens) = tokens.clone() {
+            tokio::spawn(crate::budget::reconcile(
+                node.clone(),
+                tokens,
+                stop_rx.clone(),
+            ));
+        }
+        let lightning =
+            LightningServer::new(LightningService::with_shutdown(node, stop_rx).requiring_grants())
+                .max_decoding_message_size(MAX_DECODING_MESSAGE_SIZE);
+        let tokens = TokensServer::new(TokensService::new(tokens))
+            .max_decoding_message_size(MAX_DECODING_MESSAGE_SIZE);
+        server
+            .add_service(AuthGuard::new(lightning, auth.clone()))
+            .add_service(AuthGuard::new(tokens, auth))
+    })
+    .await
+}
+
+/// Binds `addr`, builds the router with `build` (given the server, with this module's limits,
+/// and the shutdown signal its long calls watch) and serves it until `shutdown` resolves, then
+/// lets connections finish for the grace period and cuts the rest.
+pub(crate) async fn serve_router(
+    addr: SocketAddr,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    options: ServeOptions,
+    build: impl FnOnce(Server, ShutdownSignal) -> Router,
+) -> Result<(SocketAddr, ServerTask), ApiError> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|source| ApiError::Bind { addr, source })?;
@@ -94,25 +125,10 @@ pub async fn serve_with<K: KeysBackend>(
     let incoming = TcpIncoming::from(listener)
         .with_nodelay(Some(true))
         .map(move |conn| conn.map(|stream| Bounded::new(stream, conn_stop.clone(), grace)));
-
-    let tokens = auth.token_authority();
-    if let Some(tokens) = tokens.clone() {
-        tokio::spawn(crate::budget::reconcile(
-            node.clone(),
-            tokens,
-            stop_rx.clone(),
-        ));
-    }
-    let lightning =
-        LightningServer::new(LightningService::with_shutdown(node, stop_rx).requiring_grants())
-            .max_decoding_message_size(MAX_DECODING_MESSAGE_SIZE);
-    let tokens = TokensServer::new(TokensService::new(tokens))
-        .max_decoding_message_size(MAX_DECODING_MESSAGE_SIZE);
-    let router = Server::builder()
+    let server = Server::builder()
         .max_concurrent_streams(MAX_CONCURRENT_STREAMS)
-        .http2_max_header_list_size(MAX_HEADER_LIST_SIZE)
-        .add_service(AuthGuard::new(lightning, auth.clone()))
-        .add_service(AuthGuard::new(tokens, auth));
+        .http2_max_header_list_size(MAX_HEADER_LIST_SIZE);
+    let router = build(server, stop_rx);
     let signal = async move {
         shutdown.await;
         tracing::info!(addr = %bound, "gRPC API shutting down");

@@ -52,6 +52,10 @@ pub struct ClientArgs {
     /// cookie is not used). Prefer the variable: flags show up in `ps`.
     #[arg(long, env = "MICRONODE_TOKEN", global = true, hide_env_values = true)]
     pub token: Option<String>,
+    /// On a host's front door, the tenant (node id) the call is for [default: the tenant
+    /// the token names].
+    #[arg(long, env = "MICRONODE_TENANT", global = true)]
+    pub tenant: Option<String>,
     /// Print JSON: one document per result, one line per event.
     #[arg(long, global = true)]
     pub json: bool,
@@ -193,14 +197,18 @@ pub fn default_cookie_path() -> PathBuf {
     home.join("regtest").join("node").join("api.cookie")
 }
 
-/// Adds the cookie's token to every call.
+/// Adds the credentials (and, on a host's front door, the tenant) to every call.
 #[derive(Clone)]
-struct BearerToken(MetadataValue<Ascii>);
+struct BearerToken(MetadataValue<Ascii>, Option<MetadataValue<Ascii>>);
 
 impl tonic::service::Interceptor for BearerToken {
     fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
         req.metadata_mut()
             .insert(AUTHORIZATION_METADATA, self.0.clone());
+        if let Some(tenant) = &self.1 {
+            req.metadata_mut()
+                .insert(micronode_proto::TENANT_METADATA, tenant.clone());
+        }
         Ok(req)
     }
 }
@@ -275,6 +283,7 @@ async fn dispatch(args: ClientArgs, out: &mut Printer) -> anyhow::Result<()> {
         endpoint,
         cookie,
         token,
+        tenant,
         json,
         command,
     } = args;
@@ -282,6 +291,7 @@ async fn dispatch(args: ClientArgs, out: &mut Printer) -> anyhow::Result<()> {
         endpoint,
         cookie,
         token,
+        tenant,
     };
     match command {
         // Token commands reach the node only when they need it (not `inspect`, nor a bake with
@@ -296,6 +306,7 @@ pub(crate) struct Target {
     endpoint: String,
     cookie: Option<PathBuf>,
     token: Option<String>,
+    tenant: Option<String>,
 }
 
 async fn node_command(
@@ -509,7 +520,13 @@ fn credentials(args: &Target) -> anyhow::Result<BearerToken> {
     let value = micronode_api::bearer(&token)
         .parse::<MetadataValue<Ascii>>()
         .context("the token is not valid metadata")?;
-    Ok(BearerToken(value))
+    let tenant = args
+        .tenant
+        .as_deref()
+        .map(|t| t.parse::<MetadataValue<Ascii>>())
+        .transpose()
+        .context("the tenant is not valid metadata")?;
+    Ok(BearerToken(value, tenant))
 }
 
 /// Connects to the API with the credentials of `args`.

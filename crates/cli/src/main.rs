@@ -4,6 +4,7 @@
 mod client;
 mod config;
 mod daemon;
+mod host_cmd;
 mod init;
 mod nwc_cmd;
 
@@ -37,6 +38,8 @@ enum Command {
     /// Bring up the whole system on regtest: bitcoind (installed if missing), a gateway node and
     /// a tenant node, a funded channel and payments both ways. Runs until Ctrl-C.
     Up(up::UpArgs),
+    /// Run a host of many tenants (`host run`), and manage its tenants (`host tenant ...`).
+    Host(host_cmd::HostArgs),
     /// Run one node.
     Node {
         /// Boxed: the node's settings make it much larger than the other commands.
@@ -109,6 +112,7 @@ fn main() -> ExitCode {
                 }
                 NodeCommand::Init(args) => init::run(args),
             },
+            Command::Host(args) => host_cmd::run(args).await,
             Command::Cli(args) => client::run(args).await,
             Command::Nwc(args) => nwc_cmd::run(args).await,
             Command::Signer(args) => signer_cmd::run(args).await,

@@ -73,11 +73,19 @@ pub enum ErrorCode {
     TokensDisabled,
     /// No registered token has this id.
     UnknownToken,
+    /// The host has no such tenant, or the tenant's node is not running.
+    UnknownTenant,
+    /// The tenant is suspended by its host: its API and apps are refused.
+    TenantSuspended,
+    /// A tenant of this name exists already.
+    TenantExists,
+    /// The tenant still has channels or funds waiting on chain after a close.
+    TenantHasFunds,
 }
 
 impl ErrorCode {
     /// Every code.
-    pub const ALL: [ErrorCode; 28] = [
+    pub const ALL: [ErrorCode; 32] = [
         ErrorCode::InvalidInput,
         ErrorCode::UnknownPeer,
         ErrorCode::UnknownChannel,
@@ -106,6 +114,10 @@ impl ErrorCode {
         ErrorCode::BudgetExceeded,
         ErrorCode::TokensDisabled,
         ErrorCode::UnknownToken,
+        ErrorCode::UnknownTenant,
+        ErrorCode::TenantSuspended,
+        ErrorCode::TenantExists,
+        ErrorCode::TenantHasFunds,
     ];
 
     /// The code as it appears in the metadata, e.g. `INVALID_INPUT`.
@@ -139,6 +151,10 @@ impl ErrorCode {
             ErrorCode::BudgetExceeded => "BUDGET_EXCEEDED",
             ErrorCode::TokensDisabled => "TOKENS_DISABLED",
             ErrorCode::UnknownToken => "UNKNOWN_TOKEN",
+            ErrorCode::UnknownTenant => "UNKNOWN_TENANT",
+            ErrorCode::TenantSuspended => "TENANT_SUSPENDED",
+            ErrorCode::TenantExists => "TENANT_EXISTS",
+            ErrorCode::TenantHasFunds => "TENANT_HAS_FUNDS",
         }
     }
 
@@ -150,13 +166,15 @@ impl ErrorCode {
             ErrorCode::UnknownPeer
             | ErrorCode::UnknownChannel
             | ErrorCode::UnknownPayment
-            | ErrorCode::UnknownToken => Code::NotFound,
+            | ErrorCode::UnknownToken
+            | ErrorCode::UnknownTenant => Code::NotFound,
             ErrorCode::InsufficientFunds
             | ErrorCode::TokensDisabled
             | ErrorCode::ChannelError
             | ErrorCode::PaymentError
-            | ErrorCode::WalletError => Code::FailedPrecondition,
-            ErrorCode::DuplicatePayment => Code::AlreadyExists,
+            | ErrorCode::WalletError
+            | ErrorCode::TenantHasFunds => Code::FailedPrecondition,
+            ErrorCode::DuplicatePayment | ErrorCode::TenantExists => Code::AlreadyExists,
             ErrorCode::ConnectionFailed
             | ErrorCode::ChainUnavailable
             | ErrorCode::SignerUnavailable
@@ -171,7 +189,7 @@ impl ErrorCode {
             | ErrorCode::TokenExpired
             | ErrorCode::TokenRevoked
             | ErrorCode::TokenWrongTenant => Code::Unauthenticated,
-            ErrorCode::MethodNotAllowed => Code::PermissionDenied,
+            ErrorCode::MethodNotAllowed | ErrorCode::TenantSuspended => Code::PermissionDenied,
             ErrorCode::BudgetExceeded => Code::ResourceExhausted,
         }
     }

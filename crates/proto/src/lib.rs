@@ -1,5 +1,5 @@
 //! The micronode gRPC API: the code generated from `proto/micronode/v1/lightning.proto` and
-//! `proto/micronode/v1/tokens.proto`.
+//! `proto/micronode/v1/tokens.proto`, and a host's `proto/micronode/v1/admin.proto`.
 //!
 //! The `.proto` files are the API's source of truth and document every message and field; this
 //! crate compiles them. [`v1::lightning_client::LightningClient`] is the client and
@@ -30,6 +30,13 @@ pub const LIGHTNING_SERVICE: &str = "micronode.v1.Lightning";
 /// The fully qualified name of the `Tokens` service (`/micronode.v1.Tokens/ListTokens`).
 pub const TOKENS_SERVICE: &str = "micronode.v1.Tokens";
 
+/// The fully qualified name of a host's `Admin` service (`/micronode.v1.Admin/ListTenants`).
+pub const ADMIN_SERVICE: &str = "micronode.v1.Admin";
+
+/// The request header that names the tenant a call is for on a host's front door (its node
+/// id). Without it the front door reads the tenant a capability token names.
+pub const TENANT_METADATA: &str = "x-micronode-tenant";
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -43,5 +50,6 @@ mod tests {
             super::TOKENS_SERVICE,
             super::v1::tokens_server::SERVICE_NAME
         );
+        assert_eq!(super::ADMIN_SERVICE, super::v1::admin_server::SERVICE_NAME);
     }
 }

@@ -57,6 +57,21 @@ pub fn tenant_of<K: micronode_node::KeysBackend>(keys: &K) -> Result<String, Tok
         .map_err(|()| TokenError::Keys("the keys backend gave no node id".into()))
 }
 
+/// The tenant (node id) a token says it was made for, read WITHOUT checking its signature:
+/// only a routing hint (a host's front door uses it to find the tenant whose authority then
+/// verifies the token). `None` for text that is not a token or names no tenant.
+pub fn claimed_tenant(text: &str) -> Option<String> {
+    let text = text.trim();
+    if text.len() > verify::MAX_TOKEN_LEN {
+        return None;
+    }
+    biscuit_auth::UnverifiedBiscuit::from_base64(text)
+        .ok()?
+        .print_block_source(0)
+        .ok()
+        .and_then(|source| caveats::tenant_in(&source))
+}
+
 /// Seconds since the Unix epoch.
 fn now() -> u64 {
     SystemTime::now()

@@ -49,6 +49,7 @@ impl Cli {
             endpoint: self.endpoint.clone(),
             cookie: Some(self.cookie.clone()),
             token: None,
+            tenant: None,
             json,
             command,
         }

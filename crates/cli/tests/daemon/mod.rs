@@ -2,6 +2,7 @@
 //! its gRPC API.
 #![allow(dead_code)]
 
+pub mod host;
 pub mod proxy;
 pub mod recovery;
 pub mod signer;

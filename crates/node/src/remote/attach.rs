@@ -23,6 +23,7 @@ pub struct WaitingForSigner {
     identity: Arc<LinkIdentity>,
     /// The one-time pairing code, when no signer is paired yet.
     pub pairing_code: Option<String>,
+    pairing: Arc<PairingStore>,
     data_dir: PathBuf,
 }
 
@@ -30,6 +31,16 @@ impl WaitingForSigner {
     /// Where the signer dials.
     pub fn listen_addr(&self) -> SocketAddr {
         self.transport.local_addr()
+    }
+
+    /// The fingerprint of the node's link key, which the signer checks when it pairs.
+    pub fn node_link_key(&self) -> String {
+        self.identity.fingerprint()
+    }
+
+    /// The node's pairing store: a host makes new pairing codes with it while the node waits.
+    pub fn pairing_store(&self) -> Arc<PairingStore> {
+        self.pairing.clone()
     }
 
     /// The JSON line for the operator (and scripts): where the signer dials, the node's link
@@ -91,13 +102,14 @@ pub fn listen(data_dir: &Path, listen: SocketAddr) -> Result<WaitingForSigner, N
     let transport = Arc::new(LinkSignerTransport::start(
         listen,
         identity.clone(),
-        pairing,
+        pairing.clone(),
         CALL_TIMEOUT,
     )?);
     Ok(WaitingForSigner {
         transport,
         identity,
         pairing_code,
+        pairing,
         data_dir: data_dir.to_path_buf(),
     })
 }

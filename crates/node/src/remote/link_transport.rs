@@ -28,6 +28,9 @@ pub struct LinkSignerTransport {
     connections: watch::Receiver<u64>,
     timeout: Duration,
     local_addr: SocketAddr,
+    /// Dropped with the transport: the link's thread then stops listening, drops the signer's
+    /// connection and ends (a host deleting a tenant frees its port and thread).
+    _closed: watch::Sender<()>,
 }
 
 impl LinkSignerTransport {
@@ -44,6 +47,7 @@ impl LinkSignerTransport {
         let pending: Pending = Arc::new(Mutex::new(HashMap::new()));
         let (conn_tx, conn_rx) = watch::channel(0u64);
         let (bound_tx, bound_rx) = std_mpsc::channel();
+        let (closed_tx, mut closed_rx) = watch::channel(());
         let (o, b, p) = (online.clone(), outbox.clone(), pending.clone());
         std::thread::Builder::new()
             .name("signer-link".into())
@@ -67,7 +71,11 @@ impl LinkSignerTransport {
                         }
                     };
                     let _ = bound_tx.send(Ok(listener.local_addr()));
-                    accept_loop(listener, o, b, p, conn_tx).await;
+                    tokio::select! {
+                        _ = accept_loop(listener, o, b, p, conn_tx) => {}
+                        // Only an error ever: nothing is sent, the sender is dropped.
+                        _ = closed_rx.changed() => {}
+                    }
                 });
             })
             .map_err(|e| NodeError::Internal(format!("cannot start the signer link: {e}")))?;
@@ -85,6 +93,7 @@ impl LinkSignerTransport {
             connections: conn_rx,
             timeout,
             local_addr,
+            _closed: closed_tx,
         })
     }
 

@@ -1,0 +1,343 @@
+//! `micronode host`: `run` a host (the gateway and every tenant in one process) and manage its
+//! tenants through its admin API (`tenant create|list|show|suspend|resume|delete|pair`).
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+
+use anyhow::Context;
+use micronode_host::{Host, HostConfig, ADMIN_ADDRESS_FILE, ADMIN_COOKIE_FILE};
+use micronode_proto::v1;
+use micronode_proto::v1::admin_client::AdminClient;
+use serde::Serialize;
+
+use crate::config::{micronode_home, network_dir, NodeSettings};
+
+/// `micronode host ...`.
+#[derive(clap::Args, Debug)]
+pub struct HostArgs {
+    #[command(subcommand)]
+    command: HostCommand,
+}
+
+#[derive(clap::Subcommand, Debug)]
+enum HostCommand {
+    /// Run a host until SIGINT/SIGTERM: the gateway (serving JIT channels), every tenant, the
+    /// tenants' front door (`--api-listen`) and the admin API (`--admin-listen`).
+    Run(Box<RunArgs>),
+    /// Manage the tenants of a running host.
+    Tenant(TenantArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct RunArgs {
+    /// A TOML file with settings (flags and MICRONODE_* variables override it).
+    #[arg(long, short = 'c', env = "MICRONODE_CONFIG")]
+    config: Option<PathBuf>,
+    /// Allow mainnet. Only a flag can allow it, never a file or variable.
+    #[arg(long)]
+    allow_mainnet: bool,
+    /// Address of the admin API [default: 127.0.0.1:10020]; keep it on loopback.
+    #[arg(long, env = "MICRONODE_ADMIN_LISTEN")]
+    admin_listen: Option<SocketAddr>,
+    /// The address tenants' signers dial (each tenant gets its own port) [default: 127.0.0.1].
+    #[arg(long, env = "MICRONODE_TENANT_SIGNER_IP")]
+    tenant_signer_ip: Option<IpAddr>,
+    /// The host's settings: `--data-dir` is the host directory [default:
+    /// $MICRONODE_HOME/<network>/host], `--listen` the gateway's P2P address and
+    /// `--api-listen` the tenants' front door.
+    #[command(flatten)]
+    settings: NodeSettings,
+}
+
+#[derive(clap::Args, Debug)]
+struct TenantArgs {
+    /// The host's directory, where its admin cookie and address are [default:
+    /// $MICRONODE_HOME/regtest/host].
+    #[arg(long, env = "MICRONODE_HOST_DIR")]
+    host_dir: Option<PathBuf>,
+    /// The admin API's address [default: the one the host recorded in its directory].
+    #[arg(long)]
+    admin: Option<SocketAddr>,
+    #[command(subcommand)]
+    command: TenantCommand,
+}
+
+#[derive(clap::Subcommand, Debug)]
+enum TenantCommand {
+    /// Provision a tenant; prints its enrolment bundle (signer address and pairing code).
+    Create {
+        /// A unique name (letters, digits, '-', '_', '.').
+        name: String,
+    },
+    /// Every tenant of the host.
+    List,
+    /// One tenant, by id or name.
+    Show {
+        /// Id or name.
+        tenant: String,
+    },
+    /// Refuse the tenant's API and apps (its node keeps watching the chain).
+    Suspend {
+        /// Id or name.
+        tenant: String,
+    },
+    /// Serve a suspended tenant again.
+    Resume {
+        /// Id or name.
+        tenant: String,
+    },
+    /// Delete a tenant; refused while it has channels unless `--close-channels`.
+    Delete {
+        /// Id or name.
+        tenant: String,
+        /// Close its channels cooperatively first; the host deletes it once they have closed.
+        #[arg(long)]
+        close_channels: bool,
+    },
+    /// A new one-time pairing code for a tenant whose signer has not paired yet.
+    Pair {
+        /// Id or name.
+        tenant: String,
+    },
+}
+
+/// The line `host run` prints on stdout once it serves.
+#[derive(Serialize)]
+struct Ready {
+    event: &'static str,
+    network: String,
+    gateway_node_id: String,
+    gateway_p2p: Option<String>,
+    api_listen: String,
+    admin_listen: String,
+    admin_cookie: String,
+    gateway_cookie: String,
+    tenants: usize,
+}
+
+/// Runs `micronode host`.
+pub async fn run(args: HostArgs) -> anyhow::Result<()> {
+    match args.command {
+        HostCommand::Run(run) => serve(*run).await,
+        HostCommand::Tenant(tenant) => manage(tenant).await,
+    }
+}
+
+async fn serve(args: RunArgs) -> anyhow::Result<()> {
+    let base = match &args.config {
+        Some(path) => NodeSettings::from_file(path)?,
+        None => NodeSettings::default(),
+    };
+    let mut settings = base.overridden_by(args.settings);
+    let network = settings.network.unwrap_or(bitcoin::Network::Regtest);
+    if settings.data_dir.is_none() {
+        settings.data_dir = Some(micronode_home().join(network_dir(network)).join("host"));
+    }
+    // The gateway serves JIT channels unless told not to.
+    if settings.lsps2_service.is_none() {
+        settings.lsps2_service = Some(true);
+    }
+    let resolved = settings.resolve(args.allow_mainnet)?;
+    let chain = crate::daemon::start_chain(&resolved).await?;
+    let mut gateway = resolved.node.clone();
+    gateway.alias = "gateway".into();
+    let config = HostConfig {
+        dir: resolved.node.data_dir.clone(),
+        network: resolved.node.network,
+        gateway,
+        signer_ip: args.tenant_signer_ip.unwrap_or([127, 0, 0, 1].into()),
+        // Tenants' channels are private: a tenant is reached through the gateway.
+        tenant_channels: micronode_node::ChannelSettings {
+            announce_channels: false,
+            ..resolved.node.channels.clone()
+        },
+    };
+    let host = Host::start(config, chain.clone())
+        .await
+        .context("starting the host")?;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let (api_addr, api_task) = micronode_api::serve_front_door(
+        host.directory(),
+        resolved.api_listen,
+        stopped(stop_rx.clone()),
+    )
+    .await
+    .context("starting the tenants' front door")?;
+    let admin_listen = args
+        .admin_listen
+        .unwrap_or_else(|| ([127, 0, 0, 1], 10020).into());
+    let (admin_addr, admin_task) =
+        micronode_host::serve_admin(host.clone(), admin_listen, stopped(stop_rx))
+            .await
+            .context("starting the admin API")?;
+    let ready = Ready {
+        event: "host_ready",
+        network: resolved.node.network.to_string(),
+        gateway_node_id: host.gateway().node_id().to_string(),
+        gateway_p2p: host.gateway().listen_addr().map(|a| a.to_string()),
+        api_listen: api_addr.to_string(),
+        admin_listen: admin_addr.to_string(),
+        admin_cookie: host.dir().join(ADMIN_COOKIE_FILE).display().to_string(),
+        gateway_cookie: host
+            .dir()
+            .join(micronode_host::GATEWAY_COOKIE_FILE)
+            .display()
+            .to_string(),
+        tenants: host.list_tenants().len(),
+    };
+    println!("{}", serde_json::to_string(&ready)?);
+    tracing::info!(api = %api_addr, admin = %admin_addr, "host is serving");
+    crate::daemon::wait_for_shutdown_signal().await;
+    tracing::info!("host shutting down");
+    let _ = stop_tx.send(true);
+    let _ = api_task.await;
+    let _ = admin_task.await;
+    host.stop().await.context("stopping the host")?;
+    if let Err(e) = chain.save_graph() {
+        tracing::warn!(error = %e, "could not save the network graph");
+    }
+    Ok(())
+}
+
+/// An admin client with the host's cookie.
+async fn admin_client(
+    args: &TenantArgs,
+) -> anyhow::Result<(
+    AdminClient<tonic::transport::Channel>,
+    tonic::metadata::MetadataValue<tonic::metadata::Ascii>,
+)> {
+    let dir = args
+        .host_dir
+        .clone()
+        .unwrap_or_else(|| micronode_home().join("regtest").join("host"));
+    let addr = match args.admin {
+        Some(addr) => addr,
+        None => {
+            let file = dir.join(ADMIN_ADDRESS_FILE);
+            std::fs::read_to_string(&file)
+                .with_context(|| format!("reading {} (is the host running?)", file.display()))?
+                .trim()
+                .parse()
+                .with_context(|| format!("{} holds no address", file.display()))?
+        }
+    };
+    let cookie = micronode_api::read_cookie(dir.join(ADMIN_COOKIE_FILE))?;
+    let auth = micronode_api::bearer(&cookie).parse()?;
+    let client = AdminClient::connect(format!("http://{addr}"))
+        .await
+        .with_context(|| format!("connecting to the host's admin API at {addr}"))?;
+    Ok((client, auth))
+}
+
+fn authed<T>(
+    auth: &tonic::metadata::MetadataValue<tonic::metadata::Ascii>,
+    msg: T,
+) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(msg);
+    request
+        .metadata_mut()
+        .insert(micronode_proto::AUTHORIZATION_METADATA, auth.clone());
+    request
+}
+
+async fn manage(args: TenantArgs) -> anyhow::Result<()> {
+    let (mut client, auth) = admin_client(&args).await?;
+    let refer = |tenant: &str| v1::TenantRef {
+        tenant: tenant.to_string(),
+    };
+    let out = match &args.command {
+        TenantCommand::Create { name } => {
+            let e = client
+                .create_tenant(authed(
+                    &auth,
+                    v1::CreateTenantRequest { name: name.clone() },
+                ))
+                .await?
+                .into_inner();
+            enrolment_json(e)
+        }
+        TenantCommand::List => {
+            let list = client
+                .list_tenants(authed(&auth, v1::ListTenantsRequest {}))
+                .await?
+                .into_inner();
+            serde_json::Value::Array(list.tenants.into_iter().map(tenant_json).collect())
+        }
+        TenantCommand::Show { tenant } => tenant_json(
+            client
+                .get_tenant(authed(&auth, refer(tenant)))
+                .await?
+                .into_inner(),
+        ),
+        TenantCommand::Suspend { tenant } => tenant_json(
+            client
+                .suspend_tenant(authed(&auth, refer(tenant)))
+                .await?
+                .into_inner(),
+        ),
+        TenantCommand::Resume { tenant } => tenant_json(
+            client
+                .resume_tenant(authed(&auth, refer(tenant)))
+                .await?
+                .into_inner(),
+        ),
+        TenantCommand::Delete {
+            tenant,
+            close_channels,
+        } => {
+            let r = client
+                .delete_tenant(authed(
+                    &auth,
+                    v1::DeleteTenantRequest {
+                        tenant: tenant.clone(),
+                        close_channels: *close_channels,
+                    },
+                ))
+                .await?
+                .into_inner();
+            serde_json::json!({ "deleted": r.deleted, "closing_channels": r.closing_channels })
+        }
+        TenantCommand::Pair { tenant } => enrolment_json(
+            client
+                .new_pairing_code(authed(&auth, refer(tenant)))
+                .await?
+                .into_inner(),
+        ),
+    };
+    println!("{}", serde_json::to_string_pretty(&out)?);
+    Ok(())
+}
+
+fn tenant_json(t: v1::Tenant) -> serde_json::Value {
+    let state = v1::TenantState::try_from(t.state)
+        .map(|s| {
+            s.as_str_name()
+                .trim_start_matches("TENANT_STATE_")
+                .to_lowercase()
+        })
+        .unwrap_or_else(|_| "unknown".into());
+    serde_json::json!({
+        "id": t.id,
+        "name": t.name,
+        "state": state,
+        "node_id": t.node_id,
+        "signer_address": t.signer_address,
+        "signer_connected": t.signer_connected,
+        "channels": t.channels,
+        "failure": t.failure,
+        "created_at": t.created_at,
+    })
+}
+
+fn enrolment_json(e: v1::Enrolment) -> serde_json::Value {
+    serde_json::json!({
+        "tenant": e.tenant.map(tenant_json),
+        "pairing_code": e.pairing_code,
+        "node_link_key": e.node_link_key,
+        "network": e.network,
+        "signer_command": e.signer_command,
+    })
+}

@@ -1,0 +1,278 @@
+//! Helpers for tests of `micronode host`: the host as a child process, its admin CLI, tenants
+//! provisioned through it with their signers as separate processes, and clients of its front
+//! door.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::Receiver;
+use std::time::Duration;
+
+use micronode_proto::v1;
+use micronode_proto::v1::lightning_client::LightningClient;
+use micronode_signer_protocol::AppCredential;
+use micronode_testenv::nodes::{Env, TIMEOUT};
+use micronode_testenv::wait_until;
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Channel;
+
+use super::signer::{self, SignerProcess};
+use super::tenant::{node_pays_alone, UNLIMITED_VELOCITY};
+use super::{forward_lines, next_event};
+
+/// A running `micronode host run`.
+pub struct HostProcess {
+    pub child: Child,
+    pub dir: PathBuf,
+    /// Its `host_ready` line.
+    pub ready: serde_json::Value,
+    _lines: Receiver<String>,
+}
+
+impl HostProcess {
+    /// Starts a host in `dir` on the test bitcoind (its log goes to `<dir>.log`, appended).
+    pub fn start(env: &Env, dir: &Path) -> HostProcess {
+        std::fs::create_dir_all(dir).expect("host dir");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.with_extension("log"))
+            .expect("host log");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_micronode"))
+            .args(["host", "run", "--network", "regtest"])
+            .arg("--data-dir")
+            .arg(dir)
+            .args(["--listen", "127.0.0.1:0", "--api-listen", "127.0.0.1:0"])
+            .args(["--admin-listen", "127.0.0.1:0"])
+            .args(["--poll-interval-ms", "100", "--min-confirmations", "1"])
+            .args(["--anchor-reserve-sat", "0"])
+            .arg("--bitcoind-rpc")
+            .arg(format!(
+                "{}:{}",
+                env.bitcoind.rpc_host(),
+                env.bitcoind.rpc_port()
+            ))
+            .arg("--bitcoind-rpc-user")
+            .arg(env.bitcoind.rpc_user())
+            .env(
+                "MICRONODE_BITCOIND_RPC_PASSWORD",
+                env.bitcoind.rpc_password(),
+            )
+            .env(
+                "MICRONODE_LOG",
+                std::env::var("MICRONODE_TEST_DAEMON_LOG").unwrap_or_else(|_| "info".into()),
+            )
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log))
+            .spawn()
+            .expect("spawn micronode host");
+        let lines = forward_lines(child.stdout.take().expect("stdout"));
+        let ready = next_event(&lines, "host_ready");
+        HostProcess {
+            child,
+            dir: dir.to_path_buf(),
+            ready,
+            _lines: lines,
+        }
+    }
+
+    fn field(&self, name: &str) -> String {
+        self.ready[name].as_str().expect(name).to_string()
+    }
+
+    /// The front door's address.
+    pub fn api(&self) -> String {
+        self.field("api_listen")
+    }
+
+    /// The gateway's node id.
+    pub fn gateway_id(&self) -> String {
+        self.field("gateway_node_id")
+    }
+
+    /// The gateway's P2P address.
+    pub fn gateway_p2p(&self) -> std::net::SocketAddr {
+        self.field("gateway_p2p").parse().expect("p2p address")
+    }
+
+    /// Runs `micronode host tenant <args>`; its JSON output, or its error text.
+    pub fn admin(&self, args: &[&str]) -> Result<serde_json::Value, String> {
+        let out = Command::new(env!("CARGO_BIN_EXE_micronode"))
+            .args(["host", "tenant", "--host-dir"])
+            .arg(&self.dir)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run host tenant");
+        if out.status.success() {
+            Ok(serde_json::from_slice(&out.stdout).expect("admin prints JSON"))
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).into_owned())
+        }
+    }
+
+    /// The admin view of one tenant.
+    pub fn show(&self, tenant: &str) -> serde_json::Value {
+        self.admin(&["show", tenant]).expect("show tenant")
+    }
+
+    /// SIGTERM, and waits for the host to stop.
+    pub fn terminate(&mut self) {
+        // SAFETY: kill(2) on our own child, not yet reaped.
+        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("the host did not stop within 60 s of SIGTERM");
+    }
+}
+
+impl Drop for HostProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A tenant provisioned on a host, with its signer process and an app's credential.
+pub struct HostedTenant {
+    pub id: String,
+    pub name: String,
+    pub node_id: String,
+    pub signer: SignerProcess,
+    /// A token (with its app key) the tenant's signer baked.
+    pub app: AppCredential,
+}
+
+/// Creates tenant `name` through the admin CLI, starts a fresh signer for it in
+/// `<env>/<name>-signer` with the enrolment bundle, waits until the tenant is active, and
+/// bakes an app credential.
+pub async fn provision(env: &Env, host: &HostProcess, name: &str) -> HostedTenant {
+    let enrolment = host.admin(&["create", name]).expect("create tenant");
+    let tenant = &enrolment["tenant"];
+    let id = tenant["id"].as_str().expect("id").to_string();
+    assert_eq!(tenant["state"], "waiting_for_signer", "{enrolment}");
+    assert_eq!(tenant["node_id"], "", "no node id before the signer");
+    let code = enrolment["pairing_code"].as_str().expect("code");
+    assert!(!code.is_empty(), "a new tenant has a pairing code");
+    let address = tenant["signer_address"].as_str().expect("signer address");
+    let dir = env.dir.0.join(format!("{name}-signer"));
+    std::fs::create_dir_all(&dir).expect("signer dir");
+    signer::init(&dir);
+    signer::set_policy(&dir, &node_pays_alone(Some(UNLIMITED_VELOCITY)));
+    let signer = SignerProcess::start(&dir, address, Some(code), &env.bitcoind);
+    wait_until("tenant active", TIMEOUT, || async {
+        host.show(&id)["state"] == "active"
+    })
+    .await
+    .expect("the tenant becomes active once its signer pairs");
+    let shown = host.show(&id);
+    assert_eq!(shown["node_id"], signer.node_id.as_str());
+    assert_eq!(shown["signer_connected"], true);
+    let (ok, out, err) = signer::run_once(
+        &dir,
+        &[
+            "token",
+            "bake",
+            "--name",
+            "app",
+            "--period",
+            "day",
+            "--budget-sat",
+            "1000000",
+        ],
+    );
+    assert!(ok, "token bake: {err}");
+    let app = AppCredential::parse(out.trim()).expect("credential");
+    HostedTenant {
+        id,
+        name: name.to_string(),
+        node_id: signer.node_id.clone(),
+        signer,
+        app,
+    }
+}
+
+/// Credentials (and optionally a tenant) on every call.
+#[derive(Clone)]
+pub struct Creds {
+    auth: MetadataValue<Ascii>,
+    tenant: Option<MetadataValue<Ascii>>,
+}
+
+impl tonic::service::Interceptor for Creds {
+    fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        req.metadata_mut()
+            .insert("authorization", self.auth.clone());
+        if let Some(tenant) = &self.tenant {
+            req.metadata_mut()
+                .insert(micronode_proto::TENANT_METADATA, tenant.clone());
+        }
+        Ok(req)
+    }
+}
+
+/// A client of the front door.
+pub type DoorClient = LightningClient<InterceptedService<Channel, Creds>>;
+
+/// A front-door client sending `bearer` (a token or a cookie's hex) and, if given, the tenant
+/// header.
+pub async fn door(api: &str, bearer: &str, tenant: Option<&str>) -> DoorClient {
+    let channel = Channel::from_shared(format!("http://{api}"))
+        .expect("endpoint")
+        .connect()
+        .await
+        .expect("connect to the front door");
+    let creds = Creds {
+        auth: format!("Bearer {bearer}").parse().expect("metadata"),
+        tenant: tenant.map(|t| t.parse().expect("metadata")),
+    };
+    LightningClient::with_interceptor(channel, creds)
+}
+
+/// The code a refused call carries.
+pub fn code_of(status: &tonic::Status) -> Option<micronode_proto::ErrorCode> {
+    micronode_proto::ErrorCode::of_status(status)
+}
+
+/// Makes an invoice of `amount_msat` through the tenant's API.
+pub async fn invoice(client: &mut DoorClient, amount_msat: u64) -> String {
+    client
+        .create_invoice(v1::CreateInvoiceRequest {
+            amount_msat: Some(amount_msat),
+            description: "hosted".into(),
+            expiry_secs: Some(3600),
+        })
+        .await
+        .expect("invoice")
+        .into_inner()
+        .invoice
+}
+
+/// The inbound payment of `invoice` as the tenant recorded it: (status, amount).
+pub async fn inbound(client: &mut DoorClient, invoice: &str) -> (i32, Option<u64>) {
+    payment(client, invoice, v1::PaymentDirection::Inbound).await
+}
+
+/// A payment of `invoice` in `direction` as the tenant recorded it: (status, amount).
+pub async fn payment(
+    client: &mut DoorClient,
+    invoice: &str,
+    direction: v1::PaymentDirection,
+) -> (i32, Option<u64>) {
+    let parsed: lightning_invoice::Bolt11Invoice = invoice.parse().expect("invoice parses");
+    let p = client
+        .get_payment(v1::GetPaymentRequest {
+            id: hex::encode(parsed.payment_hash()),
+            direction: Some(direction as i32),
+        })
+        .await
+        .expect("payment")
+        .into_inner();
+    (p.status, p.amount_msat)
+}

@@ -1,0 +1,349 @@
+//! `micronode host`: tenants provisioned through the admin API, each paired with its own signer
+//! process; a new tenant paid through a JIT channel; a payment from one tenant to another
+//! through the gateway; credentials that cross tenants refused; suspend, resume and delete;
+//! a restart that brings every tenant back; a tenant with a corrupted store that does not stop
+//! the others.
+
+mod daemon;
+
+use daemon::host::*;
+use daemon::tenant::outcome_mining;
+use micronode_node::PaymentStatus;
+use micronode_proto::v1;
+use micronode_proto::ErrorCode;
+use micronode_testenv::nodes::{Env, TestNode, TIMEOUT};
+use micronode_testenv::wait_until;
+
+/// The gateway's JIT opening fee for payments up to 200,000 sat (the default: 2,000 sat or
+/// 1 %, whichever is more).
+const JIT_FEE_MSAT: u64 = 2_000_000;
+
+/// Funds the gateway through the front door with the operator's gateway cookie.
+async fn fund_gateway(env: &Env, host: &HostProcess, sat: u64) {
+    let cookie = std::fs::read_to_string(host.dir.join("gateway.cookie")).expect("cookie");
+    let gateway_id = host.gateway_id();
+    let mut gateway = door(&host.api(), cookie.trim(), Some(&gateway_id)).await;
+    let address = gateway
+        .new_address(v1::NewAddressRequest {})
+        .await
+        .expect("address")
+        .into_inner()
+        .address
+        .parse::<bitcoin::Address<_>>()
+        .expect("address")
+        .assume_checked();
+    env.bitcoind
+        .fund_address(&address, sat)
+        .await
+        .expect("fund");
+    env.mine(1).await;
+    wait_until("gateway funded", TIMEOUT, || {
+        let mut g = gateway.clone();
+        async move {
+            g.onchain_balance(v1::OnchainBalanceRequest {})
+                .await
+                .map(|b| b.into_inner().confirmed_sat >= sat)
+                .unwrap_or(false)
+        }
+    })
+    .await
+    .expect("funded");
+}
+
+/// The outside node opens a channel to the gateway and waits until it is usable.
+async fn open_to_gateway(env: &Env, payer: &TestNode, host: &HostProcess) {
+    let gateway: bitcoin::secp256k1::PublicKey = host.gateway_id().parse().expect("id");
+    payer
+        .connect_peer(gateway, host.gateway_p2p())
+        .await
+        .expect("connect");
+    payer
+        .open_channel(gateway, 1_000_000, 0, Some(false))
+        .expect("open");
+    wait_until("funding in mempool", TIMEOUT, || async {
+        !env.mempool().await.is_empty()
+    })
+    .await
+    .expect("funding broadcast");
+    env.mine(6).await;
+    wait_until("channel usable", TIMEOUT, || async {
+        payer.list_channels().iter().any(|c| c.is_usable)
+    })
+    .await
+    .expect("usable");
+}
+
+/// The tenant's balance in channels, through its API.
+async fn in_channels_sat(client: &mut DoorClient) -> u64 {
+    client
+        .lightning_balance(v1::LightningBalanceRequest {})
+        .await
+        .expect("balance")
+        .into_inner()
+        .in_channels_sat
+}
+
+/// `payer` pays `to`'s JIT invoice of `amount_msat`; both sides record one outcome.
+async fn first_payment(env: &Env, payer: &TestNode, to: &mut DoorClient, amount_msat: u64) {
+    let invoice = invoice(to, amount_msat).await;
+    let id = payer.pay_invoice(&invoice, None, None).expect("pay");
+    let paid = outcome_mining(env, payer, &id).await;
+    assert_eq!(paid.status, PaymentStatus::Succeeded, "{paid:?}");
+    assert_eq!(
+        paid.fee_msat,
+        Some(0),
+        "the payer pays the invoice, no more"
+    );
+    assert_eq!(
+        inbound(to, &invoice).await,
+        (
+            v1::PaymentStatus::Succeeded as i32,
+            Some(amount_msat - JIT_FEE_MSAT)
+        )
+    );
+}
+
+/// Tenant `from` pays tenant `to`'s invoice (a JIT invoice: `to` has no channel yet) through
+/// the front door, mining while the gateway opens `to`'s channel.
+async fn tenant_to_tenant(env: &Env, from: &mut DoorClient, to: &mut DoorClient, msat: u64) {
+    let invoice = invoice(to, msat).await;
+    let started = from
+        .pay_invoice(v1::PayInvoiceRequest {
+            invoice: invoice.clone(),
+            wait: false,
+            ..Default::default()
+        })
+        .await
+        .expect("pay")
+        .into_inner();
+    assert_eq!(started.status, v1::PaymentStatus::Pending as i32);
+    let deadline = tokio::time::Instant::now() + 3 * TIMEOUT;
+    loop {
+        let (status, _) = payment(from, &invoice, v1::PaymentDirection::Outbound).await;
+        if status != v1::PaymentStatus::Pending as i32 {
+            assert_eq!(status, v1::PaymentStatus::Succeeded as i32);
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no outcome");
+        if !env.mempool().await.is_empty() {
+            env.mine(1).await;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert_eq!(
+        inbound(to, &invoice).await,
+        (
+            v1::PaymentStatus::Succeeded as i32,
+            Some(msat - JIT_FEE_MSAT)
+        )
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_host_provisions_pays_isolates_and_restarts_its_tenants() {
+    let env = Env::new("host").await;
+    let payer = env.start_node("payer").await;
+    env.fund(&payer, 2_000_000).await;
+    let host_dir = env.dir.0.join("host");
+    let mut host = HostProcess::start(&env, &host_dir);
+    fund_gateway(&env, &host, 2_000_000).await;
+    open_to_gateway(&env, &payer, &host).await;
+
+    // --- Three tenants, each with its own signer process, provisioned through the admin API.
+    let alice = provision(&env, &host, "alice").await;
+    let bob = provision(&env, &host, "bob").await;
+    let carol = provision(&env, &host, "carol").await;
+    assert_eq!(
+        host.admin(&["create", "alice"]).expect_err("a taken name"),
+        host.admin(&["create", "alice"]).expect_err("a taken name")
+    );
+    assert!(host
+        .admin(&["create", "alice"])
+        .expect_err("taken")
+        .contains("exists already"));
+    let listed = host.admin(&["list"]).expect("list");
+    let names: Vec<&str> = listed
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|t| t["name"].as_str().expect("name"))
+        .collect();
+    assert_eq!(names, ["alice", "bob", "carol"]);
+
+    // Each tenant's token selects its tenant at the one front door.
+    let api = host.api();
+    let mut a = door(&api, &alice.app.token, None).await;
+    let mut b = door(&api, &bob.app.token, None).await;
+    for (client, tenant) in [(&mut a, &alice), (&mut b, &bob)] {
+        let info = client
+            .get_info(v1::GetInfoRequest {})
+            .await
+            .expect("info")
+            .into_inner();
+        assert_eq!(info.node_id, tenant.node_id);
+    }
+
+    // --- Alice, with nothing on chain and no channel, is paid through a JIT channel.
+    assert_eq!(in_channels_sat(&mut a).await, 0);
+    first_payment(&env, &payer, &mut a, 50_000_000).await;
+    assert_eq!(in_channels_sat(&mut a).await, 48_000);
+
+    // --- Alice pays Bob (his first payment: a JIT channel too) through the gateway. The JIT
+    // invoice's route hint carries no forwarding fee: Bob pays the opening fee, Alice nothing.
+    tenant_to_tenant(&env, &mut a, &mut b, 12_000_000).await;
+    assert_eq!(in_channels_sat(&mut b).await, 10_000);
+    let alice_sat = in_channels_sat(&mut a).await;
+    assert_eq!(alice_sat, 48_000 - 12_000, "12,000 sat and no fee");
+
+    // --- Credentials across tenants, and the operator's, are refused.
+    let bob_for_alice = door(&api, &bob.app.token, Some(&alice.node_id)).await;
+    let refused = bob_for_alice
+        .clone()
+        .lightning_balance(v1::LightningBalanceRequest {})
+        .await
+        .expect_err("Bob's token is not Alice's");
+    assert_eq!(code_of(&refused), Some(ErrorCode::TokenWrongTenant));
+    let admin_cookie = std::fs::read_to_string(host.dir.join("admin.cookie")).expect("cookie");
+    let gateway_cookie = std::fs::read_to_string(host.dir.join("gateway.cookie")).expect("cookie");
+    for operator in [admin_cookie.trim(), gateway_cookie.trim()] {
+        let mut as_alice = door(&api, operator, Some(&alice.node_id)).await;
+        let balance = as_alice
+            .lightning_balance(v1::LightningBalanceRequest {})
+            .await
+            .expect_err("the operator reads no tenant's balance");
+        assert_eq!(code_of(&balance), Some(ErrorCode::TokenInvalid));
+        let payments = as_alice
+            .list_payments(v1::ListPaymentsRequest::default())
+            .await
+            .expect_err("nor its payments");
+        assert_eq!(code_of(&payments), Some(ErrorCode::TokenInvalid));
+        let paying = as_alice
+            .pay_invoice(v1::PayInvoiceRequest {
+                invoice: invoice(&mut b, 1_000_000).await,
+                ..Default::default()
+            })
+            .await
+            .expect_err("nor pays from it");
+        assert_eq!(code_of(&paying), Some(ErrorCode::TokenInvalid));
+    }
+    let unknown = door(&api, &alice.app.token, Some(&"02".repeat(33))).await;
+    let status = unknown
+        .clone()
+        .get_info(v1::GetInfoRequest {})
+        .await
+        .expect_err("no such tenant");
+    assert_eq!(code_of(&status), Some(ErrorCode::UnknownTenant));
+
+    // --- Suspend refuses Bob's API (his node keeps running); resume serves it again.
+    let suspended = host.admin(&["suspend", "bob"]).expect("suspend");
+    assert_eq!(suspended["state"], "suspended");
+    let status = b
+        .get_info(v1::GetInfoRequest {})
+        .await
+        .expect_err("suspended");
+    assert_eq!(code_of(&status), Some(ErrorCode::TenantSuspended));
+    assert_eq!(host.show("bob")["signer_connected"], true);
+    let resumed = host.admin(&["resume", "bob"]).expect("resume");
+    assert_eq!(resumed["state"], "active");
+    assert_eq!(in_channels_sat(&mut b).await, 10_000);
+
+    // --- Delete: refused while Alice has a channel; Carol, with none, is deleted and gone.
+    let refused = host
+        .admin(&["delete", "alice"])
+        .expect_err("alice has funds");
+    assert!(
+        refused.contains("TENANT_HAS_FUNDS") || refused.contains("channel"),
+        "{refused}"
+    );
+    let deleted = host.admin(&["delete", "carol"]).expect("delete carol");
+    assert_eq!(deleted["deleted"], true);
+    let carol_client = door(&api, &carol.app.token, None).await;
+    let status = carol_client
+        .clone()
+        .get_info(v1::GetInfoRequest {})
+        .await
+        .expect_err("deleted");
+    assert_eq!(code_of(&status), Some(ErrorCode::UnknownTenant));
+    assert!(host.admin(&["show", "carol"]).is_err());
+    assert_eq!(
+        host.admin(&["list"])
+            .expect("list")
+            .as_array()
+            .map(Vec::len),
+        Some(2)
+    );
+    assert!(
+        host.dir
+            .join("deleted")
+            .read_dir()
+            .expect("deleted")
+            .count()
+            == 1
+    );
+    drop(carol);
+
+    // --- A fourth tenant whose store gets corrupted while the host is down.
+    let dave = provision(&env, &host, "dave").await;
+    host.terminate();
+    let store = host_dir
+        .join("tenants")
+        .join(&dave.id)
+        .join("micronode.sqlite");
+    std::fs::write(&store, b"this is not a database").expect("corrupt");
+    for ext in ["sqlite-wal", "sqlite-shm"] {
+        let _ = std::fs::remove_file(store.with_extension(ext));
+    }
+
+    // --- After the restart every tenant is back (its signer dials in again); Dave failed
+    // alone, and says why.
+    let host = HostProcess::start(&env, &host_dir);
+    let api = host.api();
+    wait_until("alice and bob back", TIMEOUT, || async {
+        host.show("alice")["state"] == "active" && host.show("bob")["state"] == "active"
+    })
+    .await
+    .expect("tenants come back after a restart");
+    wait_until("dave failed", TIMEOUT, || async {
+        host.show("dave")["state"] == "failed"
+    })
+    .await
+    .expect("the corrupted tenant is marked failed");
+    let failure = host.show("dave")["failure"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(failure.contains("storage error"), "{failure}");
+    let mut a = door(&api, &alice.app.token, None).await;
+    let mut b = door(&api, &bob.app.token, None).await;
+    assert_eq!(in_channels_sat(&mut a).await, alice_sat);
+    assert_eq!(in_channels_sat(&mut b).await, 10_000);
+    let dave_client = door(&api, &dave.app.token, None).await;
+    let status = dave_client
+        .clone()
+        .get_info(v1::GetInfoRequest {})
+        .await
+        .expect_err("dave's node is not running");
+    assert_eq!(code_of(&status), Some(ErrorCode::UnknownTenant));
+
+    // Paying on after the restart: the outside node (reconnected: the gateway listens on a
+    // new port) pays Alice, now through her channel.
+    let gateway: bitcoin::secp256k1::PublicKey = host.gateway_id().parse().expect("id");
+    payer
+        .connect_peer(gateway, host.gateway_p2p())
+        .await
+        .expect("reconnect");
+    wait_until("payer's channel usable again", TIMEOUT, || async {
+        payer.list_channels().iter().any(|c| c.is_usable)
+    })
+    .await
+    .expect("usable");
+    let invoice = invoice(&mut a, 5_000_000).await;
+    let id = payer.pay_invoice(&invoice, None, None).expect("pay");
+    let paid = outcome_mining(&env, &payer, &id).await;
+    assert_eq!(paid.status, PaymentStatus::Succeeded, "{paid:?}");
+    assert_eq!(
+        inbound(&mut a, &invoice).await,
+        (v1::PaymentStatus::Succeeded as i32, Some(5_000_000))
+    );
+    drop((alice, bob, dave));
+}

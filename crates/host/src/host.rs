@@ -1,0 +1,473 @@
+//! [`Host`]: the operator's gateway and every tenant node in one process, on one chain feed.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bitcoin::Network;
+use micronode_api::TenantDirectory;
+use micronode_api::{CookieAuth, TenantApi};
+use micronode_chain::ChainServices;
+use micronode_node::{ChannelSettings, LocalKeys, Node, NodeConfig};
+use tokio::sync::watch;
+
+use crate::error::HostError;
+use crate::registry::{Registry, StoredState, TenantRecord};
+use crate::tenant::{launch, Phase, Shared, TenantNode, TenantSlot};
+
+/// The gateway: the operator's own node, keys in-process, serving JIT channels.
+pub type GatewayNode = Node<LocalKeys>;
+
+/// How often the host looks for deleting tenants whose channels have closed.
+const DELETE_CHECK_INTERVAL: Duration = Duration::from_secs(2);
+
+/// Settings of a host.
+#[derive(Clone, Debug)]
+pub struct HostConfig {
+    /// The host's directory: registry, admin cookie, gateway and tenants.
+    pub dir: PathBuf,
+    /// The network.
+    pub network: Network,
+    /// The gateway's node settings (its `data_dir` is `<dir>/gateway` whatever is set here).
+    pub gateway: NodeConfig,
+    /// The address tenants' signer links listen on (each tenant has its own port).
+    pub signer_ip: IpAddr,
+    /// Every tenant node's channel settings.
+    pub tenant_channels: ChannelSettings,
+}
+
+/// The gateway's API cookie in the host directory: the operator's credential for its own node
+/// at the front door (header `x-micronode-tenant: <gateway node id>`). No tenant accepts it.
+pub const GATEWAY_COOKIE_FILE: &str = "gateway.cookie";
+
+/// A tenant as the operator sees it: lifecycle and connectivity, never funds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TenantView {
+    /// Its registry record.
+    pub record: TenantRecord,
+    /// Where it is now.
+    pub status: TenantStatus,
+    /// Where its signer dials.
+    pub signer_address: SocketAddr,
+    /// Whether its signer is connected now.
+    pub signer_connected: bool,
+    /// How many channels it has.
+    pub channels: usize,
+    /// The one-time pairing code, while it waits for its first signer.
+    pub pairing_code: Option<String>,
+    /// The fingerprint of its node's signer-link key, once known.
+    pub node_link_key: Option<String>,
+}
+
+/// A tenant's status now.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TenantStatus {
+    /// Its signer has not connected yet.
+    WaitingForSigner,
+    /// Its node runs and its API is served.
+    Active,
+    /// Its node runs; its API is refused.
+    Suspended,
+    /// Its channels are closing before it is deleted.
+    Deleting,
+    /// It failed, for this reason.
+    Failed(String),
+}
+
+/// What [`Host::delete_tenant`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Deletion {
+    /// The tenant is gone; its data is under `<host dir>/deleted/`.
+    Deleted,
+    /// Its channels are closing (this many); the host deletes it once they have.
+    Closing(usize),
+}
+
+/// A running host.
+pub struct Host {
+    shared: Arc<Shared>,
+    dir: PathBuf,
+    gateway: Arc<GatewayNode>,
+    tenants: RwLock<BTreeMap<String, Arc<TenantSlot>>>,
+    stop: watch::Sender<bool>,
+}
+
+impl Host {
+    /// Starts the gateway and every registered tenant on `chain`.
+    pub async fn start(config: HostConfig, chain: ChainServices) -> Result<Arc<Host>, HostError> {
+        let dir = config.dir.clone();
+        let (registry, records, gateway_keys) = {
+            let dir = dir.clone();
+            let network = config.network;
+            tokio::task::spawn_blocking(move || -> Result<_, HostError> {
+                micronode_files::own_private_dir(&dir)?;
+                micronode_files::own_private_dir(&dir.join("tenants"))?;
+                let registry = Registry::open(&dir)?;
+                let records = registry.all()?;
+                let keys = LocalKeys::load_or_create(&dir.join("gateway"), network)?;
+                Ok((registry, records, keys))
+            })
+            .await??
+        };
+        let mut gateway_config = config.gateway.clone();
+        gateway_config.data_dir = dir.join("gateway");
+        let gateway =
+            Arc::new(Node::start(gateway_config, Arc::new(gateway_keys), chain.clone()).await?);
+        let gateway_addr = gateway.listen_addr().ok_or_else(|| {
+            HostError::WrongState("the gateway must listen for peers (tenants dial it)".into())
+        })?;
+        let shared = Arc::new(Shared {
+            chain,
+            network: config.network,
+            registry: Arc::new(registry),
+            directory: TenantDirectory::new(),
+            gateway_id: gateway.node_id(),
+            gateway_addr: loopback_if_unspecified(gateway_addr),
+            signer_ip: config.signer_ip,
+            tenant_channels: config.tenant_channels.clone(),
+        });
+        let cookie = CookieAuth::create(dir.join(GATEWAY_COOKIE_FILE))?;
+        shared.directory.serve(
+            &gateway.node_id().to_string(),
+            TenantApi::new(gateway.clone(), Arc::new(cookie)),
+        );
+        let (stop, _) = watch::channel(false);
+        let host = Arc::new(Host {
+            shared,
+            dir,
+            gateway,
+            tenants: RwLock::new(BTreeMap::new()),
+            stop,
+        });
+        for record in records {
+            host.add_slot(record);
+        }
+        tokio::spawn(finish_deletions(
+            Arc::downgrade(&host),
+            host.stop.subscribe(),
+        ));
+        Ok(host)
+    }
+
+    fn add_slot(&self, record: TenantRecord) -> Arc<TenantSlot> {
+        let slot = TenantSlot::new(record.clone(), &self.dir.join("tenants"));
+        self.write_tenants().insert(record.id, slot.clone());
+        launch(slot.clone(), self.shared.clone());
+        slot
+    }
+
+    fn write_tenants(&self) -> std::sync::RwLockWriteGuard<'_, BTreeMap<String, Arc<TenantSlot>>> {
+        self.tenants.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn slots(&self) -> Vec<Arc<TenantSlot>> {
+        let tenants = self.tenants.read().unwrap_or_else(|e| e.into_inner());
+        let mut slots: Vec<_> = tenants.values().cloned().collect();
+        slots.sort_by_key(|s| s.record().created_at);
+        slots
+    }
+
+    /// The host's directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The gateway node.
+    pub fn gateway(&self) -> &Arc<GatewayNode> {
+        &self.gateway
+    }
+
+    /// The front door's tenants (serve it with [`micronode_api::serve_front_door`]).
+    pub fn directory(&self) -> TenantDirectory {
+        self.shared.directory.clone()
+    }
+
+    /// The tenant whose id or name is `key`.
+    fn slot(&self, key: &str) -> Result<Arc<TenantSlot>, HostError> {
+        self.slots()
+            .into_iter()
+            .find(|s| {
+                let r = s.record();
+                r.id == key || r.name == key
+            })
+            .ok_or_else(|| HostError::UnknownTenant(key.chars().take(80).collect()))
+    }
+
+    /// A tenant's node, if it runs (for the host's own wiring: NWC, tests).
+    pub fn tenant_node(&self, key: &str) -> Result<Arc<TenantNode>, HostError> {
+        self.slot(key)?
+            .node()
+            .ok_or_else(|| HostError::NotRunning(key.chars().take(80).collect()))
+    }
+
+    /// Provisions a tenant: records it, reserves its signer port and starts waiting for its
+    /// signer. The view carries the one-time pairing code.
+    pub async fn create_tenant(&self, name: &str) -> Result<TenantView, HostError> {
+        crate::registry::check_name(name)?;
+        // The port is reserved by binding it and recorded, so the signer's address survives
+        // restarts; the tenant's link binds it again at once.
+        let probe = std::net::TcpListener::bind(SocketAddr::new(self.shared.signer_ip, 0))
+            .map_err(HostError::io("reserving a signer port"))?;
+        let port = probe
+            .local_addr()
+            .map_err(HostError::io("reserving a signer port"))?
+            .port();
+        drop(probe);
+        let registry = self.shared.registry.clone();
+        let name = name.to_string();
+        let record = tokio::task::spawn_blocking(move || registry.insert(&name, port)).await??;
+        tracing::info!(tenant = %record.id, name = %record.name, "tenant created");
+        let slot = self.add_slot(record);
+        // The link starts on its own task; the pairing code is there in a moment.
+        for _ in 0..200 {
+            if !matches!(&*slot.phase(), Phase::Starting) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        Ok(self.view(&slot))
+    }
+
+    /// Every tenant, oldest first.
+    pub fn list_tenants(&self) -> Vec<TenantView> {
+        self.slots().iter().map(|s| self.view(s)).collect()
+    }
+
+    /// One tenant, by id or name.
+    pub fn tenant(&self, key: &str) -> Result<TenantView, HostError> {
+        let slot = self.slot(key)?;
+        Ok(self.view(&slot))
+    }
+
+    /// A new pairing code for a tenant still waiting for its first signer.
+    pub fn new_pairing_code(&self, key: &str) -> Result<TenantView, HostError> {
+        let slot = self.slot(key)?;
+        if slot.new_pairing_code()?.is_none() {
+            return Err(HostError::WrongState(
+                "this tenant's signer is paired already (or its link has not started)".into(),
+            ));
+        }
+        Ok(self.view(&slot))
+    }
+
+    /// Suspends a tenant: its API and apps are refused; its node keeps watching the chain.
+    pub async fn suspend_tenant(&self, key: &str) -> Result<TenantView, HostError> {
+        self.set_state(key, StoredState::Suspended, StoredState::Active)
+            .await
+    }
+
+    /// Serves a suspended tenant again.
+    pub async fn resume_tenant(&self, key: &str) -> Result<TenantView, HostError> {
+        self.set_state(key, StoredState::Active, StoredState::Suspended)
+            .await
+    }
+
+    async fn set_state(
+        &self,
+        key: &str,
+        to: StoredState,
+        from: StoredState,
+    ) -> Result<TenantView, HostError> {
+        let slot = self.slot(key)?;
+        let record = slot.record();
+        if record.state == to {
+            return Ok(self.view(&slot));
+        }
+        if record.state != from {
+            return Err(HostError::WrongState(format!(
+                "tenant {} is {:?}",
+                record.id, record.state
+            )));
+        }
+        let registry = self.shared.registry.clone();
+        let id = record.id.clone();
+        tokio::task::spawn_blocking(move || registry.set_state(&id, to)).await??;
+        slot.record.lock().unwrap_or_else(|e| e.into_inner()).state = to;
+        slot.apply_state(&self.shared.directory);
+        tracing::info!(tenant = %record.id, state = ?to, "tenant state changed");
+        Ok(self.view(&slot))
+    }
+
+    /// Deletes a tenant. Refused while it has channels or funds waiting on chain after a
+    /// close, unless `close_channels`: then its channels are closed cooperatively and it is
+    /// deleted once they have closed.
+    pub async fn delete_tenant(
+        &self,
+        key: &str,
+        close_channels: bool,
+    ) -> Result<Deletion, HostError> {
+        let slot = self.slot(key)?;
+        let record = slot.record();
+        let node = match (slot.node(), &record.node_id) {
+            (Some(node), _) => Some(node),
+            // Never paired: it has no node and no funds.
+            (None, None) => None,
+            (None, Some(_)) => return Err(HostError::NotRunning(record.id)),
+        };
+        if let Some(node) = node {
+            let channels = node.list_channels();
+            let pending_sat = node.lightning_balance().pending_on_chain_sat;
+            if !channels.is_empty() || pending_sat > 0 {
+                if !close_channels {
+                    return Err(HostError::HasFunds {
+                        tenant: record.id,
+                        channels: channels.len(),
+                        pending_sat,
+                    });
+                }
+                let registry = self.shared.registry.clone();
+                let id = record.id.clone();
+                tokio::task::spawn_blocking(move || registry.set_state(&id, StoredState::Deleting))
+                    .await??;
+                slot.record.lock().unwrap_or_else(|e| e.into_inner()).state = StoredState::Deleting;
+                slot.apply_state(&self.shared.directory);
+                let ids: Vec<String> = channels
+                    .iter()
+                    .filter(|c| c.is_ready)
+                    .map(|c| c.channel_id.clone())
+                    .collect();
+                let closing = ids.len();
+                tokio::task::spawn_blocking(move || {
+                    for id in ids {
+                        node.close_channel(&id, false)?;
+                    }
+                    Ok::<_, HostError>(())
+                })
+                .await??;
+                tracing::info!(tenant = %record.id, closing, "tenant's channels closing before deletion");
+                return Ok(Deletion::Closing(closing));
+            }
+        }
+        self.remove(&slot).await?;
+        Ok(Deletion::Deleted)
+    }
+
+    /// Stops a tenant's node, forgets it and moves its data aside.
+    async fn remove(&self, slot: &Arc<TenantSlot>) -> Result<(), HostError> {
+        let record = slot.record();
+        if let Some(node_id) = &record.node_id {
+            self.shared.directory.remove(node_id);
+        }
+        if let Some(node) = slot.node() {
+            node.stop().await?;
+        }
+        // Dropping the phase drops the node and its signer link (port and thread freed).
+        slot.set_phase(Phase::Failed("deleted".into()));
+        self.write_tenants().remove(&record.id);
+        let registry = self.shared.registry.clone();
+        let (id, dir, host_dir) = (record.id.clone(), slot.dir.clone(), self.dir.clone());
+        tokio::task::spawn_blocking(move || -> Result<(), HostError> {
+            registry.remove(&id)?;
+            if dir.exists() {
+                let deleted = host_dir.join("deleted");
+                micronode_files::own_private_dir(&deleted)?;
+                let stamp = SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map(|d| d.as_secs())
+                    .unwrap_or_default();
+                let to = deleted.join(format!("{id}-{stamp}"));
+                std::fs::rename(&dir, &to).map_err(HostError::io("moving a tenant's data"))?;
+            }
+            Ok(())
+        })
+        .await??;
+        tracing::info!(tenant = %record.id, name = %record.name, "tenant deleted");
+        Ok(())
+    }
+
+    fn view(&self, slot: &TenantSlot) -> TenantView {
+        let record = slot.record();
+        let signer_address = SocketAddr::new(self.shared.signer_ip, record.signer_port);
+        let phase = slot.phase();
+        let (status, signer_connected, channels, pairing_code, node_link_key) = match &*phase {
+            Phase::Starting => (TenantStatus::WaitingForSigner, false, 0, None, None),
+            Phase::WaitingForSigner {
+                pairing_code,
+                node_link_key,
+                ..
+            } => (
+                TenantStatus::WaitingForSigner,
+                false,
+                0,
+                pairing_code.clone(),
+                Some(node_link_key.clone()),
+            ),
+            Phase::Running {
+                node,
+                node_link_key,
+                ..
+            } => {
+                let status = match record.state {
+                    StoredState::Active => TenantStatus::Active,
+                    StoredState::Suspended => TenantStatus::Suspended,
+                    StoredState::Deleting => TenantStatus::Deleting,
+                };
+                (
+                    status,
+                    node.signer_online(),
+                    node.list_channels().len(),
+                    None,
+                    Some(node_link_key.clone()),
+                )
+            }
+            Phase::Failed(why) => (TenantStatus::Failed(why.clone()), false, 0, None, None),
+        };
+        TenantView {
+            record,
+            status,
+            signer_address,
+            signer_connected,
+            channels,
+            pairing_code,
+            node_link_key,
+        }
+    }
+
+    /// Stops every tenant node, then the gateway.
+    pub async fn stop(&self) -> Result<(), HostError> {
+        let _ = self.stop.send(true);
+        for slot in self.slots() {
+            if let Some(node) = slot.node() {
+                if let Err(e) = node.stop().await {
+                    tracing::warn!(tenant = %slot.record().id, error = %e, "tenant node did not stop cleanly");
+                }
+            }
+        }
+        self.gateway.stop().await?;
+        Ok(())
+    }
+}
+
+/// Deletes the tenants whose channels have closed after a delete with `close_channels`.
+async fn finish_deletions(host: std::sync::Weak<Host>, mut stop: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(DELETE_CHECK_INTERVAL) => {}
+            _ = stop.changed() => return,
+        }
+        let Some(host) = host.upgrade() else { return };
+        for slot in host.slots() {
+            if slot.record().state != StoredState::Deleting {
+                continue;
+            }
+            let Some(node) = slot.node() else { continue };
+            if node.list_channels().is_empty() && node.lightning_balance().pending_on_chain_sat == 0
+            {
+                if let Err(e) = host.remove(&slot).await {
+                    tracing::error!(tenant = %slot.record().id, error = %e, "cannot finish deleting a tenant");
+                }
+            }
+        }
+    }
+}
+
+/// The address tenants dial the gateway on: loopback when it listens on every interface.
+fn loopback_if_unspecified(addr: SocketAddr) -> SocketAddr {
+    if addr.ip().is_unspecified() {
+        SocketAddr::new(IpAddr::from([127, 0, 0, 1]), addr.port())
+    } else {
+        addr
+    }
+}

@@ -1,0 +1,238 @@
+//! One tenant on a host: its signer link, then its watch-only node once the signer has
+//! connected, and its API behind the front door.
+//!
+//! Each tenant runs in its own task inside a `tenant` tracing span (its id and name), so every
+//! log line of its work names it. A failure or a panic in that task marks this tenant failed
+//! and leaves the others running.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use bitcoin::secp256k1::PublicKey;
+use bitcoin::Network;
+use micronode_api::{TenantApi, TenantDirectory, TokenAuthority};
+use micronode_chain::ChainServices;
+use micronode_link::{PairingStore, DEFAULT_PAIRING_TTL};
+use micronode_node::{
+    ChannelSettings, LiquiditySettings, LspSettings, Node, NodeConfig, RemoteKeys,
+};
+use tracing::Instrument;
+
+use crate::error::HostError;
+use crate::registry::{Registry, StoredState, TenantRecord};
+
+/// A tenant's node: watch-only, its keys in the tenant's signer.
+pub type TenantNode = Node<RemoteKeys>;
+
+/// What every tenant of a host shares.
+pub(crate) struct Shared {
+    /// The chain feed, fee estimator, broadcaster and graph.
+    pub chain: ChainServices,
+    /// The network.
+    pub network: Network,
+    /// The registry.
+    pub registry: Arc<Registry>,
+    /// The front door's tenants.
+    pub directory: TenantDirectory,
+    /// The gateway every tenant buys JIT channels from.
+    pub gateway_id: PublicKey,
+    /// Where the gateway accepts peers.
+    pub gateway_addr: SocketAddr,
+    /// The address tenants' signer links listen on.
+    pub signer_ip: IpAddr,
+    /// Every tenant node's channel settings.
+    pub tenant_channels: ChannelSettings,
+}
+
+/// Where a tenant is in its life on this host, now.
+pub(crate) enum Phase {
+    /// Its signer link is starting.
+    Starting,
+    /// Its signer link listens; the signer has not connected yet.
+    WaitingForSigner {
+        pairing: Arc<PairingStore>,
+        pairing_code: Option<String>,
+        node_link_key: String,
+    },
+    /// Its node runs.
+    Running {
+        node: Arc<TenantNode>,
+        tokens: TokenAuthority,
+        node_link_key: String,
+    },
+    /// It failed; the reason.
+    Failed(String),
+}
+
+/// A tenant of the host.
+pub(crate) struct TenantSlot {
+    /// Its registry record (kept in step with the registry).
+    pub record: Mutex<TenantRecord>,
+    /// Where it is now.
+    pub phase: Mutex<Phase>,
+    /// Its node's data directory.
+    pub dir: PathBuf,
+}
+
+impl TenantSlot {
+    /// A slot for `record`, its data in `tenants_dir/<id>`.
+    pub fn new(record: TenantRecord, tenants_dir: &Path) -> Arc<TenantSlot> {
+        Arc::new(TenantSlot {
+            dir: tenants_dir.join(&record.id),
+            record: Mutex::new(record),
+            phase: Mutex::new(Phase::Starting),
+        })
+    }
+
+    /// Its record now.
+    pub fn record(&self) -> TenantRecord {
+        self.record
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    pub(crate) fn set_phase(&self, phase: Phase) {
+        *self.phase.lock().unwrap_or_else(|e| e.into_inner()) = phase;
+    }
+
+    pub(crate) fn phase(&self) -> std::sync::MutexGuard<'_, Phase> {
+        self.phase.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Its node, if it runs.
+    pub fn node(&self) -> Option<Arc<TenantNode>> {
+        match &*self.phase() {
+            Phase::Running { node, .. } => Some(node.clone()),
+            _ => None,
+        }
+    }
+
+    /// A new one-time pairing code, if the tenant waits for a signer to pair.
+    pub fn new_pairing_code(&self) -> Result<Option<String>, HostError> {
+        let mut phase = self.phase();
+        let Phase::WaitingForSigner {
+            pairing,
+            pairing_code,
+            ..
+        } = &mut *phase
+        else {
+            return Ok(None);
+        };
+        if pairing.paired_signer().is_some() {
+            return Ok(None);
+        }
+        let code = pairing
+            .new_pairing_code(DEFAULT_PAIRING_TTL)
+            .map_err(|e| HostError::WrongState(format!("cannot make a pairing code: {e}")))?
+            .reveal();
+        *pairing_code = Some(code.clone());
+        Ok(Some(code))
+    }
+
+    /// Serves its API at the front door (when it runs and is not suspended), or refuses it.
+    pub fn apply_state(&self, directory: &TenantDirectory) {
+        let record = self.record();
+        let Some(node_id) = record.node_id else {
+            return;
+        };
+        match (&*self.phase(), record.state) {
+            (Phase::Running { node, tokens, .. }, StoredState::Active) => directory.serve(
+                &node_id,
+                TenantApi::new(node.clone(), Arc::new(tokens.clone())),
+            ),
+            (_, StoredState::Active) => directory.remove(&node_id),
+            (_, StoredState::Suspended | StoredState::Deleting) => directory.suspend(&node_id),
+        }
+    }
+}
+
+/// Starts the tenant's task: its signer link, then its node once the signer connects. A
+/// failure or a panic marks the tenant failed; the host goes on.
+pub(crate) fn launch(slot: Arc<TenantSlot>, shared: Arc<Shared>) {
+    let record = slot.record();
+    let span = tracing::info_span!("tenant", tenant = %record.id, name = %record.name);
+    let task = tokio::spawn(run(slot.clone(), shared).instrument(span.clone()));
+    tokio::spawn(
+        async move {
+            let failure = match task.await {
+                Ok(Ok(())) => return,
+                Ok(Err(e)) => e.to_string(),
+                Err(e) if e.is_panic() => format!("its task panicked: {}", panic_text(e)),
+                Err(_) => return, // cancelled: the host is stopping
+            };
+            tracing::error!(failure = %failure, "tenant failed; the host goes on");
+            slot.set_phase(Phase::Failed(failure));
+        }
+        .instrument(span),
+    );
+}
+
+fn panic_text(e: tokio::task::JoinError) -> String {
+    let payload = e.into_panic();
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "(no message)".into())
+}
+
+async fn run(slot: Arc<TenantSlot>, shared: Arc<Shared>) -> Result<(), HostError> {
+    let record = slot.record();
+    let listen = SocketAddr::new(shared.signer_ip, record.signer_port);
+    let dir = slot.dir.clone();
+    let waiting =
+        tokio::task::spawn_blocking(move || micronode_node::remote::attach::listen(&dir, listen))
+            .await??;
+    let node_link_key = waiting.node_link_key();
+    slot.set_phase(Phase::WaitingForSigner {
+        pairing: waiting.pairing_store(),
+        pairing_code: waiting.pairing_code.clone(),
+        node_link_key: node_link_key.clone(),
+    });
+    tracing::info!(signer_listen = %waiting.listen_addr(), "tenant waits for its signer");
+    let keys = waiting.connected().await?;
+    let node_id = keys.node_id().to_string();
+    match &record.node_id {
+        Some(known) if *known != node_id => {
+            return Err(HostError::WrongState(format!(
+                "a signer of another node ({node_id}) connected; this tenant's node is {known}"
+            )))
+        }
+        Some(_) => {}
+        None => {
+            let (registry, id, node) =
+                (shared.registry.clone(), record.id.clone(), node_id.clone());
+            tokio::task::spawn_blocking(move || registry.set_node_id(&id, &node)).await??;
+            slot.record
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .node_id = Some(node_id.clone());
+        }
+    }
+    let mut config = NodeConfig::new(&slot.dir, shared.network);
+    config.alias = record.name.clone();
+    config.channels = shared.tenant_channels.clone();
+    config.liquidity = LiquiditySettings {
+        lsps2_service: None,
+        lsp: Some(LspSettings::new(shared.gateway_id, shared.gateway_addr)),
+    };
+    let node = Arc::new(Node::start(config, Arc::new(keys), shared.chain.clone()).await?);
+    let root = node.keys_app_token_root().ok_or_else(|| {
+        HostError::WrongState("the tenant's signer gave no app token root".into())
+    })?;
+    let (dir, tenant) = (slot.dir.clone(), node_id.clone());
+    let tokens =
+        tokio::task::spawn_blocking(move || TokenAuthority::open_for_signer(&dir, &tenant, &root))
+            .await?
+            .map_err(|e| HostError::WrongState(format!("opening the tenant's token store: {e}")))?;
+    slot.set_phase(Phase::Running {
+        node,
+        tokens,
+        node_link_key,
+    });
+    slot.apply_state(&shared.directory);
+    tracing::info!(node_id = %node_id, "tenant node is running");
+    Ok(())
+}
