@@ -232,7 +232,8 @@ async fn admin_client(
     Ok((client, auth))
 }
 
-fn authed<T>(
+/// `msg` with the admin credential.
+pub(crate) fn authed<T>(
     auth: &tonic::metadata::MetadataValue<tonic::metadata::Ascii>,
     msg: T,
 ) -> tonic::Request<T> {

@@ -13,6 +13,7 @@ mod signer_cmd;
 mod signer_recover;
 mod up;
 mod up_app;
+mod up_host;
 mod up_signer;
 
 use std::path::PathBuf;

@@ -1,9 +1,11 @@
 //! `micronode up`: the whole system on an embedded regtest.
 //!
 //! It finds or installs bitcoind, starts it with a persistent datadir under
-//! `$MICRONODE_HOME/regtest`, starts the gateway (the operator's node, keys in-process, serving
-//! JIT channels), an outside node (anyone else on the network) and a watch-only tenant node
-//! whose keys live in a separate `micronode signer` process. The tenant, with nothing on chain
+//! `$MICRONODE_HOME/regtest`, starts a host (`regtest/host`: the gateway, the operator's node
+//! with keys in-process serving JIT channels, its front door and admin API), provisions a
+//! watch-only tenant through the admin API whose keys live in a separate `micronode signer`
+//! process paired with the enrolment bundle, and starts an outside node (anyone else on the
+//! network). The tenant, with nothing on chain
 //! and no channel, is paid by the outside node through a JIT channel the gateway opens; its
 //! app then pays the gateway. It prints a summary and keeps serving until Ctrl-C.
 
@@ -14,12 +16,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context};
 use bitcoin::Network;
-use micronode_api::{Authenticator, CookieAuth, CookieOrTokens, TokenAuthority};
 use micronode_chain::{ChainServices, FeedConfig};
-use micronode_node::{
-    KeysBackend, LiquiditySettings, LocalKeys, LspSettings, Node, NodeConfig, PaymentStatus,
-    RemoteKeys,
-};
+use micronode_node::{KeysBackend, LiquiditySettings, LocalKeys, Node, NodeConfig, PaymentStatus};
 use micronode_nwc::embedded_relay::EmbeddedRelay;
 use micronode_nwc::{
     render_qr_terminal, BudgetRenewal, ConnectionSpec, NodeBackend, NwcConfig, NwcHandle,
@@ -50,8 +48,8 @@ const APP_DAILY_BUDGET_SAT: u64 = 5_000;
 /// Options of `micronode up`.
 #[derive(clap::Args, Debug)]
 pub struct UpArgs {
-    /// Port of the tenant node's gRPC API (the gateway's is the next one); busy ports fall
-    /// back to a free one.
+    /// Port of the host's front door (every tenant's gRPC API, and the gateway's); a busy
+    /// port falls back to a free one.
     #[arg(long, default_value_t = 10010, env = "MICRONODE_UP_API_PORT")]
     api_port: u16,
     /// Exit after the summary instead of serving until Ctrl-C (for scripts and tests).
@@ -65,7 +63,7 @@ pub struct UpArgs {
 type GatewayNode = Node<LocalKeys>;
 /// Anyone else on the Lightning network: the node that pays the tenant first.
 type OutsideNode = Node<LocalKeys>;
-type TenantNode = Node<RemoteKeys>;
+use micronode_host::TenantNode;
 
 struct Step {
     n: usize,
@@ -120,57 +118,6 @@ fn node_config(name: &str, dir: &Path, liquidity: LiquiditySettings) -> NodeConf
     config.listen_addr = Some(([127, 0, 0, 1], 0).into());
     config.liquidity = liquidity;
     config
-}
-
-async fn start_node<K: KeysBackend>(
-    name: &str,
-    dir: &Path,
-    chain: &ChainServices,
-    api_port: u16,
-    keys: Arc<K>,
-    liquidity: LiquiditySettings,
-) -> anyhow::Result<(Arc<Node<K>>, SocketAddr, PathBuf)> {
-    let config = node_config(name, dir, liquidity);
-    let node = Arc::new(
-        Node::start(config, keys, chain.clone())
-            .await
-            .with_context(|| format!("starting {name}"))?,
-    );
-    let cookie = dir.join("api.cookie");
-    let cookie_auth = CookieAuth::create(&cookie)?;
-    // A tenant whose signer holds the token root also accepts the tokens its signer bakes.
-    let auth: Arc<Box<dyn Authenticator>> = Arc::new(match node.keys_app_token_root() {
-        Some(root) => {
-            let (data_dir, tenant) = (dir.to_path_buf(), node.node_id().to_string());
-            let tokens = tokio::task::spawn_blocking(move || {
-                TokenAuthority::open_for_signer(&data_dir, &tenant, &root)
-            })
-            .await??;
-            Box::new(CookieOrTokens::new(cookie_auth, tokens))
-        }
-        None => Box::new(cookie_auth),
-    });
-    let wanted: SocketAddr = ([127, 0, 0, 1], api_port).into();
-    let served = match micronode_api::serve(
-        node.clone(),
-        wanted,
-        auth.clone(),
-        std::future::pending(),
-    )
-    .await
-    {
-        Ok(served) => served,
-        Err(_) => {
-            micronode_api::serve(
-                node.clone(),
-                ([127, 0, 0, 1], 0).into(),
-                auth,
-                std::future::pending(),
-            )
-            .await?
-        }
-    };
-    Ok((node, served.0, cookie))
 }
 
 async fn wait_for(what: &str, mut check: impl FnMut() -> bool) -> anyhow::Result<()> {
@@ -282,7 +229,7 @@ async fn run_with_bitcoind(
 
     let step = Step::start(
         3,
-        "starting the gateway, an outside node, the tenant node and the tenant's signer",
+        "starting the host (gateway and tenant), the tenant's signer and an outside node",
     );
     let stale_hint = |e: anyhow::Error| {
         anyhow!(
@@ -290,39 +237,22 @@ async fn run_with_bitcoind(
              killed?); run `micronode up --reset` to start afresh"
         )
     };
-    let tenant_dir = regtest.join("tenant");
-    if tenant_dir.join("keys_seed").exists() {
+    if regtest.join("tenant").exists() || regtest.join("gateway").exists() {
         bail!(
-            "{} holds in-process keys from an older `micronode up`; the tenant's keys now live \
-             in a separate signer. Run `micronode up --reset` to start afresh",
-            tenant_dir.display()
+            "{} holds nodes of an older `micronode up`, before the host ran them; run \
+             `micronode up --reset` to start afresh",
+            regtest.display()
         );
     }
-    // The gateway serves JIT channels (LSPS2) with the default fees; the tenant buys them.
-    // Port 0 means "any free port", for both APIs.
-    let gateway_port = match args.api_port {
-        0 => 0,
-        port => port.saturating_add(1),
-    };
-    let gateway_dir = regtest.join("gateway");
-    let gateway_keys = Arc::new(LocalKeys::load_or_create(&gateway_dir, Network::Regtest)?);
-    let serves_jit = LiquiditySettings {
-        lsps2_service: Some(Default::default()),
-        lsp: None,
-    };
-    let (gateway, gateway_api, gateway_cookie) = start_node(
-        "gateway",
-        &gateway_dir,
-        &chain,
-        gateway_port,
-        gateway_keys,
-        serves_jit,
-    )
-    .await
-    .map_err(stale_hint)?;
-    let gateway_addr = gateway
-        .listen_addr()
-        .ok_or_else(|| anyhow!("gateway is not listening"))?;
+    // The host runs the gateway (serving JIT channels with the default fees) and the tenant;
+    // port 0 means "any free port" for its front door.
+    let up = crate::up_host::start(regtest, &chain, args.api_port)
+        .await
+        .map_err(stale_hint)?;
+    let (tenant, signer) = crate::up_host::tenant(&up, regtest, bitcoind)
+        .await
+        .map_err(stale_hint)?;
+    let gateway = up.host.gateway().clone();
     let outside_dir = regtest.join("outside");
     let outside_keys = Arc::new(LocalKeys::load_or_create(&outside_dir, Network::Regtest)?);
     let outside = Node::start(
@@ -333,42 +263,13 @@ async fn run_with_bitcoind(
     .await
     .context("starting the outside node")
     .map_err(stale_hint)?;
-    // The tenant node listens for its signer; the signer (a separate process) dials in.
-    let waiting = micronode_node::remote::attach::listen(&tenant_dir, ([127, 0, 0, 1], 0).into())?;
-    let signer = crate::up_signer::start(
-        regtest,
-        waiting.listen_addr(),
-        waiting.pairing_code.as_deref(),
-        bitcoind,
-    )
-    .await?;
-    let tenant_keys = tokio::time::timeout(STEP_TIMEOUT, waiting.connected())
-        .await
-        .map_err(|_| {
-            anyhow!(
-                "the tenant's signer did not connect; see {}",
-                signer.log.display()
-            )
-        })??;
-    if tenant_keys.node_id().to_string() != signer.node_id {
-        bail!("the tenant's signer and node disagree on the node id");
-    }
-    let buys_jit = LiquiditySettings {
-        lsps2_service: None,
-        lsp: Some(LspSettings::new(gateway.node_id(), gateway_addr)),
-    };
-    let (tenant, tenant_api, tenant_cookie) = start_node(
-        "tenant",
-        &tenant_dir,
-        &chain,
-        args.api_port,
-        Arc::new(tenant_keys),
-        buys_jit,
-    )
-    .await
-    .map_err(stale_hint)?;
     step.done("");
-    let apis = [(gateway_api, &gateway_cookie), (tenant_api, &tenant_cookie)];
+    let apis = Apis {
+        door: up.door,
+        admin: up.admin,
+        gateway_cookie: up.host.dir().join(micronode_host::GATEWAY_COOKIE_FILE),
+        host_dir: up.host.dir().to_path_buf(),
+    };
     let nwc = start_nwc(regtest, &tenant).await;
     let result = match &nwc {
         Ok((_, service)) => {
@@ -378,7 +279,7 @@ async fn run_with_bitcoind(
                 outside: &outside,
                 signer: &signer,
             };
-            run_flow(args, bitcoind, &chain, nodes, apis, service).await
+            run_flow(args, bitcoind, &chain, nodes, &apis, service).await
         }
         Err(e) => Err(anyhow!("starting Nostr Wallet Connect: {e:#}")),
     };
@@ -387,14 +288,25 @@ async fn run_with_bitcoind(
         drop(relay);
     }
     eprintln!("stopping the nodes ...");
-    tenant.stop().await?;
     outside.stop().await?;
-    gateway.stop().await?;
+    up.host.stop().await?;
     drop(signer);
     if let Err(e) = chain.save_graph() {
         eprintln!("warning: could not save the network graph: {e}");
     }
     result
+}
+
+/// Where `up`'s host serves.
+struct Apis {
+    /// The front door: the tenant's API (its tokens) and the gateway's (its cookie).
+    door: SocketAddr,
+    /// The admin API.
+    admin: SocketAddr,
+    /// The gateway's API cookie.
+    gateway_cookie: PathBuf,
+    /// The host's directory.
+    host_dir: PathBuf,
 }
 
 /// The Nostr relay `up` runs in-process, and the tenant's NWC service on it.
@@ -436,7 +348,7 @@ async fn run_flow(
     bitcoind: &Bitcoind,
     chain: &ChainServices,
     nodes: Nodes<'_>,
-    apis: [(SocketAddr, &PathBuf); 2],
+    apis: &Apis,
     nwc: &NwcHandle,
 ) -> anyhow::Result<()> {
     let Nodes {
@@ -474,7 +386,7 @@ async fn run_flow(
     );
     let to_tenant = receive_first_payment(bitcoind, chain, nodes).await?;
     let app = crate::up_app::bake(nodes.signer, "micronode up app", APP_DAILY_BUDGET_SAT)?;
-    let to_gateway = pay_as_app(tenant, gateway, apis[1].0, &app).await?;
+    let to_gateway = pay_as_app(tenant, gateway, apis.door, &app).await?;
     step.done(": the tenant's payment was asked for by its app and checked by its signer");
     let channel_id = gateway
         .list_channels()
@@ -692,7 +604,7 @@ impl NodeView {
             p2p: node
                 .listen_addr()
                 .map(|a| a.to_string())
-                .unwrap_or_default(),
+                .unwrap_or_else(|| "none (it dials the gateway)".into()),
             onchain_sat: node.onchain_balance().total_sat,
             in_channels_sat: node.lightning_balance().in_channels_sat,
         }
@@ -704,7 +616,7 @@ fn print_summary(
     channel_id: &str,
     received: &Received,
     to_gateway: &str,
-    apis: [(SocketAddr, &PathBuf); 2],
+    apis: &Apis,
 ) {
     let channel = nodes
         .gateway
@@ -713,21 +625,33 @@ fn print_summary(
         .find(|c| c.channel_id == channel_id);
     println!();
     println!("micronode is up on regtest");
+    println!("  host              {}", apis.host_dir.display());
+    println!(
+        "    front door      http://{} (every tenant's gRPC API)",
+        apis.door
+    );
+    println!(
+        "    admin API       http://{} (cookie {})",
+        apis.admin,
+        apis.host_dir
+            .join(micronode_host::ADMIN_COOKIE_FILE)
+            .display()
+    );
     let views = [
-        ("gateway", NodeView::of(nodes.gateway), apis[0]),
-        ("tenant", NodeView::of(nodes.tenant.as_ref()), apis[1]),
+        ("gateway", NodeView::of(nodes.gateway)),
+        ("tenant", NodeView::of(nodes.tenant.as_ref())),
     ];
-    for (name, view, (api, cookie)) in views {
+    for (name, view) in views {
         println!("  {name}");
         println!("    node id         {}", view.node_id);
         println!("    p2p             {}", view.p2p);
-        println!("    gRPC API        http://{api}");
-        println!("    API cookie      {}", cookie.display());
         println!("    on-chain        {} sat", view.onchain_sat);
         println!("    in channels     {} sat", view.in_channels_sat);
         if name == "gateway" {
+            println!("    API cookie      {}", apis.gateway_cookie.display());
             println!("    keys            in-process (the operator's own node)");
         } else {
+            println!("    API             the tenant's tokens (its signer bakes them)");
             println!(
                 "    keys            remote signer, pid {}, {}",
                 nodes.signer.pid(),
@@ -765,8 +689,14 @@ fn print_summary(
     );
     println!();
     println!(
-        "Try:  micronode cli --endpoint http://{} --cookie {} getinfo",
-        apis[1].0,
-        apis[1].1.display()
+        "Try:  micronode host tenant --host-dir {} --admin {} list",
+        apis.host_dir.display(),
+        apis.admin
+    );
+    println!(
+        "      micronode cli --endpoint http://{} --cookie {} --tenant {} getinfo",
+        apis.door,
+        apis.gateway_cookie.display(),
+        nodes.gateway.node_id()
     );
 }

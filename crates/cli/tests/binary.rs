@@ -119,31 +119,40 @@ fn up_brings_up_the_system_and_pays_both_ways() {
         )),
         "{stdout}"
     );
-    assert!(!regtest.join("tenant/keys_seed").exists());
     assert!(regtest.join("tenant-signer/seed.vault").exists());
-    // Keys, vault and databases are owner-only.
-    for (dir, files) in [
-        (
-            "gateway",
-            &["keys_seed", "micronode.sqlite", "api.cookie"][..],
-        ),
-        ("tenant", &["micronode.sqlite", "api.cookie"][..]),
-        ("tenant-signer", &["seed.vault", "signer.toml"][..]),
-    ] {
-        let node = dir;
-        let dir = regtest.join(dir);
-        for file in files {
-            let mode = std::os::unix::fs::PermissionsExt::mode(
-                &std::fs::metadata(dir.join(file))
-                    .expect("file")
-                    .permissions(),
-            );
-            assert_eq!(
-                mode & 0o077,
-                0,
-                "{node}/{file} must be private, mode {mode:o}"
-            );
-        }
+    // The host holds the gateway and the tenant, provisioned through its admin API.
+    let host = regtest.join("host");
+    let tenants: Vec<_> = std::fs::read_dir(host.join("tenants"))
+        .expect("tenants")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    assert_eq!(tenants.len(), 1, "one tenant: {tenants:?}");
+    let tenant = &tenants[0];
+    assert!(
+        !tenant.join("keys_seed").exists(),
+        "the tenant's node holds no key"
+    );
+    // Keys, vault, databases and cookies are owner-only.
+    let private = [
+        host.join("host.sqlite"),
+        host.join("admin.cookie"),
+        host.join("gateway.cookie"),
+        host.join("gateway/keys_seed"),
+        host.join("gateway/micronode.sqlite"),
+        tenant.join("micronode.sqlite"),
+        regtest.join("tenant-signer/seed.vault"),
+        regtest.join("tenant-signer/signer.toml"),
+    ];
+    for file in private {
+        let mode = std::os::unix::fs::PermissionsExt::mode(
+            &std::fs::metadata(&file).expect("file").permissions(),
+        );
+        assert_eq!(
+            mode & 0o077,
+            0,
+            "{} must be private, mode {mode:o}",
+            file.display()
+        );
     }
 
     // A second run reuses the chain, the nodes and their channel.
