@@ -664,7 +664,8 @@ async fn htlc_processing_loop<K: KeysBackend>(inner: Arc<NodeInner<K>>, interval
     }
 }
 
-/// Keeps the node connected to every peer it has a channel with, and re-announces the node
+/// Keeps the node connected to every peer it has a channel with (its LSP at the configured
+/// address), and re-announces the node
 /// when it has public channels and a listening address.
 async fn reconnect_loop<K: KeysBackend>(
     inner: Arc<NodeInner<K>>,
@@ -697,7 +698,13 @@ async fn reconnect_loop<K: KeysBackend>(
             .into_iter()
             .map(|c| c.counterparty.node_id)
             .collect();
-        if let Ok(known) = inner.peers.all() {
+        if let Ok(mut known) = inner.peers.all() {
+            // The configured LSP's address is the current one (a host's gateway may have
+            // moved since the address was remembered).
+            if let Some(lsp) = &inner.config.liquidity.lsp {
+                known.retain(|(node_id, _)| *node_id != lsp.node_id);
+                known.push((lsp.node_id, lsp.addr));
+            }
             for (node_id, addr) in known {
                 if wanted.contains(&node_id) && !connected.contains(&node_id) {
                     if let Some(conn) = lightning_net_tokio::connect_outbound(

@@ -7,18 +7,23 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::Receiver;
 use std::time::Duration;
 
+use micronode_node::PaymentStatus;
 use micronode_proto::v1;
 use micronode_proto::v1::lightning_client::LightningClient;
 use micronode_signer_protocol::AppCredential;
-use micronode_testenv::nodes::{Env, TIMEOUT};
+use micronode_testenv::nodes::{Env, TestNode, TIMEOUT};
 use micronode_testenv::wait_until;
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
 use super::signer::{self, SignerProcess};
-use super::tenant::{node_pays_alone, UNLIMITED_VELOCITY};
+use super::tenant::{node_pays_alone, outcome_mining, UNLIMITED_VELOCITY};
 use super::{forward_lines, next_event};
+
+/// The gateway's JIT opening fee for payments up to 200,000 sat (the default: 2,000 sat or
+/// 1 %, whichever is more).
+pub const JIT_FEE_MSAT: u64 = 2_000_000;
 
 /// A running `micronode host run`.
 pub struct HostProcess {
@@ -115,6 +120,12 @@ impl HostProcess {
     /// The admin view of one tenant.
     pub fn show(&self, tenant: &str) -> serde_json::Value {
         self.admin(&["show", tenant]).expect("show tenant")
+    }
+
+    /// SIGKILL: the host dies where it stands.
+    pub fn kill_9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     /// SIGTERM, and waits for the host to stop.
@@ -275,4 +286,89 @@ pub async fn payment(
         .expect("payment")
         .into_inner();
     (p.status, p.amount_msat)
+}
+
+/// Funds the gateway through the front door with the operator's gateway cookie.
+pub async fn fund_gateway(env: &Env, host: &HostProcess, sat: u64) {
+    let cookie = std::fs::read_to_string(host.dir.join("gateway.cookie")).expect("cookie");
+    let gateway_id = host.gateway_id();
+    let mut gateway = door(&host.api(), cookie.trim(), Some(&gateway_id)).await;
+    let address = gateway
+        .new_address(v1::NewAddressRequest {})
+        .await
+        .expect("address")
+        .into_inner()
+        .address
+        .parse::<bitcoin::Address<_>>()
+        .expect("address")
+        .assume_checked();
+    env.bitcoind
+        .fund_address(&address, sat)
+        .await
+        .expect("fund");
+    env.mine(1).await;
+    wait_until("gateway funded", TIMEOUT, || {
+        let mut g = gateway.clone();
+        async move {
+            g.onchain_balance(v1::OnchainBalanceRequest {})
+                .await
+                .map(|b| b.into_inner().confirmed_sat >= sat)
+                .unwrap_or(false)
+        }
+    })
+    .await
+    .expect("funded");
+}
+
+/// The outside node opens a channel to the gateway and waits until it is usable.
+pub async fn open_to_gateway(env: &Env, payer: &TestNode, host: &HostProcess) {
+    let gateway: bitcoin::secp256k1::PublicKey = host.gateway_id().parse().expect("id");
+    payer
+        .connect_peer(gateway, host.gateway_p2p())
+        .await
+        .expect("connect");
+    payer
+        .open_channel(gateway, 1_000_000, 0, Some(false))
+        .expect("open");
+    wait_until("funding in mempool", TIMEOUT, || async {
+        !env.mempool().await.is_empty()
+    })
+    .await
+    .expect("funding broadcast");
+    env.mine(6).await;
+    wait_until("channel usable", TIMEOUT, || async {
+        payer.list_channels().iter().any(|c| c.is_usable)
+    })
+    .await
+    .expect("usable");
+}
+
+/// The tenant's balance in channels, through its API.
+pub async fn in_channels_sat(client: &mut DoorClient) -> u64 {
+    client
+        .lightning_balance(v1::LightningBalanceRequest {})
+        .await
+        .expect("balance")
+        .into_inner()
+        .in_channels_sat
+}
+
+/// `payer` pays `to`'s JIT invoice of `amount_msat`; both sides record one outcome.
+pub async fn first_payment(env: &Env, payer: &TestNode, to: &mut DoorClient, amount_msat: u64) {
+    let invoice = invoice(to, amount_msat).await;
+    let id = payer.pay_invoice(&invoice, None, None).expect("pay");
+    let paid = outcome_mining(env, payer, &id).await;
+    assert_eq!(paid.status, PaymentStatus::Succeeded, "{paid:?}");
+    assert_eq!(
+        paid.fee_msat,
+        Some(0),
+        "the payer pays the invoice, no more"
+    );
+    assert_eq!(
+        inbound(to, &invoice).await,
+        (
+            v1::PaymentStatus::Succeeded as i32,
+            Some(amount_msat - JIT_FEE_MSAT)
+        )
+    );
 }
