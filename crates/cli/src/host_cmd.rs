@@ -22,7 +22,8 @@ pub struct HostArgs {
 #[derive(clap::Subcommand, Debug)]
 enum HostCommand {
     /// Run a host until SIGINT/SIGTERM: the gateway (serving JIT channels), every tenant, the
-    /// tenants' front door (`--api-listen`) and the admin API (`--admin-listen`).
+    /// tenants' front door (`--api-listen`), the admin API (`--admin-listen`) and Prometheus
+    /// metrics (`--metrics-listen`).
     Run(Box<RunArgs>),
     /// Manage the tenants of a running host.
     Tenant(TenantArgs),
@@ -39,6 +40,10 @@ struct RunArgs {
     /// Address of the admin API [default: 127.0.0.1:10020]; keep it on loopback.
     #[arg(long, env = "MICRONODE_ADMIN_LISTEN")]
     admin_listen: Option<SocketAddr>,
+    /// Address of the Prometheus endpoint (`/metrics`) [default: 127.0.0.1:10030]; keep it
+    /// on loopback or a private network (it has no authentication).
+    #[arg(long, env = "MICRONODE_METRICS_LISTEN")]
+    metrics_listen: Option<SocketAddr>,
     /// The address tenants' signers dial (each tenant gets its own port) [default: 127.0.0.1].
     #[arg(long, env = "MICRONODE_TENANT_SIGNER_IP")]
     tenant_signer_ip: Option<IpAddr>,
@@ -110,6 +115,7 @@ struct Ready {
     gateway_p2p: Option<String>,
     api_listen: String,
     admin_listen: String,
+    metrics_listen: String,
     admin_cookie: String,
     gateway_cookie: String,
     tenants: usize,
@@ -170,9 +176,16 @@ async fn serve(args: RunArgs) -> anyhow::Result<()> {
         .admin_listen
         .unwrap_or_else(|| ([127, 0, 0, 1], 10020).into());
     let (admin_addr, admin_task) =
-        micronode_host::serve_admin(host.clone(), admin_listen, stopped(stop_rx))
+        micronode_host::serve_admin(host.clone(), admin_listen, stopped(stop_rx.clone()))
             .await
             .context("starting the admin API")?;
+    let metrics_listen = args
+        .metrics_listen
+        .unwrap_or_else(|| ([127, 0, 0, 1], 10030).into());
+    let (metrics_addr, metrics_task) =
+        micronode_host::serve_metrics(host.clone(), metrics_listen, stopped(stop_rx))
+            .await
+            .context("starting the metrics endpoint")?;
     let ready = Ready {
         event: "host_ready",
         network: resolved.node.network.to_string(),
@@ -180,6 +193,7 @@ async fn serve(args: RunArgs) -> anyhow::Result<()> {
         gateway_p2p: host.gateway().listen_addr().map(|a| a.to_string()),
         api_listen: api_addr.to_string(),
         admin_listen: admin_addr.to_string(),
+        metrics_listen: metrics_addr.to_string(),
         admin_cookie: host.dir().join(ADMIN_COOKIE_FILE).display().to_string(),
         gateway_cookie: host
             .dir()
@@ -195,6 +209,7 @@ async fn serve(args: RunArgs) -> anyhow::Result<()> {
     let _ = stop_tx.send(true);
     let _ = api_task.await;
     let _ = admin_task.await;
+    let _ = metrics_task.await;
     host.stop().await.context("stopping the host")?;
     if let Err(e) = chain.save_graph() {
         tracing::warn!(error = %e, "could not save the network graph");

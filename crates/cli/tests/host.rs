@@ -106,6 +106,40 @@ async fn a_host_provisions_pays_isolates_and_restarts_its_tenants() {
     let alice_sat = in_channels_sat(&mut a).await;
     assert_eq!(alice_sat, 48_000 - 12_000, "12,000 sat and no fee");
 
+    // --- The host's metrics: tenants by state, signers, channels, payments of all tenants
+    // together, and every tenant synced with the chain.
+    wait_until("every tenant synced", TIMEOUT, || async {
+        let text = host.metrics();
+        [&alice, &bob, &carol].iter().all(|t| {
+            text.contains(&format!(
+                "micronode_tenant_block_lag{{tenant=\"{}\"}} 0",
+                t.id
+            ))
+        })
+    })
+    .await
+    .expect("no tenant lags the chain");
+    let metrics = host.metrics();
+    for line in [
+        "micronode_tenants{state=\"active\"} 3".to_string(),
+        "micronode_tenants{state=\"failed\"} 0".to_string(),
+        format!(
+            "micronode_tenant_signer_connected{{tenant=\"{}\"}} 1",
+            alice.id
+        ),
+        format!("micronode_tenant_channels{{tenant=\"{}\"}} 1", alice.id),
+        format!("micronode_tenant_channels{{tenant=\"{}\"}} 0", carol.id),
+        "micronode_payments{direction=\"inbound\",status=\"succeeded\"} 2".to_string(),
+        "micronode_payments{direction=\"outbound\",status=\"succeeded\"} 1".to_string(),
+        "micronode_gateway_channels 3".to_string(),
+    ] {
+        assert!(metrics.contains(&line), "{line} missing:\n{metrics}");
+    }
+    assert!(
+        metrics.contains("micronode_bitcoind_calls_total "),
+        "{metrics}"
+    );
+
     // --- Credentials across tenants, and the operator's, are refused.
     let bob_for_alice = door(&api, &bob.app.token, Some(&alice.node_id)).await;
     let refused = bob_for_alice
@@ -255,6 +289,47 @@ async fn a_host_provisions_pays_isolates_and_restarts_its_tenants() {
     assert_eq!(
         inbound(&mut a, &invoice).await,
         (v1::PaymentStatus::Succeeded as i32, Some(5_000_000))
+    );
+
+    // --- Deleting Bob with his channel: closed cooperatively, then he is gone once the close
+    // has confirmed; his 10,000 sat went to his own wallet (keys in his signer).
+    let closing = host
+        .admin(&["delete", "bob", "--close-channels"])
+        .expect("delete bob");
+    assert_eq!(closing["deleted"], false);
+    assert_eq!(closing["closing_channels"], 1);
+    assert_eq!(host.show("bob")["state"], "deleting");
+    let status = b
+        .get_info(v1::GetInfoRequest {})
+        .await
+        .expect_err("a deleting tenant's API is refused");
+    assert_eq!(code_of(&status), Some(ErrorCode::TenantSuspended));
+    wait_until("the cooperative close in the mempool", TIMEOUT, || async {
+        !env.mempool().await.is_empty()
+    })
+    .await
+    .expect("closing transaction broadcast");
+    let close = env.mempool().await.remove(0);
+    assert!(
+        close.output.iter().any(|o| o.value.to_sat() == 10_000),
+        "Bob's 10,000 sat leave in the close: {close:?}"
+    );
+    let deadline = tokio::time::Instant::now() + TIMEOUT;
+    while host.admin(&["show", "bob"]).is_ok() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "bob is never deleted"
+        );
+        env.mine(1).await;
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    assert_eq!(
+        host.dir
+            .join("deleted")
+            .read_dir()
+            .expect("deleted")
+            .count(),
+        2
     );
     drop((alice, bob, dave));
 }

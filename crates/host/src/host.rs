@@ -174,6 +174,11 @@ impl Host {
         &self.dir
     }
 
+    /// The chain services every node of the host shares.
+    pub fn chain(&self) -> &ChainServices {
+        &self.shared.chain
+    }
+
     /// The gateway node.
     pub fn gateway(&self) -> &Arc<GatewayNode> {
         &self.gateway

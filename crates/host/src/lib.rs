@@ -8,6 +8,8 @@
 //! - The tenants' APIs share one endpoint, the front door
 //!   ([`micronode_api::serve_front_door`] over [`Host::directory`]): a call's token (or its
 //!   `x-micronode-tenant` header) selects the tenant, whose own keys then check the token.
+//! - [`metrics`] serves Prometheus' `/metrics`: tenants by state, signer connectivity,
+//!   channels, block lag, payments summed over tenants, bitcoind calls.
 //!
 //! ```text
 //!   operator ──admin cookie──▶ Admin ──▶ Host ──▶ registry (host.sqlite)
@@ -23,6 +25,7 @@
 pub mod admin;
 pub mod error;
 pub mod host;
+pub mod metrics;
 pub mod registry;
 pub mod tenant;
 
@@ -31,4 +34,5 @@ pub use error::HostError;
 pub use host::{
     Deletion, GatewayNode, Host, HostConfig, TenantStatus, TenantView, GATEWAY_COOKIE_FILE,
 };
+pub use metrics::serve_metrics;
 pub use tenant::TenantNode;

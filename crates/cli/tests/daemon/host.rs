@@ -48,7 +48,12 @@ impl HostProcess {
             .arg("--data-dir")
             .arg(dir)
             .args(["--listen", "127.0.0.1:0", "--api-listen", "127.0.0.1:0"])
-            .args(["--admin-listen", "127.0.0.1:0"])
+            .args([
+                "--admin-listen",
+                "127.0.0.1:0",
+                "--metrics-listen",
+                "127.0.0.1:0",
+            ])
             .args(["--poll-interval-ms", "100", "--min-confirmations", "1"])
             .args(["--anchor-reserve-sat", "0"])
             .arg("--bitcoind-rpc")
@@ -89,6 +94,22 @@ impl HostProcess {
     /// The front door's address.
     pub fn api(&self) -> String {
         self.field("api_listen")
+    }
+
+    /// The Prometheus endpoint's text.
+    pub fn metrics(&self) -> String {
+        use std::io::{Read, Write};
+        let addr = self.field("metrics_listen");
+        let mut stream = std::net::TcpStream::connect(&addr).expect("connect to metrics");
+        write!(
+            stream,
+            "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        )
+        .expect("request");
+        let mut response = String::new();
+        stream.read_to_string(&mut response).expect("response");
+        assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+        response
     }
 
     /// The gateway's node id.
