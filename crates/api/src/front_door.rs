@@ -6,7 +6,8 @@
 //! call to that tenant's own guarded services, where the tenant's [`Authenticator`] checks the
 //! credential against the tenant's keys. A claim is only a routing hint: tenant B's token sent
 //! to tenant A fails A's verification, so nothing of A is reachable with B's credentials.
-//! Unknown tenants and suspended ones are refused before the request is decoded.
+//! Unknown tenants and suspended ones are refused before the request is decoded, and so are a
+//! tenant's calls beyond its [`RateLimit`] (`RATE_LIMITED`).
 //!
 //! ```text
 //!  client ──▶ Door ── tenant? ──▶ TenantDirectory ──▶ AuthGuard(tenant's auth) ──▶ tenant's service
@@ -16,8 +17,9 @@ use std::collections::HashMap;
 use std::convert::Infallible;
 use std::marker::PhantomData;
 use std::net::SocketAddr;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::task::{Context, Poll};
+use std::time::Instant;
 
 use futures::future::BoxFuture;
 use micronode_node::{KeysBackend, Node};
@@ -33,6 +35,7 @@ use tower::ServiceExt;
 
 use crate::auth::{presented_bearer, AuthGuard, Authenticator};
 use crate::error::ApiError;
+use crate::rate_limit::{Bucket, RateLimit};
 use crate::server::{serve_router, ServeOptions, ServerTask, MAX_DECODING_MESSAGE_SIZE};
 use crate::service::LightningService;
 use crate::tokens::claimed_tenant;
@@ -90,15 +93,36 @@ enum Entry {
 
 /// The tenants a front door serves, by node id. Cheap to clone; the host changes it as tenants
 /// start, stop, are suspended and resumed, and the door sees each change on the next call.
+/// Each tenant's calls are limited to the directory's [`RateLimit`].
 #[derive(Clone, Default)]
 pub struct TenantDirectory {
     tenants: Arc<RwLock<HashMap<String, Entry>>>,
+    buckets: Arc<Mutex<HashMap<String, Bucket>>>,
+    limit: RateLimit,
 }
 
 impl TenantDirectory {
-    /// An empty directory.
+    /// An empty directory with the default [`RateLimit`] per tenant.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty directory limiting each tenant's calls to `limit`.
+    pub fn with_rate_limit(limit: RateLimit) -> Self {
+        TenantDirectory {
+            limit,
+            ..Self::default()
+        }
+    }
+
+    /// Takes one call of `tenant` from its bucket; `false` when it is over its rate.
+    fn admit(&self, tenant: &str) -> bool {
+        let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+        let limit = self.limit;
+        buckets
+            .entry(tenant.to_string())
+            .or_insert_with(|| Bucket::new(limit))
+            .take(limit, Instant::now())
     }
 
     /// Serves `api` for the tenant whose node id is `node_id` (replacing what was there).
@@ -116,6 +140,10 @@ impl TenantDirectory {
     /// Forgets the tenant: its calls are refused as an unknown tenant's.
     pub fn remove(&self, node_id: &str) {
         self.write().remove(node_id);
+        self.buckets
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(node_id);
     }
 
     /// Whether the tenant's API is served now.
@@ -153,6 +181,10 @@ impl TenantDirectory {
                 })?,
         };
         match self.read().get(&tenant) {
+            Some(Entry::Serving(_)) if !self.admit(&tenant) => {
+                Err(ErrorCode::RateLimited
+                    .status("too many calls for this tenant; retry in a moment"))
+            }
             Some(Entry::Serving(api)) => Ok(api.clone()),
             Some(Entry::Suspended) => Err(ErrorCode::TenantSuspended
                 .status("this tenant is suspended by its host; its API is not served")),

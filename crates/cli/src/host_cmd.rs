@@ -44,6 +44,10 @@ struct RunArgs {
     /// on loopback or a private network (it has no authentication).
     #[arg(long, env = "MICRONODE_METRICS_LISTEN")]
     metrics_listen: Option<SocketAddr>,
+    /// Calls a tenant may make at the front door per second (twice that at once); 0 for no
+    /// limit [default: 100].
+    #[arg(long, env = "MICRONODE_TENANT_API_RATE")]
+    tenant_api_rate: Option<u32>,
     /// The address tenants' signers dial (each tenant gets its own port) [default: 127.0.0.1].
     #[arg(long, env = "MICRONODE_TENANT_SIGNER_IP")]
     tenant_signer_ip: Option<IpAddr>,
@@ -157,6 +161,10 @@ async fn serve(args: RunArgs) -> anyhow::Result<()> {
             announce_channels: false,
             ..resolved.node.channels.clone()
         },
+        tenant_api_rate: args
+            .tenant_api_rate
+            .map(micronode_api::RateLimit::per_second)
+            .unwrap_or_default(),
     };
     let host = Host::start(config, chain.clone())
         .await

@@ -54,6 +54,7 @@ pub async fn start(regtest: &Path, chain: &ChainServices, api_port: u16) -> anyh
             announce_channels: false,
             ..ChannelSettings::for_network(Network::Regtest)
         },
+        tenant_api_rate: Default::default(),
     };
     let host = Host::start(config, chain.clone()).await?;
     let wanted: SocketAddr = ([127, 0, 0, 1], api_port).into();

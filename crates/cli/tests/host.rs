@@ -179,6 +179,33 @@ async fn a_host_provisions_pays_isolates_and_restarts_its_tenants() {
         .expect_err("no such tenant");
     assert_eq!(code_of(&status), Some(ErrorCode::UnknownTenant));
 
+    // --- A flood of Bob's calls is cut at his rate; Alice is served all the while.
+    let flood: Vec<_> = (0..5 * TENANT_API_RATE)
+        .map(|_| {
+            let mut b = b.clone();
+            tokio::spawn(async move { b.get_info(v1::GetInfoRequest {}).await })
+        })
+        .collect();
+    let mut limited = 0;
+    for call in flood {
+        if let Err(status) = call.await.expect("task") {
+            assert_eq!(code_of(&status), Some(ErrorCode::RateLimited), "{status:?}");
+            limited += 1;
+        }
+    }
+    assert!(
+        limited >= 2 * TENANT_API_RATE,
+        "{limited} of {} limited",
+        5 * TENANT_API_RATE
+    );
+    assert_eq!(
+        in_channels_sat(&mut a).await,
+        alice_sat,
+        "Alice is not limited"
+    );
+    // Bob's bucket refills at his rate.
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+
     // --- Suspend refuses Bob's API (his node keeps running); resume serves it again.
     let suspended = host.admin(&["suspend", "bob"]).expect("suspend");
     assert_eq!(suspended["state"], "suspended");

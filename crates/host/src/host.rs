@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bitcoin::Network;
 use micronode_api::TenantDirectory;
-use micronode_api::{CookieAuth, TenantApi};
+use micronode_api::{CookieAuth, RateLimit, TenantApi};
 use micronode_chain::ChainServices;
 use micronode_node::{ChannelSettings, LocalKeys, Node, NodeConfig};
 use tokio::sync::watch;
@@ -36,6 +36,8 @@ pub struct HostConfig {
     pub signer_ip: IpAddr,
     /// Every tenant node's channel settings.
     pub tenant_channels: ChannelSettings,
+    /// The calls each tenant may make at the front door.
+    pub tenant_api_rate: RateLimit,
 }
 
 /// The gateway's API cookie in the host directory: the operator's credential for its own node
@@ -122,7 +124,7 @@ impl Host {
             chain,
             network: config.network,
             registry: Arc::new(registry),
-            directory: TenantDirectory::new(),
+            directory: TenantDirectory::with_rate_limit(config.tenant_api_rate),
             gateway_id: gateway.node_id(),
             gateway_addr: loopback_if_unspecified(gateway_addr),
             signer_ip: config.signer_ip,

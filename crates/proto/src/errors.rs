@@ -81,11 +81,13 @@ pub enum ErrorCode {
     TenantExists,
     /// The tenant still has channels or funds waiting on chain after a close.
     TenantHasFunds,
+    /// Too many calls of this tenant in a short time; retry later.
+    RateLimited,
 }
 
 impl ErrorCode {
     /// Every code.
-    pub const ALL: [ErrorCode; 32] = [
+    pub const ALL: [ErrorCode; 33] = [
         ErrorCode::InvalidInput,
         ErrorCode::UnknownPeer,
         ErrorCode::UnknownChannel,
@@ -118,6 +120,7 @@ impl ErrorCode {
         ErrorCode::TenantSuspended,
         ErrorCode::TenantExists,
         ErrorCode::TenantHasFunds,
+        ErrorCode::RateLimited,
     ];
 
     /// The code as it appears in the metadata, e.g. `INVALID_INPUT`.
@@ -155,6 +158,7 @@ impl ErrorCode {
             ErrorCode::TenantSuspended => "TENANT_SUSPENDED",
             ErrorCode::TenantExists => "TENANT_EXISTS",
             ErrorCode::TenantHasFunds => "TENANT_HAS_FUNDS",
+            ErrorCode::RateLimited => "RATE_LIMITED",
         }
     }
 
@@ -190,7 +194,7 @@ impl ErrorCode {
             | ErrorCode::TokenRevoked
             | ErrorCode::TokenWrongTenant => Code::Unauthenticated,
             ErrorCode::MethodNotAllowed | ErrorCode::TenantSuspended => Code::PermissionDenied,
-            ErrorCode::BudgetExceeded => Code::ResourceExhausted,
+            ErrorCode::BudgetExceeded | ErrorCode::RateLimited => Code::ResourceExhausted,
         }
     }
 

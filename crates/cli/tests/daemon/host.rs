@@ -25,6 +25,9 @@ use super::{forward_lines, next_event};
 /// 1 %, whichever is more).
 pub const JIT_FEE_MSAT: u64 = 2_000_000;
 
+/// Calls per second a tenant may make at the test hosts' front door (twice that at once).
+pub const TENANT_API_RATE: u32 = 20;
+
 /// A running `micronode host run`.
 pub struct HostProcess {
     pub child: Child,
@@ -54,6 +57,7 @@ impl HostProcess {
                 "--metrics-listen",
                 "127.0.0.1:0",
             ])
+            .args(["--tenant-api-rate", &TENANT_API_RATE.to_string()])
             .args(["--poll-interval-ms", "100", "--min-confirmations", "1"])
             .args(["--anchor-reserve-sat", "0"])
             .arg("--bitcoind-rpc")
