@@ -23,8 +23,6 @@ use std::time::Instant;
 
 use futures::future::BoxFuture;
 use micronode_node::{KeysBackend, Node};
-use micronode_proto::v1::lightning_server::LightningServer;
-use micronode_proto::v1::tokens_server::TokensServer;
 use micronode_proto::{ErrorCode, TENANT_METADATA};
 use tokio::sync::watch;
 use tonic::body::Body;
@@ -33,13 +31,11 @@ use tonic::server::NamedService;
 use tower::util::BoxCloneSyncService;
 use tower::ServiceExt;
 
-use crate::auth::{presented_bearer, AuthGuard, Authenticator};
+use crate::auth::{presented_bearer, Authenticator};
 use crate::error::ApiError;
 use crate::rate_limit::{Bucket, RateLimit};
-use crate::server::{serve_router, ServeOptions, ServerTask, MAX_DECODING_MESSAGE_SIZE};
-use crate::service::LightningService;
+use crate::server::{guarded_services, serve_router, ServeOptions, ServerTask};
 use crate::tokens::claimed_tenant;
-use crate::tokens_service::TokensService;
 
 /// A guarded gRPC service of one tenant, with its type erased.
 type TenantService = BoxCloneSyncService<http::Request<Body>, http::Response<Body>, Infallible>;
@@ -58,22 +54,10 @@ impl TenantApi {
     /// budget reservations a previous run left open are settled in the background.
     pub fn new<K: KeysBackend>(node: Arc<Node<K>>, auth: Arc<dyn Authenticator>) -> TenantApi {
         let (stop_tx, stop_rx) = watch::channel(false);
-        let tokens = auth.token_authority();
-        if let Some(tokens) = tokens.clone() {
-            tokio::spawn(crate::budget::reconcile(
-                node.clone(),
-                tokens,
-                stop_rx.clone(),
-            ));
-        }
-        let lightning =
-            LightningServer::new(LightningService::with_shutdown(node, stop_rx).requiring_grants())
-                .max_decoding_message_size(MAX_DECODING_MESSAGE_SIZE);
-        let tokens = TokensServer::new(TokensService::new(tokens))
-            .max_decoding_message_size(MAX_DECODING_MESSAGE_SIZE);
+        let (lightning, tokens) = guarded_services(node, auth, stop_rx);
         TenantApi {
-            lightning: BoxCloneSyncService::new(AuthGuard::new(lightning, auth.clone())),
-            tokens: BoxCloneSyncService::new(AuthGuard::new(tokens, auth)),
+            lightning: BoxCloneSyncService::new(lightning),
+            tokens: BoxCloneSyncService::new(tokens),
             _stop: stop_tx,
         }
     }

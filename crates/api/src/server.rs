@@ -82,25 +82,39 @@ pub async fn serve_with<K: KeysBackend>(
     shutdown: impl Future<Output = ()> + Send + 'static,
     options: ServeOptions,
 ) -> Result<(SocketAddr, ServerTask), ApiError> {
-    let tokens = auth.token_authority();
     serve_router(addr, shutdown, options, move |mut server, stop_rx| {
-        if let Some(tokens) = tokens.clone() {
-            tokio::spawn(crate::budget::reconcile(
-                node.clone(),
-                tokens,
-                stop_rx.clone(),
-            ));
-        }
-        let lightning =
-            LightningServer::new(LightningService::with_shutdown(node, stop_rx).requiring_grants())
-                .max_decoding_message_size(MAX_DECODING_MESSAGE_SIZE);
-        let tokens = TokensServer::new(TokensService::new(tokens))
-            .max_decoding_message_size(MAX_DECODING_MESSAGE_SIZE);
-        server
-            .add_service(AuthGuard::new(lightning, auth.clone()))
-            .add_service(AuthGuard::new(tokens, auth))
+        let (lightning, tokens) = guarded_services(node, auth, stop_rx);
+        server.add_service(lightning).add_service(tokens)
     })
     .await
+}
+
+/// A guarded `Lightning` service over a node.
+pub(crate) type GuardedLightning<K> = AuthGuard<LightningServer<LightningService<K>>>;
+/// A guarded `Tokens` service.
+pub(crate) type GuardedTokens = AuthGuard<TokensServer<TokensService>>;
+
+/// The `Lightning` and `Tokens` services of `node`, every call of which must pass `auth`, their
+/// long calls ending once `stop` is `true`. If `auth` is a token authority, budget
+/// reservations a previous run left open are settled in the background.
+pub(crate) fn guarded_services<K: KeysBackend>(
+    node: Arc<Node<K>>,
+    auth: Arc<dyn Authenticator>,
+    stop: ShutdownSignal,
+) -> (GuardedLightning<K>, GuardedTokens) {
+    let tokens = auth.token_authority();
+    if let Some(tokens) = tokens.clone() {
+        tokio::spawn(crate::budget::reconcile(node.clone(), tokens, stop.clone()));
+    }
+    let lightning =
+        LightningServer::new(LightningService::with_shutdown(node, stop).requiring_grants())
+            .max_decoding_message_size(MAX_DECODING_MESSAGE_SIZE);
+    let tokens = TokensServer::new(TokensService::new(tokens))
+        .max_decoding_message_size(MAX_DECODING_MESSAGE_SIZE);
+    (
+        AuthGuard::new(lightning, auth.clone()),
+        AuthGuard::new(tokens, auth),
+    )
 }
 
 /// Binds `addr`, builds the router with `build` (given the server, with this module's limits,

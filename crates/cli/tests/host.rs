@@ -53,12 +53,7 @@ async fn tenant_to_tenant(env: &Env, from: &mut DoorClient, to: &mut DoorClient,
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_host_provisions_pays_isolates_and_restarts_its_tenants() {
     let env = Env::new("host").await;
-    let payer = env.start_node("payer").await;
-    env.fund(&payer, 2_000_000).await;
-    let host_dir = env.dir.0.join("host");
-    let mut host = HostProcess::start(&env, &host_dir);
-    fund_gateway(&env, &host, 2_000_000).await;
-    open_to_gateway(&env, &payer, &host).await;
+    let (payer, host_dir, mut host) = payer_and_host(&env).await;
 
     // --- Three tenants, each with its own signer process, provisioned through the admin API.
     let alice = provision(&env, &host, "alice").await;

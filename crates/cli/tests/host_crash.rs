@@ -70,12 +70,7 @@ async fn agrees(client: &mut DoorClient, invoice: &str, paid: &PaymentRecord, re
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn kill_9_of_the_host_mid_jit_open_and_mid_burst_loses_nothing() {
     let env = Env::new("hostcrash").await;
-    let payer = env.start_node("payer").await;
-    env.fund(&payer, 2_000_000).await;
-    let host_dir = env.dir.0.join("host");
-    let mut host = HostProcess::start(&env, &host_dir);
-    fund_gateway(&env, &host, 2_000_000).await;
-    open_to_gateway(&env, &payer, &host).await;
+    let (payer, host_dir, mut host) = payer_and_host(&env).await;
     let alice = provision(&env, &host, "alice").await;
     let bob = provision(&env, &host, "bob").await;
     let api = host.api();

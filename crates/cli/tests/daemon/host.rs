@@ -313,6 +313,18 @@ pub async fn payment(
     (p.status, p.amount_msat)
 }
 
+/// A funded outside node (the payer) and a host in `<env>/host` whose funded gateway has the
+/// payer's channel.
+pub async fn payer_and_host(env: &Env) -> (TestNode, PathBuf, HostProcess) {
+    let payer = env.start_node("payer").await;
+    env.fund(&payer, 2_000_000).await;
+    let host_dir = env.dir.0.join("host");
+    let host = HostProcess::start(env, &host_dir);
+    fund_gateway(env, &host, 2_000_000).await;
+    open_to_gateway(env, &payer, &host).await;
+    (payer, host_dir, host)
+}
+
 /// Funds the gateway through the front door with the operator's gateway cookie.
 pub async fn fund_gateway(env: &Env, host: &HostProcess, sat: u64) {
     let cookie = std::fs::read_to_string(host.dir.join("gateway.cookie")).expect("cookie");
