@@ -48,6 +48,12 @@ struct RunArgs {
     /// limit [default: 100].
     #[arg(long, env = "MICRONODE_TENANT_API_RATE")]
     tenant_api_rate: Option<u32>,
+    /// The most channels a tenant has at once; one more is refused [default: 16].
+    #[arg(long, env = "MICRONODE_TENANT_MAX_CHANNELS")]
+    tenant_max_channels: Option<u32>,
+    /// The most peers a tenant connects to at once [default: 16].
+    #[arg(long, env = "MICRONODE_TENANT_MAX_PEERS")]
+    tenant_max_peers: Option<u32>,
     /// The address tenants' signers dial (each tenant gets its own port) [default: 127.0.0.1].
     #[arg(long, env = "MICRONODE_TENANT_SIGNER_IP")]
     tenant_signer_ip: Option<IpAddr>,
@@ -159,6 +165,8 @@ async fn serve(args: RunArgs) -> anyhow::Result<()> {
         // Tenants' channels are private: a tenant is reached through the gateway.
         tenant_channels: micronode_node::ChannelSettings {
             announce_channels: false,
+            max_channels: args.tenant_max_channels.unwrap_or(16),
+            max_peers: args.tenant_max_peers.unwrap_or(16),
             ..resolved.node.channels.clone()
         },
         tenant_api_rate: args

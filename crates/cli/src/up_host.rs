@@ -52,6 +52,8 @@ pub async fn start(regtest: &Path, chain: &ChainServices, api_port: u16) -> anyh
         signer_ip: [127, 0, 0, 1].into(),
         tenant_channels: ChannelSettings {
             announce_channels: false,
+            max_channels: 16,
+            max_peers: 16,
             ..ChannelSettings::for_network(Network::Regtest)
         },
         tenant_api_rate: Default::default(),

@@ -39,6 +39,20 @@ impl<K: KeysBackend> NodeInner<K> {
 
     /// Checks that after spending `spend_sat` on chain the wallet still holds the reserve for
     /// its anchor channels and one more.
+    /// Refuses one more channel when the node has [`ChannelSettings::max_channels`] already.
+    ///
+    /// [`ChannelSettings::max_channels`]: crate::ChannelSettings::max_channels
+    pub(crate) fn check_channel_cap(&self) -> Result<(), NodeError> {
+        let max = self.config.channels.max_channels;
+        let have = self.channel_manager.list_channels().len();
+        if max > 0 && have >= max as usize {
+            return Err(NodeError::Channel(format!(
+                "the node has {have} channels, its cap is {max}"
+            )));
+        }
+        Ok(())
+    }
+
     pub(crate) fn check_anchor_reserve(&self, spend_sat: u64) -> Result<(), NodeError> {
         let per_channel = self.config.channels.anchor_reserve_sat;
         if per_channel == 0 {
@@ -79,7 +93,9 @@ impl<K: KeysBackend> NodeInner<K> {
             .lsp
             .as_ref()
             .is_some_and(|lsp| lsp.node_id == counterparty);
-        let verdict = if channel_type.supports_anchors_zero_fee_htlc_tx()
+        let verdict = if let Err(capped) = self.check_channel_cap() {
+            Err(capped)
+        } else if channel_type.supports_anchors_zero_fee_htlc_tx()
             && !channel_type.supports_anchor_zero_fee_commitments()
         {
             if from_lsp {

@@ -96,6 +96,13 @@ impl<K: KeysBackend> Node<K> {
             ));
         }
         if self.inner.peer_manager.peer_by_node_id(&node_id).is_none() {
+            let max = self.inner.config.channels.max_peers;
+            let have = self.inner.peer_manager.list_peers().len();
+            if max > 0 && have >= max as usize {
+                return Err(NodeError::Connection(format!(
+                    "the node has {have} peers, its cap is {max}"
+                )));
+            }
             let conn = lightning_net_tokio::connect_outbound(
                 self.inner.peer_manager.clone(),
                 node_id,
@@ -161,6 +168,7 @@ impl<K: KeysBackend> Node<K> {
                 "{node_id} is not connected"
             )));
         }
+        self.inner.check_channel_cap()?;
         if amount_sat == 0 || push_msat > amount_sat.saturating_mul(1000) {
             return Err(NodeError::InvalidInput(format!(
                 "channel amount {amount_sat} sat with push {push_msat} msat is not valid"

@@ -34,6 +34,11 @@ pub struct ChannelSettings {
     /// HTLC claims), in sat. A channel that would leave the wallet below this amount times the
     /// number of anchor channels is refused, opened or accepted. See `docs/anchors.md`.
     pub anchor_reserve_sat: u64,
+    /// The most channels the node has at once, in any state; one more is refused, opened or
+    /// accepted (0: no cap). A host caps each tenant.
+    pub max_channels: u32,
+    /// The most peers the node connects to at once (0: no cap).
+    pub max_peers: u32,
 }
 
 /// The channel size from which [`ChannelSettings::large_channel_min_confirmations`] applies.
@@ -83,6 +88,8 @@ impl Default for ChannelSettings {
             forwarding_fee_base_msat: 1000,
             forwarding_fee_proportional_millionths: 100,
             anchor_reserve_sat: DEFAULT_ANCHOR_RESERVE_SAT,
+            max_channels: 0,
+            max_peers: 0,
         }
     }
 }
