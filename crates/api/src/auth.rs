@@ -222,7 +222,7 @@ pub fn bearer(token: &str) -> String {
 }
 
 /// The token of a `Bearer <token>` value (the scheme is case-insensitive, RFC 6750).
-fn bearer_token(value: &str) -> Option<&str> {
+pub(crate) fn bearer_token(value: &str) -> Option<&str> {
     let (scheme, token) = value.trim().split_once(' ')?;
     scheme
         .eq_ignore_ascii_case("bearer")

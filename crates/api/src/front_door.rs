@@ -23,7 +23,7 @@ use std::time::Instant;
 
 use futures::future::BoxFuture;
 use micronode_node::{KeysBackend, Node};
-use micronode_proto::{ErrorCode, TENANT_METADATA};
+use micronode_proto::{ErrorCode, AUTHORIZATION_METADATA, TENANT_METADATA};
 use tokio::sync::watch;
 use tonic::body::Body;
 use tonic::codegen::{http, Service};
@@ -31,7 +31,7 @@ use tonic::server::NamedService;
 use tower::util::BoxCloneSyncService;
 use tower::ServiceExt;
 
-use crate::auth::{presented_bearer, Authenticator};
+use crate::auth::{bearer_token, Authenticator};
 use crate::error::ApiError;
 use crate::rate_limit::{Bucket, RateLimit};
 use crate::server::{guarded_services, serve_router, ServeOptions, ServerTask};
@@ -147,15 +147,12 @@ impl TenantDirectory {
 
     /// The tenant's API a call goes to, or the status that refuses it.
     fn route(&self, headers: &http::HeaderMap) -> Result<Arc<TenantApi>, tonic::Status> {
-        let metadata = tonic::metadata::MetadataMap::from_headers(headers.clone());
-        let named = metadata
-            .get(TENANT_METADATA)
-            .and_then(|v| v.to_str().ok())
-            .map(|s| s.trim().to_string());
+        let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+        let named = text(TENANT_METADATA).map(|s| s.trim().to_string());
         let tenant = match named {
             Some(tenant) => tenant,
-            None => presented_bearer(&metadata)
-                .ok()
+            None => text(AUTHORIZATION_METADATA)
+                .and_then(bearer_token)
                 .and_then(claimed_tenant)
                 .ok_or_else(|| {
                     ErrorCode::UnknownTenant.status(format!(

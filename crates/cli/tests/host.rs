@@ -294,16 +294,7 @@ async fn a_host_provisions_pays_isolates_and_restarts_its_tenants() {
 
     // Paying on after the restart: the outside node (reconnected: the gateway listens on a
     // new port) pays Alice, now through her channel.
-    let gateway: bitcoin::secp256k1::PublicKey = host.gateway_id().parse().expect("id");
-    payer
-        .connect_peer(gateway, host.gateway_p2p())
-        .await
-        .expect("reconnect");
-    wait_until("payer's channel usable again", TIMEOUT, || async {
-        payer.list_channels().iter().any(|c| c.is_usable)
-    })
-    .await
-    .expect("usable");
+    reconnect(&payer, &host).await;
     let invoice = invoice(&mut a, 5_000_000).await;
     let id = payer.pay_invoice(&invoice, None, None).expect("pay");
     let paid = outcome_mining(&env, &payer, &id).await;

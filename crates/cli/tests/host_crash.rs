@@ -8,28 +8,13 @@ use daemon::host::*;
 use daemon::tenant::outcome_mining;
 use micronode_node::{PaymentRecord, PaymentStatus};
 use micronode_proto::v1;
-use micronode_testenv::nodes::{Env, TestNode, TIMEOUT};
+use micronode_testenv::nodes::{Env, TIMEOUT};
 use micronode_testenv::wait_until;
 
 /// Payments in the burst, per tenant.
 const BURST: usize = 8;
 /// Each burst payment.
 const BURST_MSAT: u64 = 1_000_000;
-
-/// The outside node reconnects to the restarted gateway (on its new port) and its channel is
-/// usable again: not force-closed.
-async fn reconnect(payer: &TestNode, host: &HostProcess) {
-    let gateway: bitcoin::secp256k1::PublicKey = host.gateway_id().parse().expect("id");
-    payer
-        .connect_peer(gateway, host.gateway_p2p())
-        .await
-        .expect("reconnect");
-    wait_until("payer's channel usable again", TIMEOUT, || async {
-        payer.list_channels().iter().any(|c| c.is_usable)
-    })
-    .await
-    .expect("the payer's channel survives the crash");
-}
 
 /// Both tenants active again, with clients of the front door.
 async fn back(host: &HostProcess, tenants: [&HostedTenant; 2]) -> [DoorClient; 2] {

@@ -191,14 +191,13 @@ impl Host {
         self.shared.directory.clone()
     }
 
-    /// The tenant whose id or name is `key`.
+    /// The tenant whose id or name is `key`: by id from the map, else by name.
     fn slot(&self, key: &str) -> Result<Arc<TenantSlot>, HostError> {
-        self.slots()
-            .into_iter()
-            .find(|s| {
-                let r = s.record();
-                r.id == key || r.name == key
-            })
+        let tenants = self.tenants.read().unwrap_or_else(|e| e.into_inner());
+        tenants
+            .get(key)
+            .or_else(|| tenants.values().find(|s| s.record().name == key))
+            .cloned()
             .ok_or_else(|| HostError::UnknownTenant(key.chars().take(80).collect()))
     }
 

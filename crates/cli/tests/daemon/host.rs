@@ -325,6 +325,21 @@ pub async fn payer_and_host(env: &Env) -> (TestNode, PathBuf, HostProcess) {
     (payer, host_dir, host)
 }
 
+/// The outside node reconnects to the restarted gateway (on its new port) and its channel is
+/// usable again: not force-closed.
+pub async fn reconnect(payer: &TestNode, host: &HostProcess) {
+    let gateway: bitcoin::secp256k1::PublicKey = host.gateway_id().parse().expect("id");
+    payer
+        .connect_peer(gateway, host.gateway_p2p())
+        .await
+        .expect("reconnect");
+    wait_until("payer's channel usable again", TIMEOUT, || async {
+        payer.list_channels().iter().any(|c| c.is_usable)
+    })
+    .await
+    .expect("the payer's channel survives the crash");
+}
+
 /// Funds the gateway through the front door with the operator's gateway cookie.
 pub async fn fund_gateway(env: &Env, host: &HostProcess, sat: u64) {
     let cookie = std::fs::read_to_string(host.dir.join("gateway.cookie")).expect("cookie");
