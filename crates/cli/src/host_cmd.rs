@@ -48,6 +48,10 @@ struct RunArgs {
     /// limit [default: 100].
     #[arg(long, env = "MICRONODE_TENANT_API_RATE")]
     tenant_api_rate: Option<u32>,
+    /// NWC requests a tenant's apps may make together per second (twice that at once), on
+    /// the host's one NWC service (`--nwc-relay`) [default: 20].
+    #[arg(long, env = "MICRONODE_TENANT_NWC_RATE")]
+    tenant_nwc_rate: Option<u32>,
     /// The most channels a tenant has at once; one more is refused [default: 16].
     #[arg(long, env = "MICRONODE_TENANT_MAX_CHANNELS")]
     tenant_max_channels: Option<u32>,
@@ -59,7 +63,8 @@ struct RunArgs {
     tenant_signer_ip: Option<IpAddr>,
     /// The host's settings: `--data-dir` is the host directory [default:
     /// $MICRONODE_HOME/<network>/host], `--listen` the gateway's P2P address and
-    /// `--api-listen` the tenants' front door.
+    /// `--api-listen` the tenants' front door, `--nwc-relay` the relays of the one Nostr
+    /// Wallet Connect service of all tenants.
     #[command(flatten)]
     settings: NodeSettings,
 }
@@ -173,6 +178,8 @@ async fn serve(args: RunArgs) -> anyhow::Result<()> {
             .tenant_api_rate
             .map(micronode_api::RateLimit::per_second)
             .unwrap_or_default(),
+        nwc_relays: resolved.nwc_relays.clone(),
+        tenant_nwc_rate: nwc_rate(args.tenant_nwc_rate.unwrap_or(20)),
     };
     let host = Host::start(config, chain.clone())
         .await
@@ -372,4 +379,12 @@ fn enrolment_json(e: v1::Enrolment) -> serde_json::Value {
         "network": e.network,
         "signer_command": e.signer_command,
     })
+}
+
+/// A tenant's NWC rate: `per_second` requests a second, bursts of twice that.
+fn nwc_rate(per_second: u32) -> micronode_nwc::RateLimit {
+    micronode_nwc::RateLimit {
+        burst: per_second.saturating_mul(2).max(1),
+        per_second: f64::from(per_second.max(1)),
+    }
 }

@@ -19,10 +19,7 @@ use bitcoin::Network;
 use micronode_chain::{ChainServices, FeedConfig};
 use micronode_node::{KeysBackend, LiquiditySettings, LocalKeys, Node, NodeConfig, PaymentStatus};
 use micronode_nwc::embedded_relay::EmbeddedRelay;
-use micronode_nwc::{
-    render_qr_terminal, BudgetRenewal, ConnectionSpec, NodeBackend, NwcConfig, NwcHandle,
-    NwcService,
-};
+use micronode_nwc::{render_qr_terminal, BudgetRenewal, ConnectionSpec, NwcHandle};
 use micronode_testenv::{Bitcoind, BitcoindOptions};
 
 use crate::config::micronode_home;
@@ -63,7 +60,7 @@ pub struct UpArgs {
 type GatewayNode = Node<LocalKeys>;
 /// Anyone else on the Lightning network: the node that pays the tenant first.
 type OutsideNode = Node<LocalKeys>;
-use micronode_host::TenantNode;
+use micronode_host::{Host, TenantNode};
 
 struct Step {
     n: usize,
@@ -244,9 +241,14 @@ async fn run_with_bitcoind(
             regtest.display()
         );
     }
-    // The host runs the gateway (serving JIT channels with the default fees) and the tenant;
-    // port 0 means "any free port" for its front door.
-    let up = crate::up_host::start(regtest, &chain, args.api_port)
+    // The Nostr relay of the host's NWC service, in-process.
+    let relay = match EmbeddedRelay::start(([127, 0, 0, 1], NWC_RELAY_PORT).into()).await {
+        Ok(relay) => relay,
+        Err(_) => EmbeddedRelay::start(([127, 0, 0, 1], 0).into()).await?,
+    };
+    // The host runs the gateway (serving JIT channels with the default fees), the tenant and
+    // NWC for its tenants; port 0 means "any free port" for its front door.
+    let up = crate::up_host::start(regtest, &chain, args.api_port, relay.url())
         .await
         .map_err(stale_hint)?;
     let (tenant, signer) = crate::up_host::tenant(&up, regtest, bitcoind)
@@ -270,9 +272,9 @@ async fn run_with_bitcoind(
         gateway_cookie: up.host.dir().join(micronode_host::GATEWAY_COOKIE_FILE),
         host_dir: up.host.dir().to_path_buf(),
     };
-    let nwc = start_nwc(regtest, &tenant).await;
+    let nwc = serve_nwc_management(&up.host).await;
     let result = match &nwc {
-        Ok((_, service)) => {
+        Ok(service) => {
             let nodes = Nodes {
                 tenant: &tenant,
                 gateway: &gateway,
@@ -283,13 +285,10 @@ async fn run_with_bitcoind(
         }
         Err(e) => Err(anyhow!("starting Nostr Wallet Connect: {e:#}")),
     };
-    if let Ok((relay, service)) = nwc {
-        service.stop().await;
-        drop(relay);
-    }
     eprintln!("stopping the nodes ...");
     outside.stop().await?;
     up.host.stop().await?;
+    drop(relay);
     drop(signer);
     if let Err(e) = chain.save_graph() {
         eprintln!("warning: could not save the network graph: {e}");
@@ -309,20 +308,13 @@ struct Apis {
     host_dir: PathBuf,
 }
 
-/// The Nostr relay `up` runs in-process, and the tenant's NWC service on it.
-async fn start_nwc(
-    regtest: &Path,
-    tenant: &Arc<TenantNode>,
-) -> anyhow::Result<(EmbeddedRelay, NwcHandle)> {
-    let relay = match EmbeddedRelay::start(([127, 0, 0, 1], NWC_RELAY_PORT).into()).await {
-        Ok(relay) => relay,
-        Err(_) => EmbeddedRelay::start(([127, 0, 0, 1], 0).into()).await?,
-    };
-    let config = NwcConfig::new(regtest.join("nwc"), vec![relay.url().to_string()]);
-    let service = NwcService::start(config, NodeBackend::new(tenant.clone())).await?;
+/// The tenant's part of the host's NWC service, and its management API (create, list and
+/// revoke app connections) on a free loopback port.
+async fn serve_nwc_management(host: &Host) -> anyhow::Result<Arc<NwcHandle>> {
+    let service = host.tenant_nwc(crate::up_host::TENANT_NAME)?;
     // Operator-facing management of app connections, authorised by the tenant's Nostr key
     // (NIP-98); it runs until the process ends.
-    let relays = vec![relay.url().to_string()];
+    let relays = service.relays().iter().map(ToString::to_string).collect();
     let (addr, _task) = micronode_nwc::http_api::serve_management(
         service.store().clone(),
         relays,
@@ -331,7 +323,7 @@ async fn start_nwc(
     )
     .await?;
     eprintln!("      NWC management API on http://{addr} (NIP-98; set the tenant key with `micronode nwc tenant`)");
-    Ok((relay, service))
+    Ok(service)
 }
 
 /// The system `up` runs.

@@ -35,8 +35,14 @@ pub struct UpHost {
 }
 
 /// Starts the host in `<regtest>/host` on `chain`, its front door on `api_port` (a free port if
-/// that one is taken) and its admin API on a free loopback port.
-pub async fn start(regtest: &Path, chain: &ChainServices, api_port: u16) -> anyhow::Result<UpHost> {
+/// that one is taken), its admin API on a free loopback port, and NWC for its tenants on
+/// `nwc_relay`.
+pub async fn start(
+    regtest: &Path,
+    chain: &ChainServices,
+    api_port: u16,
+    nwc_relay: &str,
+) -> anyhow::Result<UpHost> {
     let dir = regtest.join("host");
     let mut gateway = NodeConfig::new(dir.join("gateway"), Network::Regtest);
     gateway.alias = "gateway".into();
@@ -57,6 +63,8 @@ pub async fn start(regtest: &Path, chain: &ChainServices, api_port: u16) -> anyh
             ..ChannelSettings::for_network(Network::Regtest)
         },
         tenant_api_rate: Default::default(),
+        nwc_relays: vec![nwc_relay.to_string()],
+        tenant_nwc_rate: Default::default(),
     };
     let host = Host::start(config, chain.clone()).await?;
     let wanted: SocketAddr = ([127, 0, 0, 1], api_port).into();

@@ -1,6 +1,8 @@
 //! `micronode host`: tenants provisioned through the admin API, each paired with its own signer
 //! process; a new tenant paid through a JIT channel; a payment from one tenant to another
-//! through the gateway; credentials that cross tenants refused; suspend, resume and delete;
+//! through the gateway; the host's one NWC service answering each tenant's apps and refusing
+//! an app of one tenant at another; credentials that cross tenants refused; suspend, resume
+//! and delete;
 //! a restart that brings every tenant back; a tenant with a corrupted store that does not stop
 //! the others.
 
@@ -9,10 +11,12 @@ mod daemon;
 use daemon::host::*;
 use daemon::tenant::outcome_mining;
 use micronode_node::PaymentStatus;
+use micronode_nwc::embedded_relay::EmbeddedRelay;
 use micronode_proto::v1;
 use micronode_proto::ErrorCode;
 use micronode_testenv::nodes::{Env, TIMEOUT};
 use micronode_testenv::wait_until;
+use nwc::prelude::{nip47, NostrWalletConnectOptions, NostrWalletConnectURI, NWC};
 
 /// Tenant `from` pays tenant `to`'s invoice (a JIT invoice: `to` has no channel yet) through
 /// the front door, mining while the gateway opens `to`'s channel.
@@ -53,7 +57,10 @@ async fn tenant_to_tenant(env: &Env, from: &mut DoorClient, to: &mut DoorClient,
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_host_provisions_pays_isolates_and_restarts_its_tenants() {
     let env = Env::new("host").await;
-    let (payer, host_dir, mut host) = payer_and_host(&env).await;
+    let relay = EmbeddedRelay::start(([127, 0, 0, 1], 0).into())
+        .await
+        .expect("relay");
+    let (payer, host_dir, mut host) = payer_and_host(&env, Some(relay.url())).await;
 
     // --- Three tenants, each with its own signer process, provisioned through the admin API.
     let alice = provision(&env, &host, "alice").await;
@@ -100,6 +107,52 @@ async fn a_host_provisions_pays_isolates_and_restarts_its_tenants() {
     assert_eq!(in_channels_sat(&mut b).await, 10_000);
     let alice_sat = in_channels_sat(&mut a).await;
     assert_eq!(alice_sat, 48_000 - 12_000, "12,000 sat and no fee");
+
+    // --- The host's one NWC service: each tenant's app reaches its own node.
+    let alice_uri = nwc_connect(&host, &alice, relay.url());
+    let bob_uri = nwc_connect(&host, &bob, relay.url());
+    let (alice_nwc, info) = nwc_app(&alice_uri).await;
+    assert_eq!(info.pubkey.as_deref(), Some(alice.node_id.as_str()));
+    assert_eq!(
+        alice_nwc.get_balance().await.expect("balance"),
+        spendable_msat(&mut a).await
+    );
+    let (bob_nwc, info) = nwc_app(&bob_uri).await;
+    assert_eq!(info.pubkey.as_deref(), Some(bob.node_id.as_str()));
+    assert_eq!(
+        bob_nwc.get_balance().await.expect("balance"),
+        spendable_msat(&mut b).await
+    );
+    // Bob's app, addressing Alice's wallet, is refused by Alice's part of the service.
+    let bob_at_alice = NWC::with_opts(
+        NostrWalletConnectURI::new(
+            alice_uri.public_key,
+            alice_uri.relays.clone(),
+            bob_uri.secret.clone(),
+            None,
+        ),
+        NostrWalletConnectOptions::new().timeout(std::time::Duration::from_secs(30)),
+    );
+    let refused = bob_at_alice
+        .get_balance()
+        .await
+        .expect_err("Bob's app is not Alice's");
+    assert_eq!(nwc_code(refused), nip47::ErrorCode::Unauthorized);
+    bob_at_alice.shutdown().await;
+    // A flood of Alice's NWC requests is cut at her rate; Bob's app is served meanwhile.
+    let flood = (0..4 * TENANT_NWC_RATE).map(|_| {
+        let app = alice_nwc.clone();
+        async move { app.get_info().await }
+    });
+    let mut limited = 0;
+    for answer in futures::future::join_all(flood).await {
+        if let Err(e) = answer {
+            assert_eq!(nwc_code(e), nip47::ErrorCode::RateLimited);
+            limited += 1;
+        }
+    }
+    assert!(limited >= TENANT_NWC_RATE, "{limited} limited");
+    assert!(bob_nwc.get_info().await.is_ok(), "Bob is not limited");
 
     // --- The host's metrics: tenants by state, signers, channels, payments of all tenants
     // together, and every tenant synced with the chain.
@@ -210,9 +263,18 @@ async fn a_host_provisions_pays_isolates_and_restarts_its_tenants() {
         .expect_err("suspended");
     assert_eq!(code_of(&status), Some(ErrorCode::TenantSuspended));
     assert_eq!(host.show("bob")["signer_connected"], true);
+    let paused = bob_nwc
+        .get_info()
+        .await
+        .expect_err("a suspended tenant's apps are refused");
+    assert_eq!(nwc_code(paused), nip47::ErrorCode::Restricted);
     let resumed = host.admin(&["resume", "bob"]).expect("resume");
     assert_eq!(resumed["state"], "active");
     assert_eq!(in_channels_sat(&mut b).await, 10_000);
+    assert!(
+        bob_nwc.get_info().await.is_ok(),
+        "resumed, Bob's app is served"
+    );
 
     // --- Delete: refused while Alice has a channel; Carol, with none, is deleted and gone.
     let refused = host
@@ -263,7 +325,7 @@ async fn a_host_provisions_pays_isolates_and_restarts_its_tenants() {
 
     // --- After the restart every tenant is back (its signer dials in again); Dave failed
     // alone, and says why.
-    let host = HostProcess::start(&env, &host_dir);
+    let host = HostProcess::start(&env, &host_dir, Some(relay.url()));
     let api = host.api();
     wait_until("alice and bob back", TIMEOUT, || async {
         host.show("alice")["state"] == "active" && host.show("bob")["state"] == "active"

@@ -55,7 +55,7 @@ async fn agrees(client: &mut DoorClient, invoice: &str, paid: &PaymentRecord, re
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn kill_9_of_the_host_mid_jit_open_and_mid_burst_loses_nothing() {
     let env = Env::new("hostcrash").await;
-    let (payer, host_dir, mut host) = payer_and_host(&env).await;
+    let (payer, host_dir, mut host) = payer_and_host(&env, None).await;
     let alice = provision(&env, &host, "alice").await;
     let bob = provision(&env, &host, "bob").await;
     let api = host.api();
@@ -77,7 +77,7 @@ async fn kill_9_of_the_host_mid_jit_open_and_mid_burst_loses_nothing() {
     .await
     .expect("the gateway broadcasts the JIT funding");
     host.kill_9();
-    let host = HostProcess::start(&env, &host_dir);
+    let host = HostProcess::start(&env, &host_dir, None);
     reconnect(&payer, &host).await;
     let [mut a, mut b] = back(&host, [&alice, &bob]).await;
     let paid = outcome_mining(&env, &payer, &id).await;
@@ -108,7 +108,7 @@ async fn kill_9_of_the_host_mid_jit_open_and_mid_burst_loses_nothing() {
     }
     let mut host = host;
     host.kill_9();
-    let host = HostProcess::start(&env, &host_dir);
+    let host = HostProcess::start(&env, &host_dir, None);
     reconnect(&payer, &host).await;
     let [mut a, mut b] = back(&host, [&alice, &bob]).await;
     let mut received = [0u64; 2];

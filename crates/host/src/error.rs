@@ -45,6 +45,9 @@ pub enum HostError {
     /// The API could not be served.
     #[error(transparent)]
     Api(#[from] micronode_api::ApiError),
+    /// Nostr Wallet Connect could not be started.
+    #[error(transparent)]
+    Nwc(#[from] micronode_nwc::NwcError),
     /// A file operation failed.
     #[error("{what}: {source}")]
     Io {
@@ -84,6 +87,7 @@ impl HostError {
             HostError::Registry(_)
             | HostError::Files(_)
             | HostError::Api(_)
+            | HostError::Nwc(_)
             | HostError::Io { .. }
             | HostError::Task(_) => ErrorCode::Internal,
         }

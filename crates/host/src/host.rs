@@ -38,6 +38,12 @@ pub struct HostConfig {
     pub tenant_channels: ChannelSettings,
     /// The calls each tenant may make at the front door.
     pub tenant_api_rate: RateLimit,
+    /// The relays of the host's Nostr Wallet Connect service (none: no NWC). One set of
+    /// connections serves every tenant; each tenant's connections live in its own database,
+    /// `tenants/<id>/nwc`.
+    pub nwc_relays: Vec<String>,
+    /// The NWC requests each tenant may make, over all its app connections together.
+    pub tenant_nwc_rate: micronode_nwc::RateLimit,
 }
 
 /// The gateway's API cookie in the host directory: the operator's credential for its own node
@@ -120,6 +126,12 @@ impl Host {
         let gateway_addr = gateway.listen_addr().ok_or_else(|| {
             HostError::WrongState("the gateway must listen for peers (tenants dial it)".into())
         })?;
+        let nwc = if config.nwc_relays.is_empty() {
+            None
+        } else {
+            let nwc_config = micronode_nwc::NwcConfig::new(dir.join("nwc"), config.nwc_relays);
+            Some(micronode_nwc::SharedRelays::start(nwc_config, config.tenant_nwc_rate).await?)
+        };
         let shared = Arc::new(Shared {
             chain,
             network: config.network,
@@ -129,6 +141,7 @@ impl Host {
             gateway_addr: loopback_if_unspecified(gateway_addr),
             signer_ip: config.signer_ip,
             tenant_channels: config.tenant_channels.clone(),
+            nwc,
         });
         let cookie = CookieAuth::create(dir.join(GATEWAY_COOKIE_FILE))?;
         shared.directory.serve(
@@ -205,6 +218,14 @@ impl Host {
     pub fn tenant_node(&self, key: &str) -> Result<Arc<TenantNode>, HostError> {
         self.slot(key)?
             .node()
+            .ok_or_else(|| HostError::NotRunning(key.chars().take(80).collect()))
+    }
+
+    /// A tenant's Nostr Wallet Connect service, if its node runs and the host serves NWC:
+    /// its connections are made on its store.
+    pub fn tenant_nwc(&self, key: &str) -> Result<Arc<micronode_nwc::NwcHandle>, HostError> {
+        self.slot(key)?
+            .nwc()
             .ok_or_else(|| HostError::NotRunning(key.chars().take(80).collect()))
     }
 
@@ -356,6 +377,9 @@ impl Host {
         if let Some(node_id) = &record.node_id {
             self.shared.directory.remove(node_id);
         }
+        if let Some(nwc) = slot.nwc() {
+            nwc.stop().await;
+        }
         if let Some(node) = slot.node() {
             node.stop().await?;
         }
@@ -435,11 +459,17 @@ impl Host {
     pub async fn stop(&self) -> Result<(), HostError> {
         let _ = self.stop.send(true);
         for slot in self.slots() {
+            if let Some(nwc) = slot.nwc() {
+                nwc.stop().await;
+            }
             if let Some(node) = slot.node() {
                 if let Err(e) = node.stop().await {
                     tracing::warn!(tenant = %slot.record().id, error = %e, "tenant node did not stop cleanly");
                 }
             }
+        }
+        if let Some(relays) = &self.shared.nwc {
+            relays.stop().await;
         }
         self.gateway.stop().await?;
         Ok(())

@@ -17,6 +17,7 @@ use micronode_link::{PairingStore, DEFAULT_PAIRING_TTL};
 use micronode_node::{
     ChannelSettings, LiquiditySettings, LspSettings, Node, NodeConfig, RemoteKeys,
 };
+use micronode_nwc::{NodeBackend, NwcConfig, NwcHandle, NwcService, SharedRelays};
 use tracing::Instrument;
 
 use crate::error::HostError;
@@ -43,6 +44,8 @@ pub(crate) struct Shared {
     pub signer_ip: IpAddr,
     /// Every tenant node's channel settings.
     pub tenant_channels: ChannelSettings,
+    /// The relays of the host's one Nostr Wallet Connect service, if it has one.
+    pub nwc: Option<SharedRelays>,
 }
 
 /// Where a tenant is in its life on this host, now.
@@ -60,6 +63,8 @@ pub(crate) enum Phase {
         node: Arc<TenantNode>,
         tokens: TokenAuthority,
         node_link_key: String,
+        /// Its part of the host's Nostr Wallet Connect service.
+        nwc: Option<Arc<NwcHandle>>,
     },
     /// It failed; the reason.
     Failed(String),
@@ -101,6 +106,14 @@ impl TenantSlot {
         self.phase.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Its Nostr Wallet Connect service, if its node runs and the host has one.
+    pub fn nwc(&self) -> Option<Arc<NwcHandle>> {
+        match &*self.phase() {
+            Phase::Running { nwc, .. } => nwc.clone(),
+            _ => None,
+        }
+    }
+
     /// Its node, if it runs.
     pub fn node(&self) -> Option<Arc<TenantNode>> {
         match &*self.phase() {
@@ -131,13 +144,18 @@ impl TenantSlot {
         Ok(Some(code))
     }
 
-    /// Serves its API at the front door (when it runs and is not suspended), or refuses it.
+    /// Serves its API at the front door and its NWC apps (when it runs and is not
+    /// suspended), or refuses them.
     pub fn apply_state(&self, directory: &TenantDirectory) {
         let record = self.record();
         let Some(node_id) = record.node_id else {
             return;
         };
-        match (&*self.phase(), record.state) {
+        let phase = self.phase();
+        if let Phase::Running { nwc: Some(nwc), .. } = &*phase {
+            nwc.set_paused(record.state != StoredState::Active);
+        }
+        match (&*phase, record.state) {
             (Phase::Running { node, tokens, .. }, StoredState::Active) => directory.serve(
                 &node_id,
                 TenantApi::new(node.clone(), Arc::new(tokens.clone())),
@@ -227,10 +245,20 @@ async fn run(slot: Arc<TenantSlot>, shared: Arc<Shared>) -> Result<(), HostError
         tokio::task::spawn_blocking(move || TokenAuthority::open_for_signer(&dir, &tenant, &root))
             .await?
             .map_err(|e| HostError::WrongState(format!("opening the tenant's token store: {e}")))?;
+    let nwc = match &shared.nwc {
+        Some(relays) => {
+            let config = NwcConfig::new(slot.dir.join("nwc"), Vec::new());
+            let backend = NodeBackend::new(node.clone());
+            let service = NwcService::start_shared(relays, &record.id, config, backend).await?;
+            Some(Arc::new(service))
+        }
+        None => None,
+    };
     slot.set_phase(Phase::Running {
         node,
         tokens,
         node_link_key,
+        nwc,
     });
     slot.apply_state(&shared.directory);
     tracing::info!(node_id = %node_id, "tenant node is running");

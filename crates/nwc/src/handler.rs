@@ -233,7 +233,14 @@ async fn answer<B: WalletBackend>(
             )
         }
     }
-    if !inner.limiter.allow(connection.id) {
+    if inner.tenancy.is_paused() {
+        return fail(
+            &name,
+            ErrorCode::Restricted,
+            "this wallet is suspended by its host".into(),
+        );
+    }
+    if !inner.limiter.allow(connection.id) || !inner.tenancy.allow() {
         return fail(
             &name,
             ErrorCode::RateLimited,
@@ -410,6 +417,7 @@ mod tests {
             limiter: RateLimiter::new(config.rate_limit),
             permits: Semaphore::new(4),
             config,
+            tenancy: Default::default(),
         })
     }
 

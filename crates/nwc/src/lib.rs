@@ -10,6 +10,8 @@
 //!
 //! - [`NwcService::start`] / [`NwcService::run`] run the service over any [`WalletBackend`];
 //!   [`NodeBackend`] serves an in-process [`micronode_node::Node`].
+//! - [`SharedRelays`] with [`NwcService::start_shared`] serve every tenant of a host on one
+//!   set of relay connections; the wallet key a request is addressed to selects the tenant.
 //! - [`NwcStore`] keeps connections, budgets and processed requests in the service's own
 //!   SQLite file (0600); the CLI manages connections on it while the service runs.
 //! - [`verify_management_request`] authorises management calls by the tenant's Nostr key
@@ -38,6 +40,7 @@ pub mod node_backend;
 pub mod protocol;
 pub mod qr;
 mod service;
+pub mod shared;
 pub mod store;
 mod util;
 
@@ -57,5 +60,6 @@ pub use node_backend::NodeBackend;
 pub use protocol::Method;
 pub use qr::render_qr_terminal;
 pub use service::{NwcHandle, NwcService};
+pub use shared::SharedRelays;
 pub use store::NwcStore;
 pub use util::now_secs;

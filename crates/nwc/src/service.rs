@@ -6,6 +6,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -28,6 +29,7 @@ use crate::protocol::{
     self, KIND_INFO, KIND_NOTIFICATION_NIP04, KIND_NOTIFICATION_NIP44, KIND_REQUEST,
     NOTIFICATION_TYPES,
 };
+use crate::shared::{RequestSink, SharedRelays, TenantLink};
 use crate::store::NwcStore;
 use crate::util::now_secs;
 
@@ -43,6 +45,33 @@ pub(crate) struct Inner<B> {
     pub(crate) pool: RelayPool,
     pub(crate) limiter: RateLimiter,
     pub(crate) permits: Semaphore,
+    /// Its place in a host, if it is one tenant's service on shared relays.
+    pub(crate) tenancy: Tenancy,
+}
+
+/// A service's place in a host: the shared relays that route its requests, the limit on all
+/// of its requests together, and whether the host has paused it. A service on its own has
+/// none of these.
+#[derive(Default)]
+pub(crate) struct Tenancy {
+    /// The host's relays and this tenant's name in them.
+    pub(crate) link: Option<TenantLink>,
+    /// The tenant's token bucket (key 0), over all its connections.
+    pub(crate) limiter: Option<RateLimiter>,
+    /// Whether the host has paused the tenant.
+    pub(crate) paused: Arc<AtomicBool>,
+}
+
+impl Tenancy {
+    /// Whether the host has paused the tenant.
+    pub(crate) fn is_paused(&self) -> bool {
+        self.paused.load(Ordering::Relaxed)
+    }
+
+    /// Takes a token from the tenant's bucket, if it has one.
+    pub(crate) fn allow(&self) -> bool {
+        self.limiter.as_ref().is_none_or(|l| l.allow(0))
+    }
 }
 
 /// Runs a store operation on the blocking pool (SQLite commits fsync).
@@ -81,6 +110,59 @@ impl NwcService {
         backend: B,
     ) -> Result<NwcHandle, NwcError> {
         let relays = config.validate()?;
+        let pool = RelayPool::default();
+        let opts = relay_options(&config);
+        for url in &relays {
+            pool.add_relay(url.clone(), opts.clone())
+                .await
+                .map_err(|e| NwcError::Relay(e.to_string()))?;
+        }
+        pool.connect().await;
+        let (inner, handle) =
+            Self::open(config, backend, pool.clone(), relays, Tenancy::default()).await?;
+        let mut tasks = handle.tasks.lock().unwrap_or_else(|e| e.into_inner());
+        let stop = handle.stop.subscribe();
+        tasks.push(tokio::spawn(request_loop(inner, stop)));
+        drop(tasks);
+        Ok(handle)
+    }
+
+    /// Starts one tenant's service on a host's [`SharedRelays`]: the tenant's own database,
+    /// wallet and budgets, but the host's relay connections and request subscription. A
+    /// request reaches this tenant only when it is addressed to one of this tenant's wallet
+    /// keys; `tenant` names it in the host (its id). Its requests together are limited to
+    /// the host's per-tenant rate.
+    pub async fn start_shared<B: WalletBackend>(
+        shared: &SharedRelays,
+        tenant: &str,
+        mut config: NwcConfig,
+        backend: B,
+    ) -> Result<NwcHandle, NwcError> {
+        config.relays = shared.relays().iter().map(ToString::to_string).collect();
+        let tenancy = Tenancy {
+            link: Some(TenantLink {
+                relays: shared.clone(),
+                tenant: tenant.to_string(),
+            }),
+            limiter: Some(RateLimiter::new(shared.tenant_rate())),
+            paused: Arc::default(),
+        };
+        let relays = shared.relays().to_vec();
+        let (inner, handle) =
+            Self::open(config, backend, shared.pool().clone(), relays, tenancy).await?;
+        let sink: Arc<dyn RequestSink> = inner;
+        shared.register(tenant, sink);
+        Ok(handle)
+    }
+
+    /// Opens the database and starts the payment and supervise tasks on `pool`.
+    async fn open<B: WalletBackend>(
+        config: NwcConfig,
+        backend: B,
+        pool: RelayPool,
+        relays: Vec<RelayUrl>,
+        tenancy: Tenancy,
+    ) -> Result<(Arc<Inner<B>>, NwcHandle), NwcError> {
         let data_dir = config.data_dir.clone();
         let store = Arc::new(
             tokio::task::spawn_blocking(move || NwcStore::open(&data_dir))
@@ -98,25 +180,8 @@ impl NwcService {
                 "NWC requests were interrupted by a stop; they will not run again"
             );
         }
-
-        // Requests may be large (up to max_request_bytes) plus JSON overhead; anything
-        // bigger is dropped by the pool before it costs us more.
-        let mut limits = RelayLimits::default();
-        limits.messages.max_size =
-            Some(u32::try_from(config.max_request_bytes * 4 + 65_536).unwrap_or(u32::MAX));
-        let opts = RelayOptions::new()
-            .reconnect(true)
-            .retry_interval(config.reconnect_interval)
-            .adjust_retry_interval(false)
-            .limits(limits);
-        let pool = RelayPool::default();
-        for url in &relays {
-            pool.add_relay(url.clone(), opts.clone())
-                .await
-                .map_err(|e| NwcError::Relay(e.to_string()))?;
-        }
-        pool.connect().await;
-
+        let paused = tenancy.paused.clone();
+        let link = tenancy.link.clone();
         let inner = Arc::new(Inner {
             limiter: RateLimiter::new(config.rate_limit),
             permits: Semaphore::new(config.max_concurrent_requests),
@@ -124,20 +189,44 @@ impl NwcService {
             store: store.clone(),
             backend: Arc::new(backend),
             pool: pool.clone(),
+            tenancy,
         });
         let (stop_tx, stop_rx) = watch::channel(false);
         let tasks = vec![
-            tokio::spawn(request_loop(inner.clone(), stop_rx.clone())),
             tokio::spawn(payment_loop(inner.clone(), stop_rx.clone())),
             tokio::spawn(supervise(inner.clone(), stop_rx)),
         ];
-        Ok(NwcHandle {
+        let handle = NwcHandle {
             store,
             relays,
             pool,
+            link,
+            paused,
             stop: stop_tx,
-            tasks,
-        })
+            tasks: std::sync::Mutex::new(tasks),
+        };
+        Ok((inner, handle))
+    }
+}
+
+/// How the service talks to its relays: reconnecting, and dropping messages larger than a
+/// request may be.
+pub(crate) fn relay_options(config: &NwcConfig) -> RelayOptions {
+    // Requests may be large (up to max_request_bytes) plus JSON overhead; anything
+    // bigger is dropped by the pool before it costs us more.
+    let mut limits = RelayLimits::default();
+    limits.messages.max_size =
+        Some(u32::try_from(config.max_request_bytes * 4 + 65_536).unwrap_or(u32::MAX));
+    RelayOptions::new()
+        .reconnect(true)
+        .retry_interval(config.reconnect_interval)
+        .adjust_retry_interval(false)
+        .limits(limits)
+}
+
+impl<B: WalletBackend> RequestSink for Inner<B> {
+    fn deliver(self: Arc<Self>, event: Event) {
+        tokio::spawn(handler::handle_event(self, event));
     }
 }
 
@@ -146,8 +235,10 @@ pub struct NwcHandle {
     store: Arc<NwcStore>,
     relays: Vec<RelayUrl>,
     pool: RelayPool,
+    link: Option<TenantLink>,
+    paused: Arc<AtomicBool>,
     stop: watch::Sender<bool>,
-    tasks: Vec<JoinHandle<()>>,
+    tasks: std::sync::Mutex<Vec<JoinHandle<()>>>,
 }
 
 impl NwcHandle {
@@ -167,13 +258,24 @@ impl NwcHandle {
         self.store.create_connection(spec, &self.relays)
     }
 
-    /// Stops the service and disconnects from the relays.
-    pub async fn stop(self) {
+    /// Pauses the service (a host suspended its tenant) or resumes it. A paused service
+    /// answers its apps' requests with `RESTRICTED` and sends no notifications.
+    pub fn set_paused(&self, paused: bool) {
+        self.paused.store(paused, Ordering::Relaxed);
+    }
+
+    /// Stops the service. On its own relays it disconnects from them; on a host's
+    /// [`SharedRelays`] it stops taking requests, and the relays serve the other tenants on.
+    pub async fn stop(&self) {
         let _ = self.stop.send(true);
-        for task in self.tasks {
+        let tasks = std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|e| e.into_inner()));
+        for task in tasks {
             let _ = task.await;
         }
-        self.pool.shutdown().await;
+        match &self.link {
+            Some(link) => link.relays.unregister(&link.tenant),
+            None => self.pool.shutdown().await,
+        }
     }
 }
 
@@ -296,6 +398,9 @@ async fn reconcile<B: WalletBackend>(inner: &Arc<Inner<B>>) {
 /// Sends a notification to every active connection that wants them, as NIP-44 (kind 23197)
 /// and NIP-04 (kind 23196) events.
 async fn notify<B: WalletBackend>(inner: &Arc<Inner<B>>, kind: &str, payment_hash: [u8; 32]) {
+    if inner.tenancy.is_paused() {
+        return;
+    }
     let tx = match inner.backend.lookup_payment(payment_hash).await {
         Ok(Some(tx)) => tx,
         Ok(None) => return,
@@ -444,28 +549,44 @@ async fn subscribe<B: WalletBackend>(
     inner: &Arc<Inner<B>>,
     keys: &BTreeSet<PublicKey>,
 ) -> Result<(), NwcError> {
+    if let Some(link) = &inner.tenancy.link {
+        // On a host's relays the host subscribes for every tenant at once.
+        let last = db(&inner.store, |s| s.last_request_at()).await?;
+        link.relays.set_keys(&link.tenant, keys, last);
+        return Ok(());
+    }
     let id = SubscriptionId::new(SUBSCRIPTION_ID);
     if keys.is_empty() {
         inner.pool.unsubscribe(&id).await;
         return Ok(());
     }
-    let now = now_secs();
-    let oldest = now.saturating_sub(inner.config.max_request_age.as_secs());
     let last = db(&inner.store, |s| s.last_request_at()).await?;
-    let since = match last {
-        Some(t) => t
-            .saturating_sub(inner.config.catch_up_margin.as_secs())
-            .max(oldest),
-        None => now.saturating_sub(inner.config.catch_up_margin.as_secs()),
-    };
-    let filter = Filter::new()
-        .kind(Kind::from(KIND_REQUEST))
-        .pubkeys(keys.iter().copied())
-        .since(Timestamp::from(since));
+    let filter = request_filter(&inner.config, keys.iter().copied(), last);
     inner
         .pool
         .subscribe_with_id(id, filter, SubscribeOptions::default())
         .await
         .map_err(|e| NwcError::Relay(e.to_string()))?;
     Ok(())
+}
+
+/// The filter for requests to `keys`, from the last request seen (`last`, less a margin, but
+/// never older than a request may be).
+pub(crate) fn request_filter(
+    config: &NwcConfig,
+    keys: impl IntoIterator<Item = PublicKey>,
+    last: Option<u64>,
+) -> Filter {
+    let now = now_secs();
+    let oldest = now.saturating_sub(config.max_request_age.as_secs());
+    let since = match last {
+        Some(t) => t
+            .saturating_sub(config.catch_up_margin.as_secs())
+            .max(oldest),
+        None => now.saturating_sub(config.catch_up_margin.as_secs()),
+    };
+    Filter::new()
+        .kind(Kind::from(KIND_REQUEST))
+        .pubkeys(keys)
+        .since(Timestamp::from(since))
 }

@@ -13,6 +13,7 @@ use micronode_proto::v1::lightning_client::LightningClient;
 use micronode_signer_protocol::AppCredential;
 use micronode_testenv::nodes::{Env, TestNode, TIMEOUT};
 use micronode_testenv::wait_until;
+use nwc::prelude::{nip47, NostrWalletConnectOptions, NostrWalletConnectURI, NWC};
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
@@ -28,6 +29,9 @@ pub const JIT_FEE_MSAT: u64 = 2_000_000;
 /// Calls per second a tenant may make at the test hosts' front door (twice that at once).
 pub const TENANT_API_RATE: u32 = 20;
 
+/// NWC requests per second a tenant's apps may make together on the test hosts.
+pub const TENANT_NWC_RATE: u32 = 5;
+
 /// A running `micronode host run`.
 pub struct HostProcess {
     pub child: Child,
@@ -38,8 +42,9 @@ pub struct HostProcess {
 }
 
 impl HostProcess {
-    /// Starts a host in `dir` on the test bitcoind (its log goes to `<dir>.log`, appended).
-    pub fn start(env: &Env, dir: &Path) -> HostProcess {
+    /// Starts a host in `dir` on the test bitcoind (its log goes to `<dir>.log`, appended),
+    /// serving NWC on `nwc_relay` if given.
+    pub fn start(env: &Env, dir: &Path, nwc_relay: Option<&str>) -> HostProcess {
         std::fs::create_dir_all(dir).expect("host dir");
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -60,6 +65,12 @@ impl HostProcess {
             .args(["--tenant-api-rate", &TENANT_API_RATE.to_string()])
             .args(["--poll-interval-ms", "100", "--min-confirmations", "1"])
             .args(["--anchor-reserve-sat", "0"])
+            .args(
+                nwc_relay
+                    .map(|relay| ["--nwc-relay", relay])
+                    .unwrap_or_default(),
+            )
+            .args(["--tenant-nwc-rate", &TENANT_NWC_RATE.to_string()])
             .arg("--bitcoind-rpc")
             .arg(format!(
                 "{}:{}",
@@ -313,13 +324,16 @@ pub async fn payment(
     (p.status, p.amount_msat)
 }
 
-/// A funded outside node (the payer) and a host in `<env>/host` whose funded gateway has the
-/// payer's channel.
-pub async fn payer_and_host(env: &Env) -> (TestNode, PathBuf, HostProcess) {
+/// A funded outside node (the payer) and a host in `<env>/host` (serving NWC on `nwc_relay`
+/// if given) whose funded gateway has the payer's channel.
+pub async fn payer_and_host(
+    env: &Env,
+    nwc_relay: Option<&str>,
+) -> (TestNode, PathBuf, HostProcess) {
     let payer = env.start_node("payer").await;
     env.fund(&payer, 2_000_000).await;
     let host_dir = env.dir.0.join("host");
-    let host = HostProcess::start(env, &host_dir);
+    let host = HostProcess::start(env, &host_dir, nwc_relay);
     fund_gateway(env, &host, 2_000_000).await;
     open_to_gateway(env, &payer, &host).await;
     (payer, host_dir, host)
@@ -393,6 +407,66 @@ pub async fn open_to_gateway(env: &Env, payer: &TestNode, host: &HostProcess) {
     })
     .await
     .expect("usable");
+}
+
+/// An NWC app connection for `tenant`, made with `micronode nwc connect` on the tenant's
+/// NWC store in the host directory; its URI.
+pub fn nwc_connect(
+    host: &HostProcess,
+    tenant: &HostedTenant,
+    relay: &str,
+) -> NostrWalletConnectURI {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_micronode"))
+        .args(["nwc", "--data-dir"])
+        .arg(host.dir.join("tenants").join(&tenant.id).join("nwc"))
+        .args(["connect", "app", "--budget-sat", "1000", "--relay", relay])
+        .env("MICRONODE_LOG", "warn")
+        .output()
+        .expect("micronode nwc connect");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    NostrWalletConnectURI::parse(String::from_utf8_lossy(&out.stdout).trim()).expect("uri")
+}
+
+/// A client of `uri`, once the host answers it (requests are ephemeral: the host picks a new
+/// connection up within a second, so the app retries like real apps do); its `get_info`.
+pub async fn nwc_app(uri: &NostrWalletConnectURI) -> (NWC, nip47::GetInfoResponse) {
+    for _ in 0..20 {
+        let app = NWC::with_opts(
+            uri.clone(),
+            NostrWalletConnectOptions::new().timeout(Duration::from_secs(3)),
+        );
+        if let Ok(info) = app.get_info().await {
+            return (app, info);
+        }
+        app.shutdown().await;
+    }
+    panic!("the host never answered the NWC app");
+}
+
+/// The NIP-47 error code of a failed NWC call.
+pub fn nwc_code(e: nwc::Error) -> nip47::ErrorCode {
+    match e {
+        nwc::Error::NIP47(nip47::Error::ErrorCode(err)) => err.code,
+        other => panic!("expected a NIP-47 error, got {other}"),
+    }
+}
+
+/// What the tenant can spend in its usable channels, through its API (msat).
+pub async fn spendable_msat(client: &mut DoorClient) -> u64 {
+    client
+        .list_channels(v1::ListChannelsRequest {})
+        .await
+        .expect("channels")
+        .into_inner()
+        .channels
+        .iter()
+        .filter(|c| c.is_usable)
+        .map(|c| c.outbound_capacity_msat)
+        .sum()
 }
 
 /// The tenant's balance in channels, through its API.
