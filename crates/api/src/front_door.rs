@@ -22,18 +22,19 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use futures::future::BoxFuture;
+use micronode_node::edge::{Bucket, PerIpLimiter, RateLimit};
 use micronode_node::{KeysBackend, Node};
 use micronode_proto::{ErrorCode, AUTHORIZATION_METADATA, TENANT_METADATA};
 use tokio::sync::watch;
 use tonic::body::Body;
 use tonic::codegen::{http, Service};
 use tonic::server::NamedService;
+use tonic::transport::server::TcpConnectInfo;
 use tower::util::BoxCloneSyncService;
 use tower::ServiceExt;
 
 use crate::auth::{bearer_token, Authenticator};
 use crate::error::ApiError;
-use crate::rate_limit::{Bucket, RateLimit};
 use crate::server::{guarded_services, serve_router, ServeOptions, ServerTask};
 use crate::tokens::claimed_tenant;
 
@@ -83,6 +84,7 @@ pub struct TenantDirectory {
     tenants: Arc<RwLock<HashMap<String, Entry>>>,
     buckets: Arc<Mutex<HashMap<String, Bucket>>>,
     limit: RateLimit,
+    per_ip: Arc<PerIpLimiter>,
 }
 
 impl TenantDirectory {
@@ -96,6 +98,15 @@ impl TenantDirectory {
         TenantDirectory {
             limit,
             ..Self::default()
+        }
+    }
+
+    /// Limits the calls from each remote address to `limit`, over all tenants (default: no
+    /// limit).
+    pub fn with_ip_rate_limit(self, limit: RateLimit) -> Self {
+        TenantDirectory {
+            per_ip: Arc::new(PerIpLimiter::new(limit)),
+            ..self
         }
     }
 
@@ -225,6 +236,17 @@ impl<D: DoorKind> Service<http::Request<Body>> for Door<D> {
     }
 
     fn call(&mut self, req: http::Request<Body>) -> Self::Future {
+        let from = req
+            .extensions()
+            .get::<TcpConnectInfo>()
+            .and_then(TcpConnectInfo::remote_addr);
+        if let Some(from) = from {
+            if !self.directory.per_ip.admit(from.ip()) {
+                let status = ErrorCode::RateLimited
+                    .status("too many calls from your address; retry in a moment");
+                return Box::pin(futures::future::ready(Ok(status.into_http())));
+            }
+        }
         match self.directory.route(req.headers()) {
             Ok(api) => {
                 let service = D::service(&api);
@@ -243,10 +265,12 @@ impl<D: DoorKind> Service<http::Request<Body>> for Door<D> {
 
 /// Serves the front door of `directory` on `addr` until `shutdown` resolves: the `Lightning`
 /// and `Tokens` services of every tenant in it, with the limits and bounded shutdown of
-/// [`serve`](crate::serve). Binds first, so `addr` may have port 0.
+/// [`serve`](crate::serve), to the addresses `options.allow` lets in. Binds first, so `addr`
+/// may have port 0.
 pub async fn serve_front_door(
     directory: TenantDirectory,
     addr: SocketAddr,
+    options: ServeOptions,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(SocketAddr, ServerTask), ApiError> {
     let lightning: Door<LightningDoor> = Door {
@@ -257,11 +281,8 @@ pub async fn serve_front_door(
         directory,
         _kind: PhantomData,
     };
-    serve_router(
-        addr,
-        shutdown,
-        ServeOptions::default(),
-        move |mut server, _| server.add_service(lightning).add_service(tokens),
-    )
+    serve_router(addr, shutdown, options, move |mut server, _| {
+        server.add_service(lightning).add_service(tokens)
+    })
     .await
 }

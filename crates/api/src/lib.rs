@@ -28,7 +28,6 @@ pub mod budget;
 pub mod error;
 pub mod front_door;
 pub mod handlers;
-pub mod rate_limit;
 mod server;
 mod service;
 pub mod tokens;
@@ -39,7 +38,7 @@ pub use auth::{
 };
 pub use error::{ApiError, ErrorCode, ERROR_CODE_METADATA};
 pub use front_door::{serve_front_door, TenantApi, TenantDirectory};
-pub use rate_limit::RateLimit;
+pub use micronode_node::edge::RateLimit;
 pub use server::{
     serve, serve_with, ServeOptions, ServerTask, DEFAULT_SHUTDOWN_GRACE, MAX_CONCURRENT_STREAMS,
     MAX_DECODING_MESSAGE_SIZE, MAX_HEADER_LIST_SIZE,

@@ -10,6 +10,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures::StreamExt;
+use micronode_node::edge::IpAllowList;
 use micronode_node::{KeysBackend, Node};
 use micronode_proto::v1::lightning_server::LightningServer;
 use micronode_proto::v1::tokens_server::TokensServer;
@@ -47,12 +48,15 @@ pub struct ServeOptions {
     /// cut. Without a bound, one client that connects and says nothing (the server waits for
     /// its HTTP/2 handshake) would hold the shutdown forever.
     pub shutdown_grace: Duration,
+    /// Who may connect: a connection from elsewhere is closed at once (default: anyone).
+    pub allow: IpAllowList,
 }
 
 impl Default for ServeOptions {
     fn default() -> Self {
         Self {
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
+            allow: IpAllowList::any(),
         }
     }
 }
@@ -136,8 +140,19 @@ pub(crate) async fn serve_router(
     let (stop_tx, stop_rx) = watch::channel(false);
     let grace = options.shutdown_grace;
     let conn_stop = stop_rx.clone();
+    let allow = options.allow.clone();
     let incoming = TcpIncoming::from(listener)
         .with_nodelay(Some(true))
+        .filter(move |conn| {
+            let admitted = match conn.as_ref().map(TcpStream::peer_addr) {
+                Ok(Ok(from)) if !allow.allows(from.ip()) => {
+                    tracing::debug!(%from, "API connection refused: not in the allow-list");
+                    false
+                }
+                _ => true,
+            };
+            futures::future::ready(admitted)
+        })
         .map(move |conn| conn.map(|stream| Bounded::new(stream, conn_stop.clone(), grace)));
     let server = Server::builder()
         .max_concurrent_streams(MAX_CONCURRENT_STREAMS)

@@ -532,6 +532,7 @@ async fn garbage_is_refused_and_the_server_survives() {
         "a",
         Some(ServeOptions {
             shutdown_grace: grace,
+            ..Default::default()
         }),
     )
     .await;

@@ -16,14 +16,16 @@
 //! BENCH_PAYMENTS; BENCH_SIGNER_DIR puts the signer's state on a real disk instead of the
 //! test directory, which is on /dev/shm when available).
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
+
+use common::bench_signer;
 
 use micronode_link::{LinkIdentity, PairingCode, PairingStore};
 use micronode_node::remote::LinkSignerTransport;
 use micronode_node::{Node, RemoteKeys};
-use micronode_signer::chain::{BitcoindSource, ChainFollower};
-use micronode_signer::{PolicyConfig, SignerEngine};
 use micronode_signer_protocol::{AppCredential, AppMethod};
 use micronode_testenv::bench::{measure_throughput, measure_throughput_as, ThroughputRun};
 use micronode_testenv::nodes::{open_channel_with, Env};
@@ -33,23 +35,6 @@ fn env_usize(name: &str, default: usize) -> usize {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-/// A signer with a fresh seed in `dir`, without velocity limits; with `app_requests`, it
-/// approves only app-signed payments.
-fn bench_signer(dir: &std::path::Path, app_requests: bool) -> SignerEngine {
-    SignerEngine::open(
-        dir,
-        zeroize::Zeroizing::new(rand::random::<[u8; 32]>()),
-        bitcoin::Network::Regtest,
-        PolicyConfig {
-            max_sat_per_hour: 0,
-            max_sat_per_day: 0,
-            require_app_requests: app_requests,
-            ..PolicyConfig::default()
-        },
-    )
-    .expect("signer")
 }
 
 /// A node whose keys are in a validating signer reached over a loopback link; with
@@ -73,6 +58,7 @@ async fn remote_payer(
             identity,
             pairing,
             Duration::from_secs(30),
+            &micronode_node::edge::IpAllowList::any(),
         )
         .expect("link"),
     );
@@ -86,27 +72,7 @@ async fn remote_payer(
     });
     let addr = transport.local_addr().to_string();
     let code = PairingCode::parse(&code.reveal()).expect("code");
-    // The signer follows the same bitcoind (on its own runtime below).
-    let source = Arc::new(BitcoindSource::from_rpc(env.bitcoind.rpc().clone()));
-    let follower = ChainFollower::new(engine.clone(), source, Duration::from_millis(100));
-    let dir = signer_dir.to_path_buf();
-    // Its own runtime, as in its own process: LDK's signer calls block the node's threads
-    // while they wait for the answer.
-    std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("signer runtime");
-        let _ = runtime.block_on(micronode_signer::serve::run(
-            engine,
-            dir,
-            addr,
-            Some(code),
-            follower,
-            std::future::pending(),
-        ));
-    });
+    common::spawn_signer(env, engine, signer_dir.to_path_buf(), addr, Some(code), 2);
     transport.wait_online().await;
     let cache = node_dir.join("remote_channel_keys.json");
     let keys = tokio::task::spawn_blocking(move || RemoteKeys::connect(transport, cache))

@@ -3,6 +3,7 @@
 //!
 //! One struct serves as the TOML schema and the clap arguments, so a setting is declared once.
 
+use micronode_node::edge::IpAllowList;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -128,10 +129,31 @@ pub struct NodeSettings {
         value_delimiter = ','
     )]
     pub nwc_relays: Option<Vec<String>>,
+    /// Dial Lightning peers through this SOCKS5 proxy (Tor's is 127.0.0.1:9050) instead of
+    /// directly.
+    #[arg(long, env = "MICRONODE_SOCKS5_PROXY")]
+    pub socks5_proxy: Option<SocketAddr>,
+    /// Accept Lightning peers only from these addresses or networks (repeat the flag, or
+    /// separate with commas; e.g. 10.0.0.0/8) [default: any].
+    #[arg(long = "p2p-allow", env = "MICRONODE_P2P_ALLOW", value_delimiter = ',')]
+    pub p2p_allow: Option<Vec<String>>,
+    /// Serve the gRPC API only to these addresses or networks (repeat, or separate with
+    /// commas) [default: any; the API listens on loopback unless told otherwise].
+    #[arg(long = "api-allow", env = "MICRONODE_API_ALLOW", value_delimiter = ',')]
+    pub api_allow: Option<Vec<String>>,
     /// Where the keys live: `local` (in-process, in the data directory) or `remote` (the
     /// tenant's `micronode signer` dials in; the node holds no private key) [default: local].
     #[arg(long, env = "MICRONODE_SIGNER", value_parser = ["local", "remote"])]
     pub signer: Option<String>,
+    /// Accept a remote signer's connections only from these addresses or networks (repeat,
+    /// or separate with commas) [default: any; the pairing and the pinned keys still decide
+    /// which signer is served].
+    #[arg(
+        long = "signer-allow",
+        env = "MICRONODE_SIGNER_ALLOW",
+        value_delimiter = ','
+    )]
+    pub signer_allow: Option<Vec<String>>,
     /// Address where a remote signer dials in [default: 127.0.0.1:9736]; port 0 picks one.
     #[arg(long, env = "MICRONODE_SIGNER_LISTEN")]
     pub signer_listen: Option<SocketAddr>,
@@ -183,8 +205,12 @@ impl NodeSettings {
             announce_channels: over.announce_channels.or(self.announce_channels),
             anchor_reserve_sat: over.anchor_reserve_sat.or(self.anchor_reserve_sat),
             nwc_relays: over.nwc_relays.or(self.nwc_relays),
+            socks5_proxy: over.socks5_proxy.or(self.socks5_proxy),
+            p2p_allow: over.p2p_allow.or(self.p2p_allow),
+            api_allow: over.api_allow.or(self.api_allow),
             signer: over.signer.or(self.signer),
             signer_listen: over.signer_listen.or(self.signer_listen),
+            signer_allow: over.signer_allow.or(self.signer_allow),
             lsp: over.lsp.or(self.lsp),
             lsps2_service: over.lsps2_service.or(self.lsps2_service),
             lsps2: over.lsps2.or(self.lsps2),
@@ -216,6 +242,8 @@ impl NodeSettings {
             ));
         }
         node.listen_addr = Some(self.listen.unwrap_or_else(|| ([127, 0, 0, 1], 9735).into()));
+        node.peer_network.socks5_proxy = self.socks5_proxy;
+        node.peer_network.inbound_allow = allow_list(self.p2p_allow.as_deref())?;
         node.channels = ChannelSettings {
             announce_channels: self.announce_channels.unwrap_or(true),
             anchor_reserve_sat: self
@@ -260,6 +288,8 @@ impl NodeSettings {
             bitcoind_auth: auth,
             poll_interval: Duration::from_millis(poll),
             nwc_relays: self.nwc_relays.unwrap_or_default(),
+            api_allow: allow_list(self.api_allow.as_deref())?,
+            signer_allow: allow_list(self.signer_allow.as_deref())?,
             remote_signer: match self.signer.as_deref() {
                 None | Some("local") => None,
                 Some("remote") => Some(
@@ -275,6 +305,11 @@ impl NodeSettings {
             node,
         })
     }
+}
+
+/// Parses an allow-list (none: every address).
+fn allow_list(entries: Option<&[String]>) -> Result<IpAllowList, ConfigError> {
+    IpAllowList::parse(entries.unwrap_or_default()).map_err(|e| ConfigError::Invalid(e.to_string()))
 }
 
 /// Parses an LSP as `node_id@host:port`.
@@ -317,6 +352,10 @@ pub struct ResolvedSettings {
     pub bitcoind_rpc_timeout: Duration,
     /// Relays of the node's NWC service (empty: no service).
     pub nwc_relays: Vec<String>,
+    /// Who may call the gRPC API.
+    pub api_allow: IpAllowList,
+    /// Where a remote signer may dial in from.
+    pub signer_allow: IpAllowList,
     /// `Some(listen address)` when the keys live in a remote signer.
     pub remote_signer: Option<SocketAddr>,
 }

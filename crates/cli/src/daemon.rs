@@ -57,8 +57,12 @@ pub async fn run(settings: ResolvedSettings) -> anyhow::Result<()> {
             serve(settings, chain, Arc::new(keys)).await
         }
         Some(listen) => {
-            let keys =
-                micronode_node::remote::attach::connect(&settings.node.data_dir, listen).await?;
+            let keys = micronode_node::remote::attach::connect(
+                &settings.node.data_dir,
+                listen,
+                &settings.signer_allow,
+            )
+            .await?;
             serve(settings, chain, Arc::new(keys)).await
         }
     }
@@ -77,12 +81,16 @@ async fn serve<K: KeysBackend>(
     let node_id = node.node_id().to_string();
     let auth = api_auth(&settings, &node_id, node.keys_app_token_root()).await?;
     let (stop_api, api_stopped) = tokio::sync::oneshot::channel::<()>();
-    let (api_addr, api_task) = micronode_api::serve(
+    let (api_addr, api_task) = micronode_api::serve_with(
         node.clone(),
         settings.api_listen,
         Arc::new(auth.authenticator),
         async move {
             let _ = api_stopped.await;
+        },
+        micronode_api::ServeOptions {
+            allow: settings.api_allow.clone(),
+            ..Default::default()
         },
     )
     .await

@@ -48,6 +48,11 @@ struct RunArgs {
     /// limit [default: 100].
     #[arg(long, env = "MICRONODE_TENANT_API_RATE")]
     tenant_api_rate: Option<u32>,
+    /// Calls one remote address may make at the front door per second, over all tenants
+    /// (twice that at once); 0 for no limit [default: 0: behind a reverse proxy every call
+    /// comes from one address].
+    #[arg(long, env = "MICRONODE_API_RATE_PER_IP")]
+    api_rate_per_ip: Option<u32>,
     /// NWC requests a tenant's apps may make together per second (twice that at once), on
     /// the host's one NWC service (`--nwc-relay`) [default: 20].
     #[arg(long, env = "MICRONODE_TENANT_NWC_RATE")]
@@ -63,7 +68,8 @@ struct RunArgs {
     tenant_signer_ip: Option<IpAddr>,
     /// The host's settings: `--data-dir` is the host directory [default:
     /// $MICRONODE_HOME/<network>/host], `--listen` the gateway's P2P address and
-    /// `--api-listen` the tenants' front door, `--nwc-relay` the relays of the one Nostr
+    /// `--api-listen` the tenants' front door (`--api-allow` who may call it),
+    /// `--signer-allow` where tenants' signers may dial from, `--nwc-relay` the relays of the one Nostr
     /// Wallet Connect service of all tenants.
     #[command(flatten)]
     settings: NodeSettings,
@@ -167,6 +173,7 @@ async fn serve(args: RunArgs) -> anyhow::Result<()> {
         network: resolved.node.network,
         gateway,
         signer_ip: args.tenant_signer_ip.unwrap_or([127, 0, 0, 1].into()),
+        signer_allow: resolved.signer_allow.clone(),
         // Tenants' channels are private: a tenant is reached through the gateway.
         tenant_channels: micronode_node::ChannelSettings {
             announce_channels: false,
@@ -178,6 +185,7 @@ async fn serve(args: RunArgs) -> anyhow::Result<()> {
             .tenant_api_rate
             .map(micronode_api::RateLimit::per_second)
             .unwrap_or_default(),
+        api_rate_per_ip: micronode_api::RateLimit::per_second(args.api_rate_per_ip.unwrap_or(0)),
         nwc_relays: resolved.nwc_relays.clone(),
         tenant_nwc_rate: nwc_rate(args.tenant_nwc_rate.unwrap_or(20)),
     };
@@ -191,6 +199,10 @@ async fn serve(args: RunArgs) -> anyhow::Result<()> {
     let (api_addr, api_task) = micronode_api::serve_front_door(
         host.directory(),
         resolved.api_listen,
+        micronode_api::ServeOptions {
+            allow: resolved.api_allow.clone(),
+            ..Default::default()
+        },
         stopped(stop_rx.clone()),
     )
     .await

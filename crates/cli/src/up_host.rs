@@ -56,6 +56,7 @@ pub async fn start(
         network: Network::Regtest,
         gateway,
         signer_ip: [127, 0, 0, 1].into(),
+        signer_allow: Default::default(),
         tenant_channels: ChannelSettings {
             announce_channels: false,
             max_channels: 16,
@@ -63,26 +64,32 @@ pub async fn start(
             ..ChannelSettings::for_network(Network::Regtest)
         },
         tenant_api_rate: Default::default(),
+        api_rate_per_ip: micronode_api::RateLimit::UNLIMITED,
         nwc_relays: vec![nwc_relay.to_string()],
         tenant_nwc_rate: Default::default(),
     };
     let host = Host::start(config, chain.clone()).await?;
     let wanted: SocketAddr = ([127, 0, 0, 1], api_port).into();
-    let door =
-        match micronode_api::serve_front_door(host.directory(), wanted, std::future::pending())
-            .await
-        {
-            Ok((addr, _)) => addr,
-            Err(_) => {
-                micronode_api::serve_front_door(
-                    host.directory(),
-                    ([127, 0, 0, 1], 0).into(),
-                    std::future::pending(),
-                )
-                .await?
-                .0
-            }
-        };
+    let door = match micronode_api::serve_front_door(
+        host.directory(),
+        wanted,
+        Default::default(),
+        std::future::pending(),
+    )
+    .await
+    {
+        Ok((addr, _)) => addr,
+        Err(_) => {
+            micronode_api::serve_front_door(
+                host.directory(),
+                ([127, 0, 0, 1], 0).into(),
+                Default::default(),
+                std::future::pending(),
+            )
+            .await?
+            .0
+        }
+    };
     let (admin, _) = micronode_host::serve_admin(
         host.clone(),
         ([127, 0, 0, 1], 0).into(),

@@ -34,10 +34,15 @@ pub struct HostConfig {
     pub gateway: NodeConfig,
     /// The address tenants' signer links listen on (each tenant has its own port).
     pub signer_ip: IpAddr,
+    /// Where tenants' signers may dial in from (the pairing and pinned keys still decide
+    /// which signer a tenant serves).
+    pub signer_allow: micronode_node::edge::IpAllowList,
     /// Every tenant node's channel settings.
     pub tenant_channels: ChannelSettings,
     /// The calls each tenant may make at the front door.
     pub tenant_api_rate: RateLimit,
+    /// The calls each remote address may make at the front door, over all tenants.
+    pub api_rate_per_ip: RateLimit,
     /// The relays of the host's Nostr Wallet Connect service (none: no NWC). One set of
     /// connections serves every tenant; each tenant's connections live in its own database,
     /// `tenants/<id>/nwc`.
@@ -136,10 +141,12 @@ impl Host {
             chain,
             network: config.network,
             registry: Arc::new(registry),
-            directory: TenantDirectory::with_rate_limit(config.tenant_api_rate),
+            directory: TenantDirectory::with_rate_limit(config.tenant_api_rate)
+                .with_ip_rate_limit(config.api_rate_per_ip),
             gateway_id: gateway.node_id(),
             gateway_addr: loopback_if_unspecified(gateway_addr),
             signer_ip: config.signer_ip,
+            signer_allow: config.signer_allow.clone(),
             tenant_channels: config.tenant_channels.clone(),
             nwc,
         });

@@ -14,6 +14,7 @@ use bitcoin::Network;
 use micronode_api::{TenantApi, TenantDirectory, TokenAuthority};
 use micronode_chain::ChainServices;
 use micronode_link::{PairingStore, DEFAULT_PAIRING_TTL};
+use micronode_node::edge::IpAllowList;
 use micronode_node::{
     ChannelSettings, LiquiditySettings, LspSettings, Node, NodeConfig, RemoteKeys,
 };
@@ -42,6 +43,8 @@ pub(crate) struct Shared {
     pub gateway_addr: SocketAddr,
     /// The address tenants' signer links listen on.
     pub signer_ip: IpAddr,
+    /// Where tenants' signers may dial in from.
+    pub signer_allow: IpAllowList,
     /// Every tenant node's channel settings.
     pub tenant_channels: ChannelSettings,
     /// The relays of the host's one Nostr Wallet Connect service, if it has one.
@@ -200,9 +203,11 @@ async fn run(slot: Arc<TenantSlot>, shared: Arc<Shared>) -> Result<(), HostError
     let record = slot.record();
     let listen = SocketAddr::new(shared.signer_ip, record.signer_port);
     let dir = slot.dir.clone();
-    let waiting =
-        tokio::task::spawn_blocking(move || micronode_node::remote::attach::listen(&dir, listen))
-            .await??;
+    let allow = shared.signer_allow.clone();
+    let waiting = tokio::task::spawn_blocking(move || {
+        micronode_node::remote::attach::listen(&dir, listen, &allow)
+    })
+    .await??;
     let node_link_key = waiting.node_link_key();
     slot.set_phase(Phase::WaitingForSigner {
         pairing: waiting.pairing_store(),

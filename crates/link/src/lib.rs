@@ -96,6 +96,6 @@ pub use connector::{Backoff, ConnectMode, LinkConnector};
 pub use error::{LinkError, Result};
 pub use handshake::{HandshakeKind, PeerInfo, DEFAULT_HANDSHAKE_TIMEOUT, PROTOCOL_VERSION};
 pub use identity::{fingerprint, LinkIdentity, KEY_LEN};
-pub use listener::{LinkListener, ListenerConfig};
+pub use listener::{Admission, LinkListener, ListenerConfig};
 pub use pairing::{PairingStore, DEFAULT_PAIRING_TTL, PAIRING_FILE_NAME};
 pub use transport::{LinkConnection, LinkReader, LinkWriter, MAX_MESSAGE_LEN};

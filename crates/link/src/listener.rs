@@ -1,7 +1,7 @@
 //! Node side: accept signers that dial in.
 
 use std::collections::VecDeque;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,6 +23,8 @@ pub struct ListenerConfig {
     /// How many handshakes may be in progress at once; a new connection beyond that drops the
     /// oldest pending one (a flood of idle connections cannot lock the signer out).
     pub max_pending_handshakes: usize,
+    /// Which remote addresses may connect; others are closed before any handshake.
+    pub admit: Admission,
 }
 
 impl Default for ListenerConfig {
@@ -30,7 +32,39 @@ impl Default for ListenerConfig {
         Self {
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
             max_pending_handshakes: 32,
+            admit: Admission::any(),
         }
+    }
+}
+
+/// A rule on the remote address of a new connection (an allow-list).
+#[derive(Clone)]
+pub struct Admission(Option<Arc<dyn Fn(IpAddr) -> bool + Send + Sync>>);
+
+impl Admission {
+    /// Every address may connect.
+    pub fn any() -> Self {
+        Self(None)
+    }
+
+    /// Addresses for which `rule` is true may connect.
+    pub fn only(rule: impl Fn(IpAddr) -> bool + Send + Sync + 'static) -> Self {
+        Self(Some(Arc::new(rule)))
+    }
+
+    /// Whether `ip` may connect.
+    pub fn admits(&self, ip: IpAddr) -> bool {
+        self.0.as_ref().is_none_or(|rule| rule(ip))
+    }
+}
+
+impl std::fmt::Debug for Admission {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "Admission(rule)"
+        } else {
+            "Admission(any)"
+        })
     }
 }
 
@@ -122,6 +156,10 @@ async fn accept_loop(
     let mut pending: VecDeque<AbortHandle> = VecDeque::new();
     loop {
         let (stream, remote_addr) = match listener.accept().await {
+            Ok((_, remote_addr)) if !config.admit.admits(remote_addr.ip()) => {
+                tracing::debug!(%remote_addr, "link connection refused: not in the allow-list");
+                continue;
+            }
             Ok(accepted) => accepted,
             Err(e) => {
                 // E.g. out of file descriptors: back off instead of spinning.

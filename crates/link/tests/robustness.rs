@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use common::{paired_signer, pinned, send_raw, Node, WAIT};
 use micronode_link::{
-    Backoff, LinkError, LinkIdentity, LinkListener, ListenerConfig, PairingStore,
-    DEFAULT_PAIRING_TTL,
+    Admission, Backoff, ConnectMode, LinkConnector, LinkError, LinkIdentity, LinkListener,
+    ListenerConfig, PairingStore, DEFAULT_PAIRING_TTL,
 };
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
@@ -96,6 +96,7 @@ async fn a_flood_of_idle_connections_does_not_lock_the_signer_out() {
     let node = Node::start_with(ListenerConfig {
         handshake_timeout: Duration::from_secs(60),
         max_pending_handshakes: 8,
+        ..Default::default()
     })
     .await;
     let signer = paired_signer(&node).await;
@@ -120,6 +121,33 @@ async fn a_flood_of_idle_connections_does_not_lock_the_signer_out() {
     s.send(b"through").await.unwrap();
     assert_eq!(n.recv().await.unwrap(), b"through");
     drop(flood);
+}
+
+/// A listener with an allow-list closes a connection from elsewhere before any handshake,
+/// even the paired signer's.
+#[tokio::test]
+async fn an_address_outside_the_allow_list_is_closed_at_once() {
+    let loopback = std::net::IpAddr::from([127, 0, 0, 1]);
+    let node = Node::start_with(ListenerConfig {
+        admit: Admission::only(move |ip| ip != loopback),
+        ..Default::default()
+    })
+    .await;
+    // A valid pairing code, which would pair from an allowed address.
+    let code = node.store.new_pairing_code(DEFAULT_PAIRING_TTL).unwrap();
+    let mut connector = LinkConnector::new(
+        node.addr().to_string(),
+        common::signer_identity(),
+        ConnectMode::Pairing { code },
+    );
+    connector.handshake_timeout = Duration::from_secs(20);
+    let r = connector.connect().await;
+    assert!(
+        !matches!(r, Ok(_) | Err(LinkError::HandshakeTimeout)),
+        "closed, not answered nor left waiting: {r:?}"
+    );
+    node.assert_nothing_accepted(Duration::from_millis(200))
+        .await;
 }
 
 #[tokio::test]

@@ -33,6 +33,7 @@ use crate::keys::{KeysBackend, WalletSigner};
 use crate::logger::NodeLogger;
 use crate::node::{Node, NodeInner, Running};
 use crate::payments::PaymentStore;
+use crate::peer_net::InboundGate;
 use crate::peers::PeerStore;
 use crate::persist::{ManagerWriter, OrderedMonitorPersister, ProcessorStore};
 use crate::seam::WalletScriptsSignerProvider;
@@ -416,7 +417,12 @@ impl<K: KeysBackend> Node<K> {
         let span = tracing::info_span!("node", node = %label);
         let listen_addr = match inner.config.listen_addr {
             Some(addr) => {
-                let (bound, task) = spawn_listener(inner.peer_manager.clone(), addr).await?;
+                let (bound, task) = spawn_listener(
+                    inner.peer_manager.clone(),
+                    addr,
+                    InboundGate::new(&inner.config.peer_network),
+                )
+                .await?;
                 tasks.push(task);
                 Some(bound)
             }
@@ -543,6 +549,7 @@ async fn resume_signing<K: KeysBackend>(inner: &Arc<NodeInner<K>>) -> bool {
 async fn spawn_listener<K: KeysBackend>(
     peer_manager: Arc<PeerManager<K>>,
     addr: SocketAddr,
+    gate: InboundGate,
 ) -> Result<(SocketAddr, tokio::task::JoinHandle<()>), NodeError> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -551,7 +558,13 @@ async fn spawn_listener<K: KeysBackend>(
     let task = tokio::spawn(async move {
         loop {
             let stream = match listener.accept().await {
-                Ok((stream, _)) => stream,
+                Ok((stream, from)) => match gate.admit(from) {
+                    Ok(()) => stream,
+                    Err(why) => {
+                        tracing::debug!(%from, why, "peer connection refused");
+                        continue;
+                    }
+                },
                 Err(e) => {
                     tracing::warn!(error = %e, "accepting a peer failed");
                     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -707,13 +720,7 @@ async fn reconnect_loop<K: KeysBackend>(
             }
             for (node_id, addr) in known {
                 if wanted.contains(&node_id) && !connected.contains(&node_id) {
-                    if let Some(conn) = lightning_net_tokio::connect_outbound(
-                        inner.peer_manager.clone(),
-                        node_id,
-                        addr,
-                    )
-                    .await
-                    {
+                    if let Some(conn) = inner.dial(node_id, addr).await {
                         tokio::spawn(conn);
                     }
                 }

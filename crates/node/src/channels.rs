@@ -103,13 +103,10 @@ impl<K: KeysBackend> Node<K> {
                     "the node has {have} peers, its cap is {max}"
                 )));
             }
-            let conn = lightning_net_tokio::connect_outbound(
-                self.inner.peer_manager.clone(),
-                node_id,
-                addr,
-            )
-            .await
-            .ok_or_else(|| NodeError::Connection(format!("cannot reach {node_id}@{addr}")))?;
+            let conn =
+                self.inner.dial(node_id, addr).await.ok_or_else(|| {
+                    NodeError::Connection(format!("cannot reach {node_id}@{addr}"))
+                })?;
             let mut closed = Box::pin(tokio::spawn(conn));
             let deadline = tokio::time::Instant::now() + CONNECT_TIMEOUT;
             loop {

@@ -115,6 +115,8 @@ pub struct NodeConfig {
     pub htlc_processing_interval: Option<std::time::Duration>,
     /// Inbound liquidity: JIT channels served (a gateway) or bought (a tenant).
     pub liquidity: LiquiditySettings,
+    /// How peers are reached (directly or through SOCKS5) and which may connect.
+    pub peer_network: crate::peer_net::PeerNetwork,
 }
 
 impl NodeConfig {
@@ -129,6 +131,7 @@ impl NodeConfig {
             payment_retry_secs: 30,
             htlc_processing_interval: None,
             liquidity: LiquiditySettings::default(),
+            peer_network: Default::default(),
         }
     }
 }

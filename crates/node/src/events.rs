@@ -260,9 +260,13 @@ impl<K: KeysBackend> NodeInner<K> {
                     {
                         if let Some(addr) = addrs.next() {
                             let pm = self.peer_manager.clone();
+                            let network = self.config.peer_network.clone();
                             tokio::spawn(async move {
-                                let _ =
-                                    lightning_net_tokio::connect_outbound(pm, node_id, addr).await;
+                                if let Some(conn) =
+                                    crate::peer_net::dial(pm, &network, node_id, addr).await
+                                {
+                                    conn.await;
+                                }
                             });
                             break;
                         }

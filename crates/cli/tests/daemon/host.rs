@@ -67,8 +67,8 @@ impl HostProcess {
             .args(["--anchor-reserve-sat", "0"])
             .args(
                 nwc_relay
-                    .map(|relay| ["--nwc-relay", relay])
-                    .unwrap_or_default(),
+                    .into_iter()
+                    .flat_map(|relay| ["--nwc-relay", relay]),
             )
             .args(["--tenant-nwc-rate", &TENANT_NWC_RATE.to_string()])
             .arg("--bitcoind-rpc")

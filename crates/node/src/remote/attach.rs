@@ -12,6 +12,7 @@ use std::time::Duration;
 use micronode_link::{LinkIdentity, PairingStore, DEFAULT_PAIRING_TTL};
 
 use super::{LinkSignerTransport, RemoteKeys};
+use crate::edge::IpAllowList;
 use crate::error::NodeError;
 
 /// How long one signing call may take before the signer counts as offline.
@@ -79,8 +80,13 @@ impl WaitingForSigner {
     }
 }
 
-/// Starts the signer link of the node whose data is in `data_dir`, on `listen`.
-pub fn listen(data_dir: &Path, listen: SocketAddr) -> Result<WaitingForSigner, NodeError> {
+/// Starts the signer link of the node whose data is in `data_dir`, on `listen`, for signers
+/// dialling from the addresses `allow` lets in.
+pub fn listen(
+    data_dir: &Path,
+    listen: SocketAddr,
+    allow: &IpAllowList,
+) -> Result<WaitingForSigner, NodeError> {
     let link_dir = data_dir.join("signer_link");
     micronode_files::own_private_dir(&link_dir)?;
     let link = |what: &str, e: micronode_link::LinkError| NodeError::Signer(format!("{what}: {e}"));
@@ -104,6 +110,7 @@ pub fn listen(data_dir: &Path, listen: SocketAddr) -> Result<WaitingForSigner, N
         identity.clone(),
         pairing.clone(),
         CALL_TIMEOUT,
+        allow,
     )?);
     Ok(WaitingForSigner {
         transport,
@@ -116,8 +123,12 @@ pub fn listen(data_dir: &Path, listen: SocketAddr) -> Result<WaitingForSigner, N
 
 /// Starts the signer link, announces it on stdout and returns the keys backend once the
 /// signer has answered.
-pub async fn connect(data_dir: &Path, listen_on: SocketAddr) -> Result<RemoteKeys, NodeError> {
-    let waiting = listen(data_dir, listen_on)?;
+pub async fn connect(
+    data_dir: &Path,
+    listen_on: SocketAddr,
+    allow: &IpAllowList,
+) -> Result<RemoteKeys, NodeError> {
+    let waiting = listen(data_dir, listen_on, allow)?;
     println!("{}", waiting.announcement());
     waiting.connected().await
 }

@@ -10,11 +10,14 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc as std_mpsc, Arc, Mutex};
 use std::time::Duration;
 
-use micronode_link::{LinkConnection, LinkIdentity, LinkListener, PairingStore};
+use micronode_link::{
+    Admission, LinkConnection, LinkIdentity, LinkListener, ListenerConfig, PairingStore,
+};
 use tokio::sync::{mpsc, watch};
 
 use super::protocol::{RequestEnvelope, ResponseEnvelope, SignerReply, SignerRequest};
 use super::transport::{RemoteError, SignerTransport};
+use crate::edge::IpAllowList;
 use crate::error::NodeError;
 
 type Pending = Arc<Mutex<HashMap<u64, std_mpsc::SyncSender<ResponseEnvelope>>>>;
@@ -35,13 +38,23 @@ pub struct LinkSignerTransport {
 
 impl LinkSignerTransport {
     /// Binds `addr` and starts accepting the paired signer (or a signer with the pending
-    /// pairing code). `timeout` bounds each signing call.
+    /// pairing code) from the addresses `allow` lets in. `timeout` bounds each signing call.
     pub fn start(
         addr: SocketAddr,
         identity: Arc<LinkIdentity>,
         pairing: Arc<PairingStore>,
         timeout: Duration,
+        allow: &IpAllowList,
     ) -> Result<Self, NodeError> {
+        let config = ListenerConfig {
+            admit: if allow.is_any() {
+                Admission::any()
+            } else {
+                let allow = allow.clone();
+                Admission::only(move |ip| allow.allows(ip))
+            },
+            ..ListenerConfig::default()
+        };
         let online = Arc::new(AtomicBool::new(false));
         let outbox = Arc::new(Mutex::new(None));
         let pending: Pending = Arc::new(Mutex::new(HashMap::new()));
@@ -63,7 +76,8 @@ impl LinkSignerTransport {
                     }
                 };
                 runtime.block_on(async move {
-                    let listener = match LinkListener::bind(addr, identity, pairing).await {
+                    let bound = LinkListener::bind_with_config(addr, identity, pairing, config);
+                    let listener = match bound.await {
                         Ok(l) => l,
                         Err(e) => {
                             let _ = bound_tx.send(Err(e.to_string()));
