@@ -3,7 +3,6 @@
 
 mod daemon;
 
-use std::process::Command;
 use std::time::Duration;
 
 use daemon::Daemon;
@@ -21,26 +20,7 @@ async fn daemon_serves_nwc_apps() {
     let mut node = Daemon::start_with_args(&env, &dir, &["--nwc-relay".into(), relay.url().into()]);
 
     // Make an app connection from the CLI, on the daemon's NWC directory.
-    let out = Command::new(env!("CARGO_BIN_EXE_micronode"))
-        .args(["nwc", "--data-dir"])
-        .arg(dir.join("nwc"))
-        .args([
-            "connect",
-            "test-app",
-            "--budget-sat",
-            "1000",
-            "--relay",
-            relay.url(),
-        ])
-        .env("MICRONODE_LOG", "warn")
-        .output()
-        .expect("micronode nwc connect");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let uri = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let uri = daemon::nwc_connect(&dir.join("nwc"), relay.url());
     assert!(uri.starts_with("nostr+walletconnect://"), "{uri}");
 
     // A stock NWC client reaches the daemon's node through the relay. Requests are ephemeral

@@ -54,22 +54,14 @@ impl Drop for Daemon {
 
 /// Starts `node run` on `data_dir`; returns it with its ready line.
 fn start_daemon(env: &Env, data_dir: &Path) -> (Daemon, serde_json::Value) {
-    let mut child = micronode()
-        .args(["node", "run", "--network", "regtest", "--data-dir"])
-        .arg(data_dir)
-        .args(["--listen", "127.0.0.1:0", "--api-listen", "127.0.0.1:0"])
-        .args(["--poll-interval-ms", "100"])
-        .arg("--bitcoind-rpc")
-        .arg(format!(
-            "{}:{}",
-            env.bitcoind.rpc_host(),
-            env.bitcoind.rpc_port()
-        ))
-        .arg("--bitcoind-rpc-user")
-        .arg(env.bitcoind.rpc_user())
-        .env(
-            "MICRONODE_BITCOIND_RPC_PASSWORD",
-            env.bitcoind.rpc_password(),
+    let mut child = env
+        .bitcoind
+        .point_daemon(
+            micronode()
+                .args(["node", "run", "--network", "regtest", "--data-dir"])
+                .arg(data_dir)
+                .args(["--listen", "127.0.0.1:0", "--api-listen", "127.0.0.1:0"])
+                .args(["--poll-interval-ms", "100"]),
         )
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())

@@ -109,15 +109,7 @@ impl NwcService {
         config: NwcConfig,
         backend: B,
     ) -> Result<NwcHandle, NwcError> {
-        let relays = config.validate()?;
-        let pool = RelayPool::default();
-        let opts = relay_options(&config);
-        for url in &relays {
-            pool.add_relay(url.clone(), opts.clone())
-                .await
-                .map_err(|e| NwcError::Relay(e.to_string()))?;
-        }
-        pool.connect().await;
+        let (pool, relays) = connect_pool(&config).await?;
         let (inner, handle) =
             Self::open(config, backend, pool.clone(), relays, Tenancy::default()).await?;
         let mut tasks = handle.tasks.lock().unwrap_or_else(|e| e.into_inner());
@@ -209,9 +201,25 @@ impl NwcService {
     }
 }
 
+/// A pool connecting to `config`'s relays (retrying those that are down), and their URLs.
+pub(crate) async fn connect_pool(
+    config: &NwcConfig,
+) -> Result<(RelayPool, Vec<RelayUrl>), NwcError> {
+    let relays = config.validate()?;
+    let pool = RelayPool::default();
+    let opts = relay_options(config);
+    for url in &relays {
+        pool.add_relay(url.clone(), opts.clone())
+            .await
+            .map_err(|e| NwcError::Relay(e.to_string()))?;
+    }
+    pool.connect().await;
+    Ok((pool, relays))
+}
+
 /// How the service talks to its relays: reconnecting, and dropping messages larger than a
 /// request may be.
-pub(crate) fn relay_options(config: &NwcConfig) -> RelayOptions {
+fn relay_options(config: &NwcConfig) -> RelayOptions {
     // Requests may be large (up to max_request_bytes) plus JSON overhead; anything
     // bigger is dropped by the pool before it costs us more.
     let mut limits = RelayLimits::default();
@@ -279,7 +287,7 @@ impl NwcHandle {
     }
 }
 
-async fn stopped(stop: &mut watch::Receiver<bool>) {
+pub(crate) async fn stopped(stop: &mut watch::Receiver<bool>) {
     while !*stop.borrow() {
         if stop.changed().await.is_err() {
             return;
@@ -288,23 +296,33 @@ async fn stopped(stop: &mut watch::Receiver<bool>) {
 }
 
 /// Receives request events from all relays and handles each in its own task.
-async fn request_loop<B: WalletBackend>(inner: Arc<Inner<B>>, mut stop: watch::Receiver<bool>) {
-    let mut notifications = inner.pool.notifications();
+async fn request_loop<B: WalletBackend>(inner: Arc<Inner<B>>, stop: watch::Receiver<bool>) {
+    let pool = inner.pool.clone();
+    each_request(&pool, stop, |event| {
+        tokio::spawn(handler::handle_event(inner.clone(), event));
+    })
+    .await;
+}
+
+/// Hands every request event `pool` receives to `handle`, until `stop`. Every copy of an
+/// event arrives, also ones the pool has seen before: duplicates must reach the handler,
+/// which answers them from the stored response.
+pub(crate) async fn each_request(
+    pool: &RelayPool,
+    mut stop: watch::Receiver<bool>,
+    mut handle: impl FnMut(Event),
+) {
+    let mut notifications = pool.notifications();
     loop {
         let notification = tokio::select! {
             _ = stopped(&mut stop) => return,
             n = notifications.recv() => n,
         };
         match notification {
-            // `Message` arrives for every copy of an event, also ones the pool has seen before:
-            // duplicates must reach the handler, which answers them from the stored response.
             Ok(RelayPoolNotification::Message {
                 message: RelayMessage::Event { event, .. },
                 ..
-            }) if event.kind == Kind::from(KIND_REQUEST) => {
-                let event = event.into_owned();
-                tokio::spawn(handler::handle_event(inner.clone(), event));
-            }
+            }) if event.kind == Kind::from(KIND_REQUEST) => handle(event.into_owned()),
             Ok(RelayPoolNotification::Shutdown) => return,
             Ok(_) => {}
             Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {

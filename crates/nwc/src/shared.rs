@@ -12,18 +12,14 @@
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 
-use nostr_sdk::prelude::{
-    Kind, RelayMessage, RelayPool, RelayPoolNotification, RelayStatus, RelayUrl, SubscribeOptions,
-    SubscriptionId,
-};
+use nostr_sdk::prelude::{RelayPool, RelayStatus, RelayUrl, SubscribeOptions, SubscriptionId};
 use nostr_sdk::{Event, PublicKey};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::config::{NwcConfig, RateLimit};
 use crate::error::NwcError;
-use crate::protocol::KIND_REQUEST;
-use crate::service::{relay_options, request_filter};
+use crate::service::{connect_pool, each_request, request_filter, stopped};
 
 const SUBSCRIPTION_ID: &str = "nwc-host-requests";
 
@@ -81,15 +77,7 @@ impl SharedRelays {
     /// requests. `tenant_rate` limits each tenant's requests together, over all of its
     /// connections; `config.data_dir` is not used.
     pub async fn start(config: NwcConfig, tenant_rate: RateLimit) -> Result<Self, NwcError> {
-        let relays = config.validate()?;
-        let pool = RelayPool::default();
-        let opts = relay_options(&config);
-        for url in &relays {
-            pool.add_relay(url.clone(), opts.clone())
-                .await
-                .map_err(|e| NwcError::Relay(e.to_string()))?;
-        }
-        pool.connect().await;
+        let (pool, relays) = connect_pool(&config).await?;
         let (stop, _) = watch::channel(false);
         let hub = Arc::new(Hub {
             pool,
@@ -212,45 +200,19 @@ impl SharedRelays {
     }
 }
 
-async fn stopped(stop: &mut watch::Receiver<bool>) {
-    while !*stop.borrow() {
-        if stop.changed().await.is_err() {
-            return;
-        }
-    }
-}
-
 /// Hands every request event to the tenant owning the wallet key it is addressed to.
-async fn route_requests(hub: Arc<Hub>, mut stop: watch::Receiver<bool>) {
+async fn route_requests(hub: Arc<Hub>, stop: watch::Receiver<bool>) {
     let relays = SharedRelays { hub: hub.clone() };
-    let mut notifications = hub.pool.notifications();
-    drop(hub);
-    loop {
-        let notification = tokio::select! {
-            _ = stopped(&mut stop) => return,
-            n = notifications.recv() => n,
+    each_request(&hub.pool, stop, |event| {
+        let Some(wallet_key) = event.tags.public_keys().next().copied() else {
+            return;
         };
-        match notification {
-            Ok(RelayPoolNotification::Message {
-                message: RelayMessage::Event { event, .. },
-                ..
-            }) if event.kind == Kind::from(KIND_REQUEST) => {
-                let Some(wallet_key) = event.tags.public_keys().next().copied() else {
-                    continue;
-                };
-                match relays.sink_for(&wallet_key) {
-                    Some(sink) => sink.deliver(event.into_owned()),
-                    None => tracing::debug!(%wallet_key, "NWC request for no tenant here"),
-                }
-            }
-            Ok(RelayPoolNotification::Shutdown) => return,
-            Ok(_) => {}
-            Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
-                tracing::warn!(missed = n, "NWC fell behind its relays; requests dropped");
-            }
-            Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+        match relays.sink_for(&wallet_key) {
+            Some(sink) => sink.deliver(event),
+            None => tracing::debug!(%wallet_key, "NWC request for no tenant here"),
         }
-    }
+    })
+    .await;
 }
 
 /// Keeps one subscription for the keys of every tenant: again when they change and when a

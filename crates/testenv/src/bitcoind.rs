@@ -320,6 +320,20 @@ impl Bitcoind {
         &self.rpc_password
     }
 
+    /// Points a `micronode node run` or `host run` command at this bitcoind: its RPC address
+    /// and user as flags, its password in the environment (never on a command line).
+    pub fn point_daemon<'c>(
+        &self,
+        command: &'c mut std::process::Command,
+    ) -> &'c mut std::process::Command {
+        command
+            .arg("--bitcoind-rpc")
+            .arg(format!("{}:{}", self.rpc_host(), self.rpc_port()))
+            .arg("--bitcoind-rpc-user")
+            .arg(self.rpc_user())
+            .env("MICRONODE_BITCOIND_RPC_PASSWORD", self.rpc_password())
+    }
+
     /// The RPC credentials, for building more clients.
     pub fn rpc_auth(&self) -> RpcAuth {
         RpcAuth::UserPass {

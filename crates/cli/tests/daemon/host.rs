@@ -51,37 +51,29 @@ impl HostProcess {
             .append(true)
             .open(dir.with_extension("log"))
             .expect("host log");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_micronode"))
-            .args(["host", "run", "--network", "regtest"])
-            .arg("--data-dir")
-            .arg(dir)
-            .args(["--listen", "127.0.0.1:0", "--api-listen", "127.0.0.1:0"])
-            .args([
-                "--admin-listen",
-                "127.0.0.1:0",
-                "--metrics-listen",
-                "127.0.0.1:0",
-            ])
-            .args(["--tenant-api-rate", &TENANT_API_RATE.to_string()])
-            .args(["--poll-interval-ms", "100", "--min-confirmations", "1"])
-            .args(["--anchor-reserve-sat", "0"])
-            .args(
-                nwc_relay
-                    .into_iter()
-                    .flat_map(|relay| ["--nwc-relay", relay]),
-            )
-            .args(["--tenant-nwc-rate", &TENANT_NWC_RATE.to_string()])
-            .arg("--bitcoind-rpc")
-            .arg(format!(
-                "{}:{}",
-                env.bitcoind.rpc_host(),
-                env.bitcoind.rpc_port()
-            ))
-            .arg("--bitcoind-rpc-user")
-            .arg(env.bitcoind.rpc_user())
-            .env(
-                "MICRONODE_BITCOIND_RPC_PASSWORD",
-                env.bitcoind.rpc_password(),
+        let mut child = env
+            .bitcoind
+            .point_daemon(
+                Command::new(env!("CARGO_BIN_EXE_micronode"))
+                    .args(["host", "run", "--network", "regtest"])
+                    .arg("--data-dir")
+                    .arg(dir)
+                    .args(["--listen", "127.0.0.1:0", "--api-listen", "127.0.0.1:0"])
+                    .args([
+                        "--admin-listen",
+                        "127.0.0.1:0",
+                        "--metrics-listen",
+                        "127.0.0.1:0",
+                    ])
+                    .args(["--tenant-api-rate", &TENANT_API_RATE.to_string()])
+                    .args(["--poll-interval-ms", "100", "--min-confirmations", "1"])
+                    .args(["--anchor-reserve-sat", "0"])
+                    .args(
+                        nwc_relay
+                            .into_iter()
+                            .flat_map(|relay| ["--nwc-relay", relay]),
+                    )
+                    .args(["--tenant-nwc-rate", &TENANT_NWC_RATE.to_string()]),
             )
             .env(
                 "MICRONODE_LOG",
@@ -416,19 +408,8 @@ pub fn nwc_connect(
     tenant: &HostedTenant,
     relay: &str,
 ) -> NostrWalletConnectURI {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_micronode"))
-        .args(["nwc", "--data-dir"])
-        .arg(host.dir.join("tenants").join(&tenant.id).join("nwc"))
-        .args(["connect", "app", "--budget-sat", "1000", "--relay", relay])
-        .env("MICRONODE_LOG", "warn")
-        .output()
-        .expect("micronode nwc connect");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    NostrWalletConnectURI::parse(String::from_utf8_lossy(&out.stdout).trim()).expect("uri")
+    let nwc_dir = host.dir.join("tenants").join(&tenant.id).join("nwc");
+    NostrWalletConnectURI::parse(super::nwc_connect(&nwc_dir, relay)).expect("uri")
 }
 
 /// A client of `uri`, once the host answers it (requests are ephemeral: the host picks a new

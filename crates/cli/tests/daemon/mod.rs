@@ -47,28 +47,20 @@ impl Launch {
     /// Spawns `micronode node run` on `data_dir` with the test bitcoind and extra flags;
     /// stderr (the logs) goes to `stderr`.
     pub fn spawn(env: &Env, data_dir: &Path, extra: &[String], stderr: Stdio) -> Launch {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_micronode"))
-            .args(["node", "run", "--network", "regtest"])
-            .arg("--data-dir")
-            .arg(data_dir)
-            .args(["--listen", "127.0.0.1:0", "--api-listen", "127.0.0.1:0"])
-            .args(["--poll-interval-ms", "100", "--min-confirmations", "1"])
-            // As in `Env::node_config`: nodes accept channels with an empty wallet here; the
-            // anchor reserve has its own tests (crates/node/tests/anchors.rs).
-            .args(["--anchor-reserve-sat", "0"])
-            .arg("--bitcoind-rpc")
-            .arg(format!(
-                "{}:{}",
-                env.bitcoind.rpc_host(),
-                env.bitcoind.rpc_port()
-            ))
-            .arg("--bitcoind-rpc-user")
-            .arg(env.bitcoind.rpc_user())
-            .args(extra)
-            .env(
-                "MICRONODE_BITCOIND_RPC_PASSWORD",
-                env.bitcoind.rpc_password(),
+        let mut child = env
+            .bitcoind
+            .point_daemon(
+                Command::new(env!("CARGO_BIN_EXE_micronode"))
+                    .args(["node", "run", "--network", "regtest"])
+                    .arg("--data-dir")
+                    .arg(data_dir)
+                    .args(["--listen", "127.0.0.1:0", "--api-listen", "127.0.0.1:0"])
+                    .args(["--poll-interval-ms", "100", "--min-confirmations", "1"])
+                    // As in `Env::node_config`: nodes accept channels with an empty wallet here; the
+                    // anchor reserve has its own tests (crates/node/tests/anchors.rs).
+                    .args(["--anchor-reserve-sat", "0"]),
             )
+            .args(extra)
             .env(
                 "MICRONODE_LOG",
                 std::env::var("MICRONODE_TEST_DAEMON_LOG").unwrap_or_else(|_| "warn".into()),
@@ -242,4 +234,22 @@ impl Drop for Daemon {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Makes an NWC app connection named `app` (1,000 sat a day) with `micronode nwc connect` on
+/// the service directory `nwc_dir`; its URI.
+pub fn nwc_connect(nwc_dir: &Path, relay: &str) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_micronode"))
+        .args(["nwc", "--data-dir"])
+        .arg(nwc_dir)
+        .args(["connect", "app", "--budget-sat", "1000", "--relay", relay])
+        .env("MICRONODE_LOG", "warn")
+        .output()
+        .expect("micronode nwc connect");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
