@@ -254,8 +254,14 @@ async fn run(slot: Arc<TenantSlot>, shared: Arc<Shared>) -> Result<(), HostError
         Some(relays) => {
             let config = NwcConfig::new(slot.dir.join("nwc"), Vec::new());
             let backend = NodeBackend::new(node.clone());
-            let service = NwcService::start_shared(relays, &record.id, config, backend).await?;
-            Some(Arc::new(service))
+            match NwcService::start_shared(relays, &record.id, config, backend).await {
+                Ok(service) => Some(Arc::new(service)),
+                // The node and its API run on; only this tenant's NWC apps go unanswered.
+                Err(e) => {
+                    tracing::error!(error = %e, "the tenant's NWC service did not start");
+                    None
+                }
+            }
         }
         None => None,
     };
