@@ -104,6 +104,8 @@ pub struct Host {
     dir: PathBuf,
     gateway: Arc<GatewayNode>,
     tenants: RwLock<BTreeMap<String, Arc<TenantSlot>>>,
+    /// The next tenant's place in creation order.
+    next_seq: std::sync::atomic::AtomicU64,
     stop: watch::Sender<bool>,
 }
 
@@ -161,6 +163,7 @@ impl Host {
             dir,
             gateway,
             tenants: RwLock::new(BTreeMap::new()),
+            next_seq: Default::default(),
             stop,
         });
         for record in records {
@@ -174,7 +177,10 @@ impl Host {
     }
 
     fn add_slot(&self, record: TenantRecord) -> Arc<TenantSlot> {
-        let slot = TenantSlot::new(record.clone(), &self.dir.join("tenants"));
+        let seq = self
+            .next_seq
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let slot = TenantSlot::new(record.clone(), seq, &self.dir.join("tenants"));
         self.write_tenants().insert(record.id, slot.clone());
         launch(slot.clone(), self.shared.clone());
         slot
@@ -187,7 +193,7 @@ impl Host {
     fn slots(&self) -> Vec<Arc<TenantSlot>> {
         let tenants = self.tenants.read().unwrap_or_else(|e| e.into_inner());
         let mut slots: Vec<_> = tenants.values().cloned().collect();
-        slots.sort_by_key(|s| s.record().created_at);
+        slots.sort_by_key(|s| s.seq);
         slots
     }
 

@@ -81,12 +81,16 @@ pub(crate) struct TenantSlot {
     pub phase: Mutex<Phase>,
     /// Its node's data directory.
     pub dir: PathBuf,
+    /// Its place in the host's creation order (the registry's order at start, then each new
+    /// tenant after the last): tenants created in the same second keep their order.
+    pub seq: u64,
 }
 
 impl TenantSlot {
-    /// A slot for `record`, its data in `tenants_dir/<id>`.
-    pub fn new(record: TenantRecord, tenants_dir: &Path) -> Arc<TenantSlot> {
+    /// A slot for `record`, number `seq` in creation order, its data in `tenants_dir/<id>`.
+    pub fn new(record: TenantRecord, seq: u64, tenants_dir: &Path) -> Arc<TenantSlot> {
         Arc::new(TenantSlot {
+            seq,
             dir: tenants_dir.join(&record.id),
             record: Mutex::new(record),
             phase: Mutex::new(Phase::Starting),
