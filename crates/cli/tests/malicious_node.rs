@@ -1,9 +1,13 @@
 //! A compromised operator: it controls the tenant node's host, so it sees every request the
 //! node sends the tenant's signer and can send its own. It asks the signer to sign an on-chain
-//! spend to a foreign address, a revoked (old) commitment, a payment over the velocity limit
-//! and a cooperative close paying a foreign address. Each is refused with a typed rule, the
-//! refusals are in the signer's log, nothing reaches the chain, and the channel keeps working.
-//! The velocity refusal also reaches an API caller of the node as a typed error.
+//! spend to a foreign address, a revoked (old) commitment, a payment over the velocity limit,
+//! a cooperative close paying a foreign address, and the approval of an invoice the tenant
+//! already paid (to pay it twice). Each is refused with a typed rule, the refusals are in the
+//! signer's log, nothing reaches the chain, and the channel keeps working. The velocity
+//! refusal also reaches an API caller of the node as a typed error.
+//!
+//! The signer tracks at most two payments here (`max_tracked_payments`): the last payment
+//! succeeds only because the signer forgot the two settled ones.
 
 mod daemon;
 
@@ -17,6 +21,8 @@ use micronode_proto::v1;
 use micronode_proto::ERROR_CODE_METADATA;
 
 const HOURLY_LIMIT_SAT: u64 = 100_000;
+/// The most payments the signer tracks at once in this test.
+const MAX_TRACKED_PAYMENTS: usize = 2;
 
 fn foreign_address() -> Address {
     let secp = Secp256k1::new();
@@ -48,7 +54,8 @@ async fn a_compromised_operator_cannot_make_the_signer_sign_away_funds() {
     signer::set_policy(
         &signer_dir,
         &node_pays_alone(Some(&format!(
-            "max_sat_per_hour = {HOURLY_LIMIT_SAT}\nmax_sat_per_day = 1000000"
+            "max_sat_per_hour = {HOURLY_LIMIT_SAT}\nmax_sat_per_day = 1000000\n\
+             max_tracked_payments = {MAX_TRACKED_PAYMENTS}"
         ))),
     );
     let a_dir = env.dir.0.join("a");
@@ -62,12 +69,16 @@ async fn a_compromised_operator_cannot_make_the_signer_sign_away_funds() {
     fund(&env, &mut client, 2_000_000).await;
     connect_to(&mut client, &b).await;
     let channel_id = open_to(&env, &mut client, &b).await;
-    for i in 0..2 {
+    let mut paid_invoices = Vec::new();
+    for i in 0..MAX_TRACKED_PAYMENTS {
         let invoice = b
             .create_invoice(Some(20_000_000), &format!("honest {i}"), 3600)
             .expect("invoice");
-        let paid = pay(&mut client, invoice.invoice, true).await.expect("pay");
+        let paid = pay(&mut client, invoice.invoice.clone(), true)
+            .await
+            .expect("pay");
         assert_eq!(paid.status, v1::PaymentStatus::Succeeded as i32);
+        paid_invoices.push(invoice.invoice);
     }
     settled(&client, &b).await;
     let funding = funding_of(&mut client, &channel_id).await;
@@ -186,6 +197,32 @@ async fn a_compromised_operator_cannot_make_the_signer_sign_away_funds() {
         "a close to a foreign address",
         &response,
         "policy-mutual-destination-allowlisted",
+    ));
+
+    // 5. The first invoice again, to pay it twice. The signer forgets a payment soon after it
+    // settles; from then on it refuses the hash.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let response = loop {
+        let response = proxy
+            .call(SignerRequest::ApproveInvoice {
+                invoice: paid_invoices[0].clone(),
+                amount_msat: None,
+                authorization: None,
+            })
+            .await;
+        // While the signer still tracks it, the answer is "already approved" or, with the
+        // tracking limit reached, "too many payments": neither pays anything.
+        let forgotten = matches!(&response, SignerResponse::Refused { rule, .. }
+            if rule == micronode_signer::settled::SETTLED_RULE);
+        if forgotten || std::time::Instant::now() > deadline {
+            break response;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    rules.push(assert_refused(
+        "an invoice already paid",
+        &response,
+        micronode_signer::settled::SETTLED_RULE,
     ));
 
     // Every refusal is in the signer's log with its rule.

@@ -29,7 +29,6 @@ pub mod budget;
 pub mod config;
 pub mod connections;
 pub mod crypto;
-#[cfg(feature = "embedded-relay")]
 pub mod embedded_relay;
 pub mod error;
 mod handler;
@@ -42,6 +41,7 @@ pub mod qr;
 mod service;
 pub mod shared;
 pub mod store;
+pub mod transport;
 mod util;
 
 /// The rust-nostr SDK this crate is built on (for keys, URLs and events in callers).

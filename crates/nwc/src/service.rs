@@ -206,7 +206,7 @@ pub(crate) async fn connect_pool(
     config: &NwcConfig,
 ) -> Result<(RelayPool, Vec<RelayUrl>), NwcError> {
     let relays = config.validate()?;
-    let pool = RelayPool::default();
+    let pool = crate::transport::relay_pool();
     let opts = relay_options(config);
     for url in &relays {
         pool.add_relay(url.clone(), opts.clone())
@@ -570,8 +570,7 @@ async fn subscribe<B: WalletBackend>(
     if let Some(link) = &inner.tenancy.link {
         // On a host's relays the host subscribes for every tenant at once.
         let last = db(&inner.store, |s| s.last_request_at()).await?;
-        link.relays.set_keys(&link.tenant, keys, last);
-        return Ok(());
+        return link.relays.set_keys(&link.tenant, keys, last).await;
     }
     let id = SubscriptionId::new(SUBSCRIPTION_ID);
     if keys.is_empty() {

@@ -22,6 +22,8 @@ use crate::error::NwcError;
 use crate::service::{connect_pool, each_request, request_filter, stopped};
 
 const SUBSCRIPTION_ID: &str = "nwc-host-requests";
+/// How long a tenant waits for the relays' subscription to cover its new keys.
+const SUBSCRIBE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Where requests for one tenant go: its service.
 pub(crate) trait RequestSink: Send + Sync {
@@ -43,6 +45,8 @@ struct Route {
     sink: Arc<dyn RequestSink>,
     keys: BTreeSet<PublicKey>,
     last_request_at: Option<u64>,
+    /// The key set's generation when this tenant's keys last changed.
+    generation: u64,
 }
 
 #[derive(Default)]
@@ -53,6 +57,18 @@ struct Routes {
     owners: HashMap<PublicKey, String>,
     /// Whether the key set changed since the last subscription.
     changed: bool,
+    /// Counts the key set's changes: the subscription covers those up to
+    /// [`Hub::subscribed`].
+    generation: u64,
+}
+
+impl Routes {
+    /// Notes a change of the key set; returns its generation.
+    fn change(&mut self) -> u64 {
+        self.changed = true;
+        self.generation += 1;
+        self.generation
+    }
 }
 
 struct Hub {
@@ -61,6 +77,8 @@ struct Hub {
     config: NwcConfig,
     tenant_rate: RateLimit,
     routes: Mutex<Routes>,
+    /// The key set's generation the relays' subscription covers.
+    subscribed: watch::Sender<u64>,
     stop: watch::Sender<bool>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
 }
@@ -85,6 +103,7 @@ impl SharedRelays {
             config,
             tenant_rate,
             routes: Mutex::default(),
+            subscribed: watch::channel(0).0,
             stop,
             tasks: Mutex::default(),
         });
@@ -137,13 +156,14 @@ impl SharedRelays {
                 sink,
                 keys: BTreeSet::new(),
                 last_request_at: None,
+                generation: 0,
             },
         );
         if let Some(old) = old {
             for key in old.keys {
                 routes.owners.remove(&key);
             }
-            routes.changed = true;
+            routes.change();
         }
     }
 
@@ -154,22 +174,54 @@ impl SharedRelays {
             for key in route.keys {
                 routes.owners.remove(&key);
             }
-            routes.changed = true;
+            routes.change();
         }
     }
 
-    /// Sets the wallet keys a tenant answers for, and when it last saw a request.
-    pub(crate) fn set_keys(&self, tenant: &str, keys: &BTreeSet<PublicKey>, last: Option<u64>) {
+    /// Sets the wallet keys a tenant answers for, and when it last saw a request, and waits
+    /// until the relays' subscription covers them: a tenant publishes its info events (which
+    /// tell apps it listens) only after that, or an app's first request could be missed.
+    pub(crate) async fn set_keys(
+        &self,
+        tenant: &str,
+        keys: &BTreeSet<PublicKey>,
+        last: Option<u64>,
+    ) -> Result<(), NwcError> {
+        let Some(generation) = self.update_keys(tenant, keys, last) else {
+            return Ok(());
+        };
+        let mut subscribed = self.hub.subscribed.subscribe();
+        let covered = tokio::time::timeout(
+            SUBSCRIBE_WAIT,
+            subscribed.wait_for(|covered| *covered >= generation),
+        )
+        .await
+        .is_ok_and(|r| r.is_ok());
+        if covered {
+            Ok(())
+        } else {
+            Err(NwcError::Relay(
+                "the host's relays have not subscribed to this tenant's keys yet".into(),
+            ))
+        }
+    }
+
+    /// Records a tenant's keys; the generation the subscription must reach to cover them
+    /// (`None` for a tenant no longer registered).
+    fn update_keys(
+        &self,
+        tenant: &str,
+        keys: &BTreeSet<PublicKey>,
+        last: Option<u64>,
+    ) -> Option<u64> {
         let mut routes = self.routes();
         let Routes {
             tenants, owners, ..
         } = &mut *routes;
-        let Some(route) = tenants.get_mut(tenant) else {
-            return;
-        };
+        let route = tenants.get_mut(tenant)?;
         route.last_request_at = last;
         if route.keys == *keys {
-            return;
+            return Some(route.generation);
         }
         for key in route.keys.difference(keys) {
             owners.remove(key);
@@ -189,7 +241,11 @@ impl SharedRelays {
             }
         }
         route.keys = keys.clone();
-        routes.changed = true;
+        let generation = routes.change();
+        if let Some(route) = routes.tenants.get_mut(tenant) {
+            route.generation = generation;
+        }
+        Some(generation)
     }
 
     /// The service of the tenant owning `wallet_key`.
@@ -235,12 +291,13 @@ async fn keep_subscribed(hub: Arc<Hub>, mut stop: watch::Receiver<bool>) {
                 reconnected = true;
             }
         }
-        let (keys, last) = {
+        let (keys, last, generation) = {
             let mut routes = hub.routes.lock().unwrap_or_else(|e| e.into_inner());
             if !routes.changed && !reconnected {
                 continue;
             }
             routes.changed = false;
+            let generation = routes.generation;
             let keys: Vec<PublicKey> = routes.owners.keys().copied().collect();
             // Catch up from the tenant that has waited longest.
             let last = routes
@@ -249,11 +306,12 @@ async fn keep_subscribed(hub: Arc<Hub>, mut stop: watch::Receiver<bool>) {
                 .filter(|r| !r.keys.is_empty())
                 .filter_map(|r| r.last_request_at)
                 .min();
-            (keys, last)
+            (keys, last, generation)
         };
         let id = SubscriptionId::new(SUBSCRIPTION_ID);
         if keys.is_empty() {
             hub.pool.unsubscribe(&id).await;
+            hub.subscribed.send_replace(generation);
             continue;
         }
         let filter = request_filter(&hub.config, keys, last);
@@ -264,6 +322,8 @@ async fn keep_subscribed(hub: Arc<Hub>, mut stop: watch::Receiver<bool>) {
         {
             tracing::warn!(error = %e, "cannot subscribe to NWC requests");
             hub.routes.lock().unwrap_or_else(|e| e.into_inner()).changed = true;
+        } else {
+            hub.subscribed.send_replace(generation);
         }
     }
 }

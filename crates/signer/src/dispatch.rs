@@ -296,8 +296,8 @@ impl SignerEngine {
         })
     }
 
-    /// Approves a payment: the app's request first (unless the policy lets the node pay on
-    /// its own), then the velocity limits, then VLS (`add_to_vls`), then the balance credit.
+    /// Approves a payment: never one that already settled ([`crate::settled`]), then the
+    /// app's request (unless the policy lets the node pay on its own), then the velocity limits, then VLS (`add_to_vls`), then the balance credit.
     /// An app approval whose payment a later rule refuses is taken back.
     fn approve_bound(
         &self,
@@ -306,6 +306,7 @@ impl SignerEngine {
         authorization: Option<&PaymentAuthorization>,
         add_to_vls: impl FnOnce() -> Result<bool, Outcome>,
     ) -> Result<SignerReply, Outcome> {
+        self.refuse_settled(&hash)?;
         let recorded =
             self.apps
                 .authorize(authorization, claim, self.policy.require_app_requests)?;

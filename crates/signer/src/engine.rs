@@ -7,7 +7,7 @@
 //! `recover` possible. The signer's own additions (chain view, watchtower data, wallet
 //! high-water marks, payment credits) live beside it in [`SignerStore`].
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -88,6 +88,8 @@ pub struct SignerEngine {
     pub(crate) oracle: Oracle,
     /// Set when a chain follower runs: lets a request wait for the chain view to catch up.
     pub(crate) chain_sync: OnceLock<SyncHandle>,
+    /// The payments found finished in the last pass of [`SignerEngine::prune_settled_payments`].
+    pub(crate) finished_last_pass: Mutex<HashSet<[u8; 32]>>,
     revoked: AtomicBool,
     revoked_marker: PathBuf,
 }
@@ -195,6 +197,7 @@ impl SignerEngine {
             wallet,
             oracle,
             chain_sync: OnceLock::new(),
+            finished_last_pass: Mutex::new(HashSet::new()),
         };
         engine.restore_excess().map_err(|e| {
             EngineError::Vls(format!("cannot restore the balance allowance: {e:?}"))

@@ -29,6 +29,7 @@ pub mod outcome;
 pub mod policy;
 pub mod recover;
 pub mod serve;
+pub mod settled;
 pub mod store;
 pub mod vault;
 pub mod velocity;

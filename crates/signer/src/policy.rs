@@ -62,6 +62,12 @@ pub struct PolicyConfig {
     /// velocity limits allow. Turning it off lets the operator pay its own invoices up to
     /// those limits.
     pub require_app_requests: bool,
+    /// The most payments VLS tracks at once, outgoing and (separately) incoming. A payment
+    /// is forgotten soon after it settles ([`crate::settled`]), so this bounds the payments in
+    /// flight, failed in the last day, or settled in the last second or so; not a day's
+    /// payments. VLS rewrites every tracked payment on each approval, so a larger bound costs
+    /// more per approval when it fills.
+    pub max_tracked_payments: usize,
 }
 
 impl Default for PolicyConfig {
@@ -79,6 +85,7 @@ impl Default for PolicyConfig {
             allow_routing: false,
             enforce_balance: true,
             require_app_requests: true,
+            max_tracked_payments: 2_000,
         }
     }
 }
@@ -94,6 +101,7 @@ impl PolicyConfig {
             .max(policy.min_feerate_per_kw);
         policy.max_routing_fee_msat = self.max_routing_fee_msat;
         policy.enforce_balance = self.enforce_balance;
+        policy.max_invoices = self.max_tracked_payments;
         policy.global_velocity_control = if self.max_sat_per_hour == 0 {
             VelocityControlSpec::UNLIMITED
         } else {

@@ -90,8 +90,25 @@ async fn prune_periodically(engine: Arc<SignerEngine>) {
             if let Err(e) = engine.prune_credits().and_then(|()| engine.clamp_excess()) {
                 tracing::warn!(error = ?e, "cannot update the balance allowance");
             }
+            if let Err(e) = engine.prune_settled_records() {
+                tracing::warn!(error = ?e, "cannot forget old settled payments");
+            }
         })
         .await;
+    }
+}
+
+/// Forgets settled payments in VLS soon after they settle ([`crate::settled`]).
+async fn forget_settled_periodically(engine: Arc<SignerEngine>) {
+    let mut ticker = tokio::time::interval(crate::settled::PRUNE_SETTLED_INTERVAL);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        let engine = engine.clone();
+        let result = tokio::task::spawn_blocking(move || engine.prune_settled_payments()).await;
+        if let Ok(Err(e)) = result {
+            tracing::warn!(error = ?e, "cannot forget settled payments");
+        }
     }
 }
 
@@ -130,6 +147,8 @@ pub async fn run<S: ChainSource>(
     let _following = AbortOnDrop(following);
     let pruning = tokio::spawn(prune_periodically(engine.clone()));
     let _pruning = AbortOnDrop(pruning);
+    let forgetting = tokio::spawn(forget_settled_periodically(engine.clone()));
+    let _forgetting = AbortOnDrop(forgetting);
     let mut code = pairing_code;
     loop {
         let mode = match (&code, PairedNode::load(&dir)) {

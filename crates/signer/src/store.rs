@@ -85,6 +85,9 @@ CREATE TABLE IF NOT EXISTS channel_dust (
     channel TEXT NOT NULL, side INTEGER NOT NULL, sat INTEGER NOT NULL,
     PRIMARY KEY (channel, side));
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS settled_payments (
+    hash TEXT PRIMARY KEY, refuse_until INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS settled_payments_until ON settled_payments (refuse_until);
 ";
 
 fn sql_u32(v: i64) -> Result<u32, StoreError> {
@@ -533,6 +536,46 @@ impl SignerStore {
         value.map(sql_u64).transpose()
     }
 
+    /// Records outgoing payments that settled (their payee has the money), each with the
+    /// time until which a new approval of its hash is refused, in one transaction.
+    pub fn record_settled(&self, settled: &[([u8; 32], u64)]) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        for (hash, until) in settled {
+            let until = i64::try_from(*until).map_err(|_| StoreError::Corrupt("time"))?;
+            tx.execute(
+                "INSERT INTO settled_payments (hash, refuse_until) VALUES (?1, ?2)
+                 ON CONFLICT (hash) DO UPDATE SET refuse_until = MAX(refuse_until, ?2)",
+                params![hex::encode(hash), until],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Until when (unix seconds) a new approval of `hash` is refused, if it settled.
+    pub fn settled_until(&self, hash: &[u8; 32]) -> Result<Option<u64>, StoreError> {
+        let until: Option<i64> = self
+            .conn()
+            .query_row(
+                "SELECT refuse_until FROM settled_payments WHERE hash = ?1",
+                params![hex::encode(hash)],
+                |r| r.get(0),
+            )
+            .optional()?;
+        until.map(sql_u64).transpose()
+    }
+
+    /// Forgets settled payments whose refusal ended before `before`.
+    pub fn prune_settled(&self, before: u64) -> Result<(), StoreError> {
+        let before = i64::try_from(before).map_err(|_| StoreError::Corrupt("time"))?;
+        self.conn().execute(
+            "DELETE FROM settled_payments WHERE refuse_until < ?1",
+            params![before],
+        )?;
+        Ok(())
+    }
+
     /// The dust in flight over all channels, in sat: per channel, the larger of its two
     /// commitments'.
     pub fn total_channel_dust(&self) -> u64 {
@@ -628,6 +671,21 @@ mod tests {
         drop(store);
         let store = SignerStore::open(&dir.path().join("s.sqlite")).unwrap();
         assert_eq!(store.total_channel_dust(), 57, "kept across a restart");
+    }
+
+    #[test]
+    fn settled_payments_keep_their_latest_refusal_and_are_forgotten_after_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SignerStore::open(&dir.path().join("s.sqlite")).unwrap();
+        store
+            .record_settled(&[([1; 32], 500), ([2; 32], 100)])
+            .unwrap();
+        store.record_settled(&[([1; 32], 300)]).unwrap();
+        assert_eq!(store.settled_until(&[1; 32]).unwrap(), Some(500));
+        assert_eq!(store.settled_until(&[3; 32]).unwrap(), None);
+        store.prune_settled(200).unwrap();
+        assert_eq!(store.settled_until(&[2; 32]).unwrap(), None);
+        assert_eq!(store.settled_until(&[1; 32]).unwrap(), Some(500));
     }
 
     #[test]

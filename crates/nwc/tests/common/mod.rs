@@ -6,49 +6,45 @@
 use std::time::Duration;
 
 use micronode_nwc::crypto::{self, Scheme};
+use micronode_nwc::embedded_relay::EmbeddedRelay;
 use micronode_nwc::protocol::{KIND_INFO, KIND_REQUEST, KIND_RESPONSE};
 use micronode_nwc::{NewConnection, NwcConfig};
-use nostr_relay_builder::prelude::{LocalRelay, RateLimit, RelayBuilder};
 use nostr_sdk::prelude::{
     Event, EventBuilder, Filter, Keys, Kind, PublicKey, RelayOptions, RelayPool, ReqExitPolicy,
     Tag, TagKind, Timestamp,
 };
 use serde_json::Value;
 
-/// A relay on 127.0.0.1 that tests can stop and start again on the same port.
+/// A relay on 127.0.0.1 that tests can stop and start again on the same port (the embedded
+/// relay, whose sockets set TCP_NODELAY).
 pub struct TestRelay {
-    relay: Option<LocalRelay>,
+    relay: Option<EmbeddedRelay>,
     pub port: u16,
     pub url: String,
 }
 
-fn builder(port: u16) -> RelayBuilder {
-    RelayBuilder::default().port(port).rate_limit(RateLimit {
-        max_reqs: 1000,
-        notes_per_minute: 1_000_000,
-    })
-}
-
 impl TestRelay {
     pub async fn start() -> TestRelay {
-        // Pick a free port, then bind the relay to it explicitly so a restart reuses it.
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port();
-        let relay = LocalRelay::new(builder(port));
-        relay.run().await.expect("relay runs");
+        let relay = EmbeddedRelay::start(([127, 0, 0, 1], 0).into())
+            .await
+            .expect("relay runs");
+        let url = relay.url().to_string();
+        let port = url
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .expect("relay port");
         TestRelay {
             relay: Some(relay),
             port,
-            url: format!("ws://127.0.0.1:{port}"),
+            url,
         }
     }
 
     /// Stops the relay: every connection drops and it forgets all events.
     pub fn stop(&mut self) {
         if let Some(relay) = self.relay.take() {
-            relay.shutdown();
+            relay.stop();
         }
     }
 
@@ -57,9 +53,8 @@ impl TestRelay {
         self.stop();
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         loop {
-            let relay = LocalRelay::new(builder(self.port));
-            match relay.run().await {
-                Ok(()) => {
+            match EmbeddedRelay::start(([127, 0, 0, 1], self.port).into()).await {
+                Ok(relay) => {
                     self.relay = Some(relay);
                     return;
                 }
@@ -92,7 +87,7 @@ pub fn test_config(dir: &std::path::Path, relay: &str) -> NwcConfig {
 
 /// A pool that reconnects quickly.
 pub async fn pool(relay: &str) -> RelayPool {
-    let pool = RelayPool::default();
+    let pool = micronode_nwc::transport::relay_pool();
     pool.add_relay(
         relay,
         RelayOptions::new()
