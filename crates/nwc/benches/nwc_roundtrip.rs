@@ -6,7 +6,7 @@
 //!
 //! `cargo bench -p micronode-nwc --bench nwc_roundtrip`; `BENCH_SEQUENTIAL` (200),
 //! `BENCH_CONCURRENT` (50), `BENCH_HTLC_INTERVAL_MS` (0: LDK's randomized HTLC batching delay),
-//! `BENCH_SCHEME` (`nip44` or `nip04`).
+//! `BENCH_SCHEME` (`nip44` or `nip04`), `BENCH_RELAY` (`plain`: a relay without `TCP_NODELAY`).
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -20,9 +20,17 @@ use micronode_nwc::crypto::Scheme;
 use micronode_nwc::protocol::KIND_RESPONSE;
 use micronode_nwc::{ConnectionSpec, NodeBackend, NwcService};
 use micronode_testenv::nodes::{open_channel, Env, TestNode};
+use nostr_relay_builder::prelude::{LocalRelay, RateLimit, RelayBuilder};
 use nostr_sdk::prelude::{EventId, Filter, Kind, RelayPoolNotification};
 use serde_json::json;
 use tokio::sync::oneshot;
+
+/// The relay of the run, kept alive until the end.
+#[allow(dead_code)]
+enum Relay {
+    Ours(TestRelay),
+    Plain(LocalRelay),
+}
 
 fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -104,8 +112,22 @@ async fn main() {
     env.fund(&alice, 10_000_000).await;
     open_channel(&env, &alice, &bob, 8_000_000).await;
 
-    let relay = TestRelay::start().await;
-    let mut config = test_config(&env.dir.0.join("nwc"), &relay.url);
+    // BENCH_RELAY=plain: nostr-relay-builder's own listener, which leaves Nagle's algorithm
+    // on (what every relay connection had before crates/nwc/src/transport.rs); the app's
+    // and the service's sockets set TCP_NODELAY either way.
+    let plain_relay = std::env::var("BENCH_RELAY").as_deref() == Ok("plain");
+    let (relay_url, _relay) = if plain_relay {
+        let relay = LocalRelay::new(RelayBuilder::default().rate_limit(RateLimit {
+            max_reqs: 1_000,
+            notes_per_minute: 1_000_000,
+        }));
+        relay.run().await.expect("relay");
+        (relay.url().await.to_string(), Relay::Plain(relay))
+    } else {
+        let relay = TestRelay::start().await;
+        (relay.url.clone(), Relay::Ours(relay))
+    };
+    let mut config = test_config(&env.dir.0.join("nwc"), &relay_url);
     config.max_concurrent_requests = 256;
     let service = NwcService::start(config, NodeBackend::new(alice.clone()))
         .await
@@ -113,9 +135,9 @@ async fn main() {
     let conn = service
         .create_connection(&ConnectionSpec::full("bench"))
         .expect("connection");
-    let watcher = pool(&relay.url).await;
+    let watcher = pool(&relay_url).await;
     wait_for_info(&watcher, conn.connection.wallet_pubkey).await;
-    let raw = RawApp::new(&relay.url, &conn).await;
+    let raw = RawApp::new(&relay_url, &conn).await;
 
     // One long-lived subscription to all responses; a listener stamps each on arrival.
     let waiters: Waiters = Arc::default();
@@ -161,7 +183,12 @@ async fn main() {
     }
 
     println!(
-        "NWC pay_invoice round trip ({}, HTLC interval {}):",
+        "NWC pay_invoice round trip ({} relay, {}, HTLC interval {}):",
+        if plain_relay {
+            "plain (Nagle on)"
+        } else {
+            "embedded (TCP_NODELAY)"
+        },
         if opts.scheme == Scheme::Nip44V2 {
             "NIP-44"
         } else {
