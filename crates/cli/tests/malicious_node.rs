@@ -269,6 +269,44 @@ async fn a_compromised_operator_cannot_make_the_signer_sign_away_funds() {
         .expect("channel still open");
     assert!(channel.is_usable);
 
+    // Receiving is not capped either: the signer tracks at most two invoices it issued, and
+    // forgets each once paid. A third invoice can be made only after that (a second or so).
+    let received_before = channel_balance_sat(&b, &channel_id);
+    for i in 0..=MAX_TRACKED_PAYMENTS {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        let invoice = loop {
+            let made = client
+                .create_invoice(v1::CreateInvoiceRequest {
+                    amount_msat: Some(5_000_000),
+                    description: format!("receive {i}"),
+                    expiry_secs: Some(3600),
+                })
+                .await;
+            match made {
+                Ok(made) => break made.into_inner().invoice,
+                Err(e) if std::time::Instant::now() < deadline => {
+                    eprintln!("invoice {i} not yet: {e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                }
+                Err(e) => panic!("invoice {i}: the signer still tracks paid ones: {e:?}"),
+            }
+        };
+        let id = b.pay_invoice(&invoice, None, None).expect("b pays");
+        let paid = b
+            .wait_payment(&id, std::time::Duration::from_secs(60))
+            .await
+            .expect("resolves");
+        assert_eq!(paid.status, micronode_node::PaymentStatus::Succeeded);
+        settled(&client, &b).await;
+    }
+    let received = 5_000 * (MAX_TRACKED_PAYMENTS as u64 + 1);
+    assert_eq!(
+        channel_balance_sat(&b, &channel_id),
+        received_before - received,
+        "the tenant received every payment, to the sat"
+    );
+    assert_eq!(onchain(&mut client).await.total_sat, wallet_before);
+
     b.stop().await.expect("stop b");
     drop(signer);
     drop(a);

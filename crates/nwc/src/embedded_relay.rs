@@ -24,6 +24,7 @@ use crate::error::NwcError;
 /// A running in-process relay; stopped on drop.
 pub struct EmbeddedRelay {
     relay: LocalRelay,
+    addr: SocketAddr,
     url: String,
     stop: Arc<Notify>,
 }
@@ -46,9 +47,15 @@ impl EmbeddedRelay {
         tokio::spawn(accept_loop(listener, relay.clone(), stop.clone()));
         Ok(Self {
             relay,
+            addr: bound,
             url: format!("ws://{bound}"),
             stop,
         })
+    }
+
+    /// The address the relay listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
     }
 
     /// The relay's `ws://` URL.

@@ -55,17 +55,14 @@ struct Routes {
     tenants: HashMap<String, Route>,
     /// Each wallet key's tenant.
     owners: HashMap<PublicKey, String>,
-    /// Whether the key set changed since the last subscription.
-    changed: bool,
     /// Counts the key set's changes: the subscription covers those up to
-    /// [`Hub::subscribed`].
+    /// [`Hub::subscribed`], and is renewed while it lags.
     generation: u64,
 }
 
 impl Routes {
     /// Notes a change of the key set; returns its generation.
     fn change(&mut self) -> u64 {
-        self.changed = true;
         self.generation += 1;
         self.generation
     }
@@ -275,6 +272,8 @@ async fn route_requests(hub: Arc<Hub>, stop: watch::Receiver<bool>) {
 /// relay (re)connects.
 async fn keep_subscribed(hub: Arc<Hub>, mut stop: watch::Receiver<bool>) {
     let mut sessions: HashMap<RelayUrl, usize> = HashMap::new();
+    // The last attempt failed: try again on the next tick even if nothing changed.
+    let mut failed = false;
     let mut tick = tokio::time::interval(hub.config.supervise_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -292,12 +291,11 @@ async fn keep_subscribed(hub: Arc<Hub>, mut stop: watch::Receiver<bool>) {
             }
         }
         let (keys, last, generation) = {
-            let mut routes = hub.routes.lock().unwrap_or_else(|e| e.into_inner());
-            if !routes.changed && !reconnected {
+            let routes = hub.routes.lock().unwrap_or_else(|e| e.into_inner());
+            let generation = routes.generation;
+            if generation == *hub.subscribed.borrow() && !reconnected && !failed {
                 continue;
             }
-            routes.changed = false;
-            let generation = routes.generation;
             let keys: Vec<PublicKey> = routes.owners.keys().copied().collect();
             // Catch up from the tenant that has waited longest.
             let last = routes
@@ -311,6 +309,7 @@ async fn keep_subscribed(hub: Arc<Hub>, mut stop: watch::Receiver<bool>) {
         let id = SubscriptionId::new(SUBSCRIPTION_ID);
         if keys.is_empty() {
             hub.pool.unsubscribe(&id).await;
+            failed = false;
             hub.subscribed.send_replace(generation);
             continue;
         }
@@ -321,8 +320,9 @@ async fn keep_subscribed(hub: Arc<Hub>, mut stop: watch::Receiver<bool>) {
             .await
         {
             tracing::warn!(error = %e, "cannot subscribe to NWC requests");
-            hub.routes.lock().unwrap_or_else(|e| e.into_inner()).changed = true;
+            failed = true;
         } else {
+            failed = false;
             hub.subscribed.send_replace(generation);
         }
     }

@@ -74,41 +74,39 @@ impl PairedNode {
     }
 }
 
-/// How often VLS forgets settled payments whose invoices expired long ago.
+/// How often VLS prunes what it still tracks after its invoices expired (failed payments,
+/// closed channels), and the signer its expired credits and settled records.
 const PRUNE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(600);
 
-/// VLS prunes its payment records (and closed channels) only when asked for a heartbeat;
-/// without it the signer would refuse new payments once it tracks `max_invoices` of them.
-/// Expired payment credits leave the balance allowance at the same time.
-async fn prune_periodically(engine: Arc<SignerEngine>) {
-    let mut ticker = tokio::time::interval(PRUNE_INTERVAL);
-    loop {
-        ticker.tick().await;
-        let engine = engine.clone();
-        let _ = tokio::task::spawn_blocking(move || {
-            engine.node().get_heartbeat();
-            if let Err(e) = engine.prune_credits().and_then(|()| engine.clamp_excess()) {
-                tracing::warn!(error = ?e, "cannot update the balance allowance");
-            }
-            if let Err(e) = engine.prune_settled_records() {
-                tracing::warn!(error = ?e, "cannot forget old settled payments");
-            }
-        })
-        .await;
+/// VLS prunes what [`crate::settled`] leaves to it (failed payments, closed channels) only
+/// when asked for a heartbeat. Expired payment credits leave the balance allowance at the same
+/// time, and settled hashes whose refusal ended are forgotten.
+fn prune(engine: &SignerEngine) {
+    engine.node().get_heartbeat();
+    if let Err(e) = engine.prune_credits().and_then(|()| engine.clamp_excess()) {
+        tracing::warn!(error = ?e, "cannot update the balance allowance");
+    }
+    if let Err(e) = engine.prune_settled_records() {
+        tracing::warn!(error = ?e, "cannot forget old settled payments");
     }
 }
 
 /// Forgets settled payments in VLS soon after they settle ([`crate::settled`]).
-async fn forget_settled_periodically(engine: Arc<SignerEngine>) {
-    let mut ticker = tokio::time::interval(crate::settled::PRUNE_SETTLED_INTERVAL);
+fn forget_settled(engine: &SignerEngine) {
+    if let Err(e) = engine.prune_settled_payments() {
+        tracing::warn!(error = ?e, "cannot forget settled payments");
+    }
+}
+
+/// Runs the blocking `work` on `engine` every `interval`, off the async workers; a tick that
+/// comes while the last run is still going is skipped.
+async fn every(interval: std::time::Duration, engine: Arc<SignerEngine>, work: fn(&SignerEngine)) {
+    let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticker.tick().await;
         let engine = engine.clone();
-        let result = tokio::task::spawn_blocking(move || engine.prune_settled_payments()).await;
-        if let Ok(Err(e)) = result {
-            tracing::warn!(error = ?e, "cannot forget settled payments");
-        }
+        let _ = tokio::task::spawn_blocking(move || work(&engine)).await;
     }
 }
 
@@ -145,9 +143,13 @@ pub async fn run<S: ChainSource>(
     tracing::info!(height, "the signer's view of the chain is current");
     let following = tokio::spawn(chain.run(std::future::pending()));
     let _following = AbortOnDrop(following);
-    let pruning = tokio::spawn(prune_periodically(engine.clone()));
+    let pruning = tokio::spawn(every(PRUNE_INTERVAL, engine.clone(), prune));
     let _pruning = AbortOnDrop(pruning);
-    let forgetting = tokio::spawn(forget_settled_periodically(engine.clone()));
+    let forgetting = tokio::spawn(every(
+        crate::settled::PRUNE_SETTLED_INTERVAL,
+        engine.clone(),
+        forget_settled,
+    ));
     let _forgetting = AbortOnDrop(forgetting);
     let mut code = pairing_code;
     loop {

@@ -28,16 +28,10 @@ impl TestRelay {
         let relay = EmbeddedRelay::start(([127, 0, 0, 1], 0).into())
             .await
             .expect("relay runs");
-        let url = relay.url().to_string();
-        let port = url
-            .rsplit(':')
-            .next()
-            .and_then(|p| p.parse().ok())
-            .expect("relay port");
         TestRelay {
+            port: relay.addr().port(),
+            url: relay.url().to_string(),
             relay: Some(relay),
-            port,
-            url,
         }
     }
 
