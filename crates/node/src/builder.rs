@@ -187,7 +187,7 @@ impl<K: KeysBackend> Node<K> {
         // Monitor updates reach disk only after a manager that knows them (see `persist`).
         let persister = Arc::new(OrderedMonitorPersister::new(store.clone()));
         let manager_writer = Arc::new(ManagerWriter::<K>::new(store.clone()));
-        let processor_store = Arc::new(ProcessorStore::new(store.clone(), manager_writer.clone()));
+        let processor_store = Arc::new(ProcessorStore::new(store.clone(), persister.clone()));
         let chain_monitor = Arc::new(LdkChainMonitor::new(
             None,
             chain.broadcaster.clone(),
@@ -199,10 +199,13 @@ impl<K: KeysBackend> Node<K> {
         ));
 
         // Channel monitors and the channel manager.
-        let monitors = ldk_persist::read_channel_monitors(
+        let monitors = crate::persist::read_monitors(
             store.clone(),
+            logger.clone(),
             keys.clone(),
             signer_provider.clone(),
+            chain.broadcaster.clone(),
+            chain.fees.clone(),
         )?;
         let mut ldk_config = user_config(&config.channels, keys.payment_limits());
         if config.liquidity.lsps2_service.is_some() {
@@ -403,6 +406,11 @@ impl<K: KeysBackend> Node<K> {
             events,
             liquidity,
         });
+        // Payment records changed by LDK events go to disk with the next manager write.
+        let requests = persister.clone();
+        inner
+            .payments
+            .on_manager_write_needed(Box::new(move || requests.request_manager_write()));
 
         inner.allow_lsp_skims();
         let lost = inner.fail_payments_lost_before_sending()?;
@@ -654,7 +662,7 @@ async fn monitor_write_loop<K: KeysBackend>(
         let node = inner.clone();
         let flushed = tokio::task::spawn_blocking(move || {
             node.manager_writer
-                .flush(&node.monitor_persister, &node.chain_monitor)
+                .flush(&node.monitor_persister, &node.chain_monitor, &node.payments)
         })
         .await;
         if let Err(e) = flushed {

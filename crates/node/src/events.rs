@@ -124,14 +124,13 @@ impl<K: KeysBackend> NodeInner<K> {
             } => {
                 let preimage = purpose.preimage().map(|p| p.0);
                 let hash = payment_hash.0;
-                let updated = self
-                    .payments
-                    .update(PaymentDirection::Inbound, &hash, |r| {
-                        r.status = PaymentStatus::Succeeded;
-                        r.amount_msat = Some(amount_msat);
-                        r.preimage = preimage.or(r.preimage);
-                    })
-                    .map_err(|e| replay("payment claimed", e))?;
+                let updated =
+                    self.payments
+                        .update_with_manager(PaymentDirection::Inbound, &hash, |r| {
+                            r.status = PaymentStatus::Succeeded;
+                            r.amount_msat = Some(amount_msat);
+                            r.preimage = preimage.or(r.preimage);
+                        });
                 if updated.is_none() {
                     let mut record = PaymentRecord::new_pending(
                         hash,
@@ -142,9 +141,7 @@ impl<K: KeysBackend> NodeInner<K> {
                     );
                     record.status = PaymentStatus::Succeeded;
                     record.preimage = preimage;
-                    self.payments
-                        .upsert(record)
-                        .map_err(|e| replay("payment claimed", e))?;
+                    self.payments.upsert_with_manager(record);
                 }
                 self.emit(NodeEvent::PaymentReceived {
                     payment_hash: hex::encode(hash),
@@ -160,13 +157,12 @@ impl<K: KeysBackend> NodeInner<K> {
             } => {
                 let id = payment_id.map(|p| p.0).unwrap_or(payment_hash.0);
                 self.payments
-                    .update(PaymentDirection::Outbound, &id, |r| {
+                    .update_with_manager(PaymentDirection::Outbound, &id, |r| {
                         r.status = PaymentStatus::Succeeded;
                         r.preimage = Some(payment_preimage.0);
                         r.fee_msat = fee_paid_msat;
                         r.failure_reason = None;
-                    })
-                    .map_err(|e| replay("payment sent", e))?;
+                    });
                 self.emit(NodeEvent::PaymentSent {
                     payment_id: hex::encode(id),
                     payment_hash: hex::encode(payment_hash.0),
@@ -182,11 +178,10 @@ impl<K: KeysBackend> NodeInner<K> {
                     .map(|r| format!("{r:?}"))
                     .unwrap_or_else(|| "unknown".into());
                 self.payments
-                    .update(PaymentDirection::Outbound, &payment_id.0, |r| {
+                    .update_with_manager(PaymentDirection::Outbound, &payment_id.0, |r| {
                         r.status = PaymentStatus::Failed;
                         r.failure_reason = Some(reason.clone());
-                    })
-                    .map_err(|e| replay("payment failed", e))?;
+                    });
                 self.emit(NodeEvent::PaymentFailed {
                     payment_id: hex::encode(payment_id.0),
                     payment_hash: payment_hash.map(|h| hex::encode(h.0)),

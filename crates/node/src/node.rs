@@ -39,7 +39,7 @@ pub(crate) struct NodeInner<K: KeysBackend> {
     pub(crate) events: broadcast::Sender<NodeEvent>,
     pub(crate) monitor_persister: Arc<crate::persist::OrderedMonitorPersister>,
     pub(crate) manager_writer: Arc<crate::persist::ManagerWriter<K>>,
-    pub(crate) processor_store: Arc<crate::persist::ProcessorStore<K>>,
+    pub(crate) processor_store: Arc<crate::persist::ProcessorStore>,
     pub(crate) keys: Arc<K>,
     pub(crate) store: Arc<crate::types::Store>,
     pub(crate) liquidity: crate::liquidity::Liquidity<K>,
@@ -193,9 +193,11 @@ impl<K: KeysBackend> Node<K> {
         // Whatever monitor updates are still queued go to disk, after the manager.
         let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || {
-            inner
-                .manager_writer
-                .flush(&inner.monitor_persister, &inner.chain_monitor)
+            inner.manager_writer.flush(
+                &inner.monitor_persister,
+                &inner.chain_monitor,
+                &inner.payments,
+            )
         })
         .await
         .map_err(|e| NodeError::Internal(format!("final flush failed: {e}")))?;

@@ -1,7 +1,7 @@
 //! Payment history, persisted in the node's store so a restart keeps every payment's status.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use lightning::util::persist::KVStoreSync;
@@ -11,7 +11,8 @@ use tokio::sync::oneshot;
 use crate::error::NodeError;
 use crate::types::Store;
 
-const PAYMENTS_NAMESPACE: &str = "payments";
+/// The namespace payment records are stored under.
+pub(crate) const PAYMENTS_NAMESPACE: &str = "payments";
 
 /// Which way the money moved.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -187,6 +188,11 @@ pub struct PaymentStore {
     next_index: Mutex<u64>,
     /// Callers waiting for a payment to resolve, by record key.
     waiters: Mutex<HashMap<String, Vec<oneshot::Sender<PaymentRecord>>>>,
+    /// Records changed by LDK events, waiting to be written with the next channel manager (see
+    /// [`PaymentStore::update_with_manager`]), by record key.
+    with_manager: Mutex<HashMap<String, PaymentRecord>>,
+    /// Asks the channel-manager writer for a write.
+    request_manager_write: OnceLock<Box<dyn Fn() + Send + Sync>>,
     store: Arc<Store>,
 }
 
@@ -216,6 +222,8 @@ impl PaymentStore {
             records: Mutex::new(records),
             next_index: Mutex::new(next_index),
             waiters: Mutex::new(HashMap::new()),
+            with_manager: Mutex::new(HashMap::new()),
+            request_manager_write: OnceLock::new(),
             store,
         })
     }
@@ -306,6 +314,82 @@ impl PaymentStore {
         drop(records);
         self.notify(&record);
         Ok(())
+    }
+
+    /// Sets how a record changed by an LDK event asks for the channel-manager write that
+    /// carries it (once; later calls are ignored).
+    pub(crate) fn on_manager_write_needed(&self, request: Box<dyn Fn() + Send + Sync>) {
+        let _ = self.request_manager_write.set(request);
+    }
+
+    /// [`PaymentStore::upsert`] for a change an LDK event reported: see
+    /// [`PaymentStore::update_with_manager`].
+    pub(crate) fn upsert_with_manager(&self, mut record: PaymentRecord) {
+        let mut records = self.records.lock().unwrap_or_else(|p| p.into_inner());
+        let key = record.key();
+        self.prepare(&mut record, records.get(&key));
+        records.insert(key, record.clone());
+        drop(records);
+        self.write_with_manager(&record);
+        self.notify(&record);
+    }
+
+    /// [`PaymentStore::update`] for a change an LDK event reported. The record is written in
+    /// the same transaction as the next channel manager, which is the write that makes LDK
+    /// forget the event: until then a crash replays the event, so nothing is lost, and LDK's
+    /// event loop does not wait on a disk write per payment (it also moves the peers'
+    /// messages). Readers and waiters see the change at once.
+    pub(crate) fn update_with_manager(
+        &self,
+        direction: PaymentDirection,
+        id: &[u8; 32],
+        f: impl FnOnce(&mut PaymentRecord),
+    ) -> Option<PaymentRecord> {
+        let mut records = self.records.lock().unwrap_or_else(|p| p.into_inner());
+        let record = records.get_mut(&record_key(direction, id))?;
+        f(record);
+        record.updated_at = now_secs();
+        let updated = record.clone();
+        drop(records);
+        self.write_with_manager(&updated);
+        self.notify(&updated);
+        Some(updated)
+    }
+
+    fn write_with_manager(&self, record: &PaymentRecord) {
+        self.with_manager
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(record.key(), record.clone());
+        if let Some(request) = self.request_manager_write.get() {
+            request();
+        }
+    }
+
+    /// The records waiting for the next channel-manager write, as store writes. Taken: a
+    /// writer that fails gives them back with [`PaymentStore::put_back_for_manager`].
+    pub(crate) fn take_for_manager(&self) -> Result<Vec<(String, Vec<u8>)>, NodeError> {
+        let waiting =
+            std::mem::take(&mut *self.with_manager.lock().unwrap_or_else(|p| p.into_inner()));
+        let mut writes = Vec::with_capacity(waiting.len());
+        for (key, record) in waiting {
+            let bytes = serde_json::to_vec(&record)
+                .map_err(|e| NodeError::Internal(format!("cannot encode payment: {e}")))?;
+            writes.push((key, bytes));
+        }
+        Ok(writes)
+    }
+
+    /// Queues again the records of a failed channel-manager write (unless a newer version of
+    /// one is already queued).
+    pub(crate) fn put_back_for_manager(&self, records: Vec<(String, Vec<u8>)>) {
+        let current = self.records.lock().unwrap_or_else(|p| p.into_inner());
+        let mut waiting = self.with_manager.lock().unwrap_or_else(|p| p.into_inner());
+        for (key, _) in records {
+            if let Some(record) = current.get(&key) {
+                waiting.entry(key).or_insert_with(|| record.clone());
+            }
+        }
     }
 
     /// Applies `f` to an existing record and persists it. Returns the updated record, or `None`

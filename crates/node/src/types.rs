@@ -104,7 +104,7 @@ pub type Sweeper<K> = lightning::util::sweep::OutputSweeperSync<
     Arc<OnchainWallet>,
     Arc<SharedFeeEstimator>,
     Arc<ChainFilter>,
-    Arc<crate::persist::ProcessorStore<K>>,
+    Arc<crate::persist::ProcessorStore>,
     Arc<NodeLogger>,
     Arc<K>,
 >;

@@ -25,4 +25,4 @@ mod validate;
 mod tests;
 
 pub use error::StoreError;
-pub use sqlite::{SqliteStore, DEFAULT_DB_FILE_NAME, SCHEMA_VERSION};
+pub use sqlite::{SqliteStore, StoreWrite, DEFAULT_DB_FILE_NAME, SCHEMA_VERSION};

@@ -118,6 +118,79 @@ impl SqliteStore {
     }
 }
 
+/// One entry of [`SqliteStore::write_all`]: a value to store under a key, or `None` to remove it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreWrite {
+    /// The entry's primary namespace.
+    pub primary_namespace: String,
+    /// The entry's secondary namespace.
+    pub secondary_namespace: String,
+    /// The entry's key.
+    pub key: String,
+    /// The new value; `None` removes the entry.
+    pub value: Option<Vec<u8>>,
+}
+
+impl StoreWrite {
+    /// Stores `value` under the key.
+    pub fn put(primary: &str, secondary: &str, key: &str, value: Vec<u8>) -> StoreWrite {
+        StoreWrite {
+            primary_namespace: primary.to_owned(),
+            secondary_namespace: secondary.to_owned(),
+            key: key.to_owned(),
+            value: Some(value),
+        }
+    }
+
+    /// Removes the entry under the key (nothing if there is none).
+    pub fn remove(primary: &str, secondary: &str, key: &str) -> StoreWrite {
+        StoreWrite {
+            primary_namespace: primary.to_owned(),
+            secondary_namespace: secondary.to_owned(),
+            key: key.to_owned(),
+            value: None,
+        }
+    }
+}
+
+impl SqliteStore {
+    /// Applies `writes` in order in one transaction: all of them reach disk (one fsync), or
+    /// none does. Every key is checked before anything is written.
+    pub fn write_all(&self, writes: Vec<StoreWrite>) -> Result<(), io::Error> {
+        for w in &writes {
+            let op = if w.value.is_some() { "write" } else { "remove" };
+            check_namespaces_and_key(&w.primary_namespace, &w.secondary_namespace, &w.key, op)?;
+        }
+        let mut conn = self.lock()?;
+        let name =
+            |w: &StoreWrite| entry_name(&w.primary_namespace, &w.secondary_namespace, &w.key);
+        let tx = conn
+            .transaction()
+            .map_err(|e| sql_error("begin", "a batch".to_owned(), e))?;
+        for w in &writes {
+            let (op, sql) = match w.value {
+                Some(_) => ("write", SQL_WRITE),
+                None => ("remove", SQL_REMOVE),
+            };
+            tx.prepare_cached(sql)
+                .and_then(|mut stmt| match &w.value {
+                    Some(value) => stmt.execute(params![
+                        w.primary_namespace,
+                        w.secondary_namespace,
+                        w.key,
+                        value
+                    ]),
+                    None => {
+                        stmt.execute(params![w.primary_namespace, w.secondary_namespace, w.key])
+                    }
+                })
+                .map_err(|e| sql_error(op, name(w), e))?;
+        }
+        tx.commit()
+            .map_err(|e| sql_error("commit", format!("a batch of {}", writes.len()), e))
+    }
+}
+
 fn sql_error(op: &str, what: String, err: rusqlite::Error) -> io::Error {
     io::Error::new(
         io::ErrorKind::Other,
