@@ -551,6 +551,56 @@ mod tests {
         let _ = std::fs::remove_dir_all(dir);
     }
 
+    #[tokio::test]
+    async fn event_changes_wait_for_the_manager_write_and_wake_at_once() {
+        let (store, dir) = temp_store();
+        let payments = PaymentStore::load(store.clone()).expect("load");
+        let requests = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = requests.clone();
+        payments.on_manager_write_needed(Box::new(move || {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }));
+        payments.insert_new(invoice(1, None)).expect("insert");
+        let waiter = payments.resolved(PaymentDirection::Inbound, &[1; 32]);
+
+        let updated = payments
+            .update_with_manager(PaymentDirection::Inbound, &[1; 32], |r| {
+                r.status = PaymentStatus::Succeeded
+            })
+            .expect("known record");
+        assert_eq!(updated.status, PaymentStatus::Succeeded);
+        assert_eq!(
+            waiter.await.expect("woken").status,
+            PaymentStatus::Succeeded
+        );
+        assert_eq!(requests.load(std::sync::atomic::Ordering::SeqCst), 1);
+        assert!(payments
+            .update_with_manager(PaymentDirection::Inbound, &[9; 32], |_| {})
+            .is_none());
+
+        // Not on disk until the manager writer takes it; a failed write queues it again.
+        let status_on_disk = || {
+            PaymentStore::load(store.clone())
+                .expect("reload")
+                .get(PaymentDirection::Inbound, &[1; 32])
+                .expect("record")
+                .status
+        };
+        assert_eq!(status_on_disk(), PaymentStatus::Pending);
+        let taken = payments.take_for_manager().expect("encode");
+        assert_eq!(taken.len(), 1);
+        assert!(payments.take_for_manager().expect("encode").is_empty());
+        payments.put_back_for_manager(taken);
+        let taken = payments.take_for_manager().expect("encode");
+        for (key, bytes) in taken {
+            store
+                .write(PAYMENTS_NAMESPACE, "", &key, bytes)
+                .expect("write");
+        }
+        assert_eq!(status_on_disk(), PaymentStatus::Succeeded);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
     #[test]
     fn records_from_before_indexes_get_them_in_creation_order() {
         let (store, dir) = temp_store();

@@ -225,6 +225,9 @@ pub(super) fn archive(store: &Store, name: MonitorName) -> Result<(), lightning:
     store.write_all(writes)
 }
 
+/// Stored monitors, each with the block it was last synced to.
+pub type StoredMonitors<S> = Vec<(BlockHash, ChannelMonitor<S>)>;
+
 /// Every stored monitor with its updates applied, by LDK's reader for this layout.
 pub fn read_monitors<L, ES, SP, BI, FE>(
     store: std::sync::Arc<Store>,
@@ -233,13 +236,7 @@ pub fn read_monitors<L, ES, SP, BI, FE>(
     signer_provider: SP,
     broadcaster: BI,
     fee_estimator: FE,
-) -> Result<
-    Vec<(
-        BlockHash,
-        ChannelMonitor<<SP::Target as SignerProvider>::EcdsaSigner>,
-    )>,
-    lightning::io::Error,
->
+) -> Result<StoredMonitors<<SP::Target as SignerProvider>::EcdsaSigner>, lightning::io::Error>
 where
     L: Deref,
     L::Target: Logger,

@@ -373,3 +373,55 @@ fn newer_schema_version_is_refused() {
         "{err}"
     );
 }
+
+#[test]
+fn write_all_applies_a_batch_in_order_or_nothing() {
+    use crate::StoreWrite;
+    let dir = TempDir::new("batch");
+    let store = open(&dir);
+    store.write("monitor_updates", "m", "1", vec![1]).unwrap();
+    store.write("monitor_updates", "m", "2", vec![2]).unwrap();
+
+    store
+        .write_all(vec![
+            StoreWrite::put("", "", "manager", vec![7]),
+            StoreWrite::put("monitors", "", "m", vec![0xFF, 0xFF, 3]),
+            StoreWrite::remove("monitor_updates", "m", "1"),
+            StoreWrite::remove("monitor_updates", "m", "2"),
+            StoreWrite::put("monitor_updates", "m", "4", vec![4]),
+            // Later entries for the same key win, as in sequential writes.
+            StoreWrite::put("", "", "manager", vec![8]),
+            // Removing what is not there is not an error.
+            StoreWrite::remove("monitor_updates", "m", "3"),
+        ])
+        .unwrap();
+    assert_eq!(
+        KVStoreSync::read(&store, "", "", "manager").unwrap(),
+        vec![8]
+    );
+    assert_eq!(
+        KVStoreSync::list(&store, "monitor_updates", "m").unwrap(),
+        vec!["4".to_string()]
+    );
+
+    // One invalid key: the batch is refused before anything is written.
+    let err = store
+        .write_all(vec![
+            StoreWrite::put("", "", "manager", vec![9]),
+            StoreWrite::put("bad/namespace", "", "k", vec![1]),
+        ])
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    assert_eq!(
+        KVStoreSync::read(&store, "", "", "manager").unwrap(),
+        vec![8]
+    );
+
+    // What a batch wrote survives reopening the database.
+    drop(store);
+    let store = open(&dir);
+    assert_eq!(
+        KVStoreSync::read(&store, "monitors", "", "m").unwrap(),
+        vec![0xFF, 0xFF, 3]
+    );
+}
