@@ -369,14 +369,17 @@ impl PaymentStore {
     /// The records waiting for the next channel-manager write, as store writes. Taken: a
     /// writer that fails gives them back with [`PaymentStore::put_back_for_manager`].
     pub(crate) fn take_for_manager(&self) -> Result<Vec<(String, Vec<u8>)>, NodeError> {
-        let waiting =
-            std::mem::take(&mut *self.with_manager.lock().unwrap_or_else(|p| p.into_inner()));
-        let mut writes = Vec::with_capacity(waiting.len());
-        for (key, record) in waiting {
-            let bytes = serde_json::to_vec(&record)
-                .map_err(|e| NodeError::Internal(format!("cannot encode payment: {e}")))?;
-            writes.push((key, bytes));
-        }
+        let mut waiting = self.with_manager.lock().unwrap_or_else(|p| p.into_inner());
+        // Encoded before anything leaves the queue, so an error loses nothing.
+        let writes = waiting
+            .iter()
+            .map(|(key, record)| {
+                serde_json::to_vec(record)
+                    .map(|bytes| (key.clone(), bytes))
+                    .map_err(|e| NodeError::Internal(format!("cannot encode payment: {e}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        waiting.clear();
         Ok(writes)
     }
 
