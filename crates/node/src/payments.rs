@@ -181,7 +181,17 @@ pub(crate) fn now_secs() -> u64 {
         .unwrap_or(0)
 }
 
-/// The payment history: in memory, written through to the store on every change.
+/// When a change to a record reaches disk.
+#[derive(Clone, Copy)]
+enum Durability {
+    /// Before the call returns.
+    Now,
+    /// With the next channel-manager write (see [`PaymentStore::update_with_manager`]).
+    WithManager,
+}
+
+/// The payment history: in memory, written through to the store on every change (changes LDK
+/// events report go with the next channel-manager write).
 pub struct PaymentStore {
     records: Mutex<HashMap<String, PaymentRecord>>,
     /// The creation index the next new record gets.
@@ -305,15 +315,44 @@ impl PaymentStore {
     }
 
     /// Inserts or replaces a record.
-    pub fn upsert(&self, mut record: PaymentRecord) -> Result<(), NodeError> {
+    pub fn upsert(&self, record: PaymentRecord) -> Result<(), NodeError> {
+        self.upsert_as(record, Durability::Now)
+    }
+
+    fn upsert_as(
+        &self,
+        mut record: PaymentRecord,
+        durability: Durability,
+    ) -> Result<(), NodeError> {
         let mut records = self.records.lock().unwrap_or_else(|p| p.into_inner());
         let key = record.key();
         self.prepare(&mut record, records.get(&key));
-        self.persist(&record)?;
-        records.insert(record.key(), record.clone());
+        self.store_change(&record, durability)?;
+        records.insert(key, record.clone());
         drop(records);
         self.notify(&record);
         Ok(())
+    }
+
+    /// Writes `record` now, or queues it for the next channel-manager write.
+    fn store_change(
+        &self,
+        record: &PaymentRecord,
+        durability: Durability,
+    ) -> Result<(), NodeError> {
+        match durability {
+            Durability::Now => self.persist(record),
+            Durability::WithManager => {
+                self.with_manager
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(record.key(), record.clone());
+                if let Some(request) = self.request_manager_write.get() {
+                    request();
+                }
+                Ok(())
+            }
+        }
     }
 
     /// Sets how a record changed by an LDK event asks for the channel-manager write that
@@ -324,14 +363,9 @@ impl PaymentStore {
 
     /// [`PaymentStore::upsert`] for a change an LDK event reported: see
     /// [`PaymentStore::update_with_manager`].
-    pub(crate) fn upsert_with_manager(&self, mut record: PaymentRecord) {
-        let mut records = self.records.lock().unwrap_or_else(|p| p.into_inner());
-        let key = record.key();
-        self.prepare(&mut record, records.get(&key));
-        records.insert(key, record.clone());
-        drop(records);
-        self.write_with_manager(&record);
-        self.notify(&record);
+    pub(crate) fn upsert_with_manager(&self, record: PaymentRecord) {
+        // Queuing for the manager write cannot fail.
+        let _ = self.upsert_as(record, Durability::WithManager);
     }
 
     /// [`PaymentStore::update`] for a change an LDK event reported. The record is written in
@@ -345,25 +379,10 @@ impl PaymentStore {
         id: &[u8; 32],
         f: impl FnOnce(&mut PaymentRecord),
     ) -> Option<PaymentRecord> {
-        let mut records = self.records.lock().unwrap_or_else(|p| p.into_inner());
-        let record = records.get_mut(&record_key(direction, id))?;
-        f(record);
-        record.updated_at = now_secs();
-        let updated = record.clone();
-        drop(records);
-        self.write_with_manager(&updated);
-        self.notify(&updated);
-        Some(updated)
-    }
-
-    fn write_with_manager(&self, record: &PaymentRecord) {
-        self.with_manager
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(record.key(), record.clone());
-        if let Some(request) = self.request_manager_write.get() {
-            request();
-        }
+        // Queuing for the manager write cannot fail.
+        self.update_as(direction, id, f, Durability::WithManager)
+            .ok()
+            .flatten()
     }
 
     /// The records waiting for the next channel-manager write, as store writes. Taken: a
@@ -385,10 +404,10 @@ impl PaymentStore {
 
     /// Queues again the records of a failed channel-manager write (unless a newer version of
     /// one is already queued).
-    pub(crate) fn put_back_for_manager(&self, records: Vec<(String, Vec<u8>)>) {
+    pub(crate) fn put_back_for_manager(&self, keys: impl IntoIterator<Item = String>) {
         let current = self.records.lock().unwrap_or_else(|p| p.into_inner());
         let mut waiting = self.with_manager.lock().unwrap_or_else(|p| p.into_inner());
-        for (key, _) in records {
+        for key in keys {
             if let Some(record) = current.get(&key) {
                 waiting.entry(key).or_insert_with(|| record.clone());
             }
@@ -403,6 +422,16 @@ impl PaymentStore {
         id: &[u8; 32],
         f: impl FnOnce(&mut PaymentRecord),
     ) -> Result<Option<PaymentRecord>, NodeError> {
+        self.update_as(direction, id, f, Durability::Now)
+    }
+
+    fn update_as(
+        &self,
+        direction: PaymentDirection,
+        id: &[u8; 32],
+        f: impl FnOnce(&mut PaymentRecord),
+        durability: Durability,
+    ) -> Result<Option<PaymentRecord>, NodeError> {
         let mut records = self.records.lock().unwrap_or_else(|p| p.into_inner());
         let Some(record) = records.get_mut(&record_key(direction, id)) else {
             return Ok(None);
@@ -410,7 +439,7 @@ impl PaymentStore {
         f(record);
         record.updated_at = now_secs();
         let updated = record.clone();
-        self.persist(&updated)?;
+        self.store_change(&updated, durability)?;
         drop(records);
         self.notify(&updated);
         Ok(Some(updated))
@@ -593,7 +622,7 @@ mod tests {
         let taken = payments.take_for_manager().expect("encode");
         assert_eq!(taken.len(), 1);
         assert!(payments.take_for_manager().expect("encode").is_empty());
-        payments.put_back_for_manager(taken);
+        payments.put_back_for_manager(taken.into_iter().map(|(key, _)| key));
         let taken = payments.take_for_manager().expect("encode");
         for (key, bytes) in taken {
             store

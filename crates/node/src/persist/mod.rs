@@ -209,7 +209,7 @@ impl<K: KeysBackend> ManagerWriter<K> {
         writes.extend(store_writes(&self.store, batch)?);
         let written = self.store.write_all(writes);
         if written.is_err() {
-            payments.put_back_for_manager(records);
+            payments.put_back_for_manager(records.into_iter().map(|(key, _)| key));
         }
         written
     }
