@@ -53,6 +53,14 @@ pub enum ApiError {
     /// A capability token was refused, or the token authority failed.
     #[error(transparent)]
     Token(#[from] crate::tokens::TokenError),
+    /// The call is refused for a reason the caller may read, with its code.
+    #[error("{message}")]
+    Refused {
+        /// The machine-readable code.
+        code: ErrorCode,
+        /// What the caller is told.
+        message: String,
+    },
 }
 
 impl ApiError {
@@ -61,12 +69,21 @@ impl ApiError {
         ApiError::InvalidRequest(message.into())
     }
 
+    /// A refusal with `code` and a message for the caller.
+    pub fn refused(code: ErrorCode, message: impl Into<String>) -> Self {
+        ApiError::Refused {
+            code,
+            message: message.into(),
+        }
+    }
+
     /// The machine-readable code of this error.
     pub fn code(&self) -> ErrorCode {
         match self {
             ApiError::InvalidRequest(_) => ErrorCode::InvalidInput,
             ApiError::Node(e) => node_error_code(e),
             ApiError::Token(e) => e.code(),
+            ApiError::Refused { code, .. } => *code,
             ApiError::Task(_)
             | ApiError::Bind { .. }
             | ApiError::Cookie { .. }

@@ -54,8 +54,17 @@ impl TenantApi {
     /// The API of `node`, every call of which must pass `auth`. If `auth` is a token authority,
     /// budget reservations a previous run left open are settled in the background.
     pub fn new<K: KeysBackend>(node: Arc<Node<K>>, auth: Arc<dyn Authenticator>) -> TenantApi {
+        TenantApi::with_pairing(node, auth, None)
+    }
+
+    /// [`TenantApi::new`], serving the pairing RPCs with `pairing`.
+    pub fn with_pairing<K: KeysBackend>(
+        node: Arc<Node<K>>,
+        auth: Arc<dyn Authenticator>,
+        pairing: Option<Arc<dyn crate::PairingBackend>>,
+    ) -> TenantApi {
         let (stop_tx, stop_rx) = watch::channel(false);
-        let (lightning, tokens) = guarded_services(node, auth, stop_rx);
+        let (lightning, tokens) = guarded_services(node, auth, stop_rx, pairing);
         TenantApi {
             lightning: BoxCloneSyncService::new(lightning),
             tokens: BoxCloneSyncService::new(tokens),

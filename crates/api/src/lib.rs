@@ -28,6 +28,7 @@ pub mod budget;
 pub mod error;
 pub mod front_door;
 pub mod handlers;
+pub mod pairing;
 mod server;
 mod service;
 pub mod tokens;
@@ -39,9 +40,11 @@ pub use auth::{
 pub use error::{ApiError, ErrorCode, ERROR_CODE_METADATA};
 pub use front_door::{serve_front_door, TenantApi, TenantDirectory};
 pub use micronode_node::edge::RateLimit;
+pub use pairing::{NewPairing, PairingBackend, PairingCaller};
 pub use server::{
-    serve, serve_with, ServeOptions, ServerTask, DEFAULT_SHUTDOWN_GRACE, MAX_CONCURRENT_STREAMS,
-    MAX_DECODING_MESSAGE_SIZE, MAX_HEADER_LIST_SIZE,
+    in_process_client, serve, serve_with, InProcessService, ServeOptions, ServerTask,
+    DEFAULT_SHUTDOWN_GRACE, MAX_CONCURRENT_STREAMS, MAX_DECODING_MESSAGE_SIZE,
+    MAX_HEADER_LIST_SIZE,
 };
 pub use service::LightningService;
 pub use tokens::{TokenAuthority, TokenError};

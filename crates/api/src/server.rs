@@ -25,6 +25,7 @@ use tonic::transport::Server;
 use crate::auth::{AuthGuard, Authenticator};
 use crate::error::ApiError;
 use crate::handlers::{stopped, ShutdownSignal};
+use crate::pairing::{PairingBackend, PairingContext};
 use crate::service::LightningService;
 use crate::tokens_service::TokensService;
 
@@ -42,7 +43,7 @@ pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 pub type ServerTask = JoinHandle<Result<(), ApiError>>;
 
 /// Settings of [`serve_with`].
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct ServeOptions {
     /// After the shutdown signal, how long connections may finish their calls before they are
     /// cut. Without a bound, one client that connects and says nothing (the server waits for
@@ -50,6 +51,19 @@ pub struct ServeOptions {
     pub shutdown_grace: Duration,
     /// Who may connect: a connection from elsewhere is closed at once (default: anyone).
     pub allow: IpAllowList,
+    /// What runs the browser-wallet pairing sessions; without it the pairing RPCs say the node
+    /// has no relay.
+    pub pairing: Option<Arc<dyn PairingBackend>>,
+}
+
+impl std::fmt::Debug for ServeOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServeOptions")
+            .field("shutdown_grace", &self.shutdown_grace)
+            .field("allow", &self.allow)
+            .field("pairing", &self.pairing.is_some())
+            .finish()
+    }
 }
 
 impl Default for ServeOptions {
@@ -57,6 +71,7 @@ impl Default for ServeOptions {
         Self {
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
             allow: IpAllowList::any(),
+            pairing: None,
         }
     }
 }
@@ -86,11 +101,36 @@ pub async fn serve_with<K: KeysBackend>(
     shutdown: impl Future<Output = ()> + Send + 'static,
     options: ServeOptions,
 ) -> Result<(SocketAddr, ServerTask), ApiError> {
+    let pairing = options.pairing.clone();
     serve_router(addr, shutdown, options, move |mut server, stop_rx| {
-        let (lightning, tokens) = guarded_services(node, auth, stop_rx);
+        let (lightning, tokens) = guarded_services(node, auth, stop_rx, pairing);
         server.add_service(lightning).add_service(tokens)
     })
     .await
+}
+
+/// A guarded service with its type erased, as an in-process client calls it.
+pub type InProcessService = tower::util::BoxCloneSyncService<
+    tonic::codegen::http::Request<tonic::body::Body>,
+    tonic::codegen::http::Response<tonic::body::Body>,
+    std::convert::Infallible,
+>;
+
+/// A `Lightning` client that calls `node`'s API in this process, through the same checks as a
+/// network call (every call must pass `auth` with the credential in its metadata), without a
+/// socket. The browser wallet's tunnel uses it, so a request over the tunnel can do exactly what
+/// the same token could do over gRPC. Its long calls end when `stop` becomes `true`.
+pub fn in_process_client<K: KeysBackend>(
+    node: Arc<Node<K>>,
+    auth: Arc<dyn Authenticator>,
+    stop: ShutdownSignal,
+) -> micronode_proto::v1::lightning_client::LightningClient<InProcessService> {
+    let service =
+        LightningServer::new(LightningService::with_shutdown(node, stop).requiring_grants())
+            .max_decoding_message_size(MAX_DECODING_MESSAGE_SIZE);
+    micronode_proto::v1::lightning_client::LightningClient::new(InProcessService::new(
+        AuthGuard::new(service, auth),
+    ))
 }
 
 /// A guarded `Lightning` service over a node.
@@ -105,14 +145,21 @@ pub(crate) fn guarded_services<K: KeysBackend>(
     node: Arc<Node<K>>,
     auth: Arc<dyn Authenticator>,
     stop: ShutdownSignal,
+    pairing: Option<Arc<dyn PairingBackend>>,
 ) -> (GuardedLightning<K>, GuardedTokens) {
     let tokens = auth.token_authority();
     if let Some(tokens) = tokens.clone() {
         tokio::spawn(crate::budget::reconcile(node.clone(), tokens, stop.clone()));
     }
+    let mut service = LightningService::with_shutdown(node, stop).requiring_grants();
+    if let Some(backend) = pairing {
+        service = service.with_pairing(PairingContext {
+            backend,
+            tokens: tokens.clone(),
+        });
+    }
     let lightning =
-        LightningServer::new(LightningService::with_shutdown(node, stop).requiring_grants())
-            .max_decoding_message_size(MAX_DECODING_MESSAGE_SIZE);
+        LightningServer::new(service).max_decoding_message_size(MAX_DECODING_MESSAGE_SIZE);
     let tokens = TokensServer::new(TokensService::new(tokens))
         .max_decoding_message_size(MAX_DECODING_MESSAGE_SIZE);
     (

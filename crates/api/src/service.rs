@@ -11,6 +11,7 @@ use tonic::{Request, Response, Status};
 
 use crate::auth::Grant;
 use crate::handlers::{self, EventStream, ShutdownSignal};
+use crate::pairing::{self, PairingContext};
 
 /// The gRPC service of one node. Wrap it in
 /// [`LightningServer`](micronode_proto::v1::lightning_server::LightningServer), or let
@@ -24,6 +25,7 @@ pub struct LightningService<K: KeysBackend> {
     node: Arc<Node<K>>,
     stop: ShutdownSignal,
     require_grant: bool,
+    pairing: Option<PairingContext>,
 }
 
 impl<K: KeysBackend> LightningService<K> {
@@ -41,7 +43,14 @@ impl<K: KeysBackend> LightningService<K> {
             node,
             stop,
             require_grant: false,
+            pairing: None,
         }
+    }
+
+    /// Serves the pairing RPCs with this backend.
+    pub(crate) fn with_pairing(mut self, pairing: PairingContext) -> Self {
+        self.pairing = Some(pairing);
+        self
     }
 
     /// Refuses calls that carry no [`Grant`] (set by [`serve`](crate::serve), whose
@@ -218,5 +227,29 @@ impl<K: KeysBackend> Lightning for LightningService<K> {
             handlers::handle_subscribe_events(&self.node, self.stop.clone(), request.into_inner())
                 .await,
         )
+    }
+
+    async fn create_pairing(
+        &self,
+        request: Request<v1::CreatePairingRequest>,
+    ) -> Result<Response<v1::PairingSession>, Status> {
+        let grant = self.grant(&request)?;
+        respond(pairing::handle_create(self.pairing.as_ref(), &grant, request.into_inner()).await)
+    }
+
+    async fn list_pairings(
+        &self,
+        request: Request<v1::ListPairingsRequest>,
+    ) -> Result<Response<v1::ListPairingsResponse>, Status> {
+        let grant = self.grant(&request)?;
+        respond(pairing::handle_list(self.pairing.as_ref(), &grant).await)
+    }
+
+    async fn revoke_pairing(
+        &self,
+        request: Request<v1::RevokePairingRequest>,
+    ) -> Result<Response<v1::PairingSession>, Status> {
+        let grant = self.grant(&request)?;
+        respond(pairing::handle_revoke(self.pairing.as_ref(), &grant, request.into_inner()).await)
     }
 }

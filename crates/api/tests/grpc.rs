@@ -301,6 +301,7 @@ async fn rpcs_answer_and_errors_carry_codes() {
     // --- Invoices and payments.
     let invoice = c
         .create_invoice(v1::CreateInvoiceRequest {
+            description_hash: None,
             amount_msat: Some(10_000),
             description: "coffee".into(),
             expiry_secs: None,
@@ -309,6 +310,24 @@ async fn rpcs_answer_and_errors_carry_codes() {
         .expect("invoice")
         .into_inner();
     assert!(invoice.invoice.starts_with("lnbcrt"), "{}", invoice.invoice);
+    // An invoice committing to a description's hash (LNURL-pay's metadata) carries the hash.
+    let hashed = c
+        .create_invoice(v1::CreateInvoiceRequest {
+            description_hash: Some("5a".repeat(32)),
+            amount_msat: Some(20_000),
+            description: String::new(),
+            expiry_secs: None,
+        })
+        .await
+        .expect("an invoice with a description hash")
+        .into_inner();
+    let parsed: lightning_invoice::Bolt11Invoice = hashed.invoice.parse().expect("bolt11");
+    match parsed.description() {
+        lightning_invoice::Bolt11InvoiceDescriptionRef::Hash(h) => {
+            assert_eq!(AsRef::<[u8]>::as_ref(&h.0), [0x5a; 32].as_slice())
+        }
+        other => panic!("the invoice carries {other:?}, not the hash"),
+    }
     let payment = c
         .get_payment(v1::GetPaymentRequest {
             id: invoice.payment_hash.clone(),
@@ -347,18 +366,33 @@ async fn rpcs_answer_and_errors_carry_codes() {
     }
     for bad in [
         v1::CreateInvoiceRequest {
+            description_hash: None,
             amount_msat: Some(0),
             description: String::new(),
             expiry_secs: None,
         },
         v1::CreateInvoiceRequest {
+            description_hash: None,
             amount_msat: None,
             description: String::new(),
             expiry_secs: Some(0),
         },
         v1::CreateInvoiceRequest {
+            description_hash: None,
             amount_msat: None,
             description: "x".repeat(1000),
+            expiry_secs: None,
+        },
+        v1::CreateInvoiceRequest {
+            description_hash: Some("ab".repeat(31)),
+            amount_msat: None,
+            description: String::new(),
+            expiry_secs: None,
+        },
+        v1::CreateInvoiceRequest {
+            description_hash: Some("ab".repeat(32)),
+            amount_msat: None,
+            description: "both".into(),
             expiry_secs: None,
         },
     ] {
@@ -402,6 +436,7 @@ async fn rpcs_answer_and_errors_carry_codes() {
     );
 
     let keysend = |node_id: &str, amount_msat: u64| v1::KeysendRequest {
+        preimage: None,
         node_id: node_id.into(),
         amount_msat,
         max_fee_msat: None,
@@ -412,6 +447,10 @@ async fn rpcs_answer_and_errors_carry_codes() {
         keysend("nope", 1_000),
         keysend(&b_id, 0),
         keysend(&b_id, u64::MAX),
+        v1::KeysendRequest {
+            preimage: Some("ab".repeat(31)),
+            ..keysend(&b_id, 1_000)
+        },
     ] {
         assert_error(
             c.keysend(bad).await,

@@ -21,6 +21,7 @@ async fn payments_page_newest_first_with_descriptions() {
     for i in 0..5 {
         let created = c
             .create_invoice(v1::CreateInvoiceRequest {
+                description_hash: None,
                 amount_msat: Some(1_000 + i),
                 description: format!("invoice {i}"),
                 expiry_secs: None,
@@ -66,6 +67,7 @@ async fn payments_page_newest_first_with_descriptions() {
     // A payment created while paging goes before the first page, not into a later one.
     let late = c
         .create_invoice(v1::CreateInvoiceRequest {
+            description_hash: None,
             amount_msat: None,
             description: "late".into(),
             expiry_secs: None,

@@ -103,6 +103,7 @@ async fn tokens_grant_per_method_and_budgets_hold_across_restarts() {
     let mut invoicer = api.client_with(Some(&invoice_only)).await;
     let created = invoicer
         .create_invoice(v1::CreateInvoiceRequest {
+            description_hash: None,
             amount_msat: Some(5_000),
             description: "coffee".into(),
             expiry_secs: None,
@@ -125,6 +126,7 @@ async fn tokens_grant_per_method_and_budgets_hold_across_restarts() {
     assert_error(
         invoicer
             .keysend(v1::KeysendRequest {
+                preimage: None,
                 node_id: b.node_id().to_string(),
                 amount_msat: 1_000_000,
                 max_fee_msat: None,
@@ -195,6 +197,7 @@ async fn tokens_grant_per_method_and_budgets_hold_across_restarts() {
     assert_error(
         payer
             .keysend(v1::KeysendRequest {
+                preimage: None,
                 node_id: b.node_id().to_string(),
                 amount_msat: 6_000_000,
                 max_fee_msat: None,

@@ -8,6 +8,7 @@
 pub(crate) mod app;
 #[cfg(test)]
 mod e2e;
+mod pairing;
 mod render;
 mod token;
 
@@ -177,6 +178,12 @@ pub enum ClientCommand {
     },
     /// Follow the node's events until interrupted.
     Events,
+    /// Browser-wallet pairing sessions: list, revoke.
+    Pairing {
+        /// What to do.
+        #[command(subcommand)]
+        command: pairing::PairingCommand,
+    },
     /// Capability tokens: bake (attenuate offline and register), list, revoke, inspect.
     Token {
         /// What to do.
@@ -417,6 +424,7 @@ async fn node_command(
                 Some(parse_amount(&amount_msat, "millisatoshis or `any`")?)
             };
             let invoice = call(client.create_invoice(request(v1::CreateInvoiceRequest {
+                description_hash: None,
                 amount_msat,
                 description,
                 expiry_secs: expiry,
@@ -455,6 +463,7 @@ async fn node_command(
         } => {
             let app = app::credential_of(target.token.as_deref())?;
             let mut req = request(v1::KeysendRequest {
+                preimage: None,
                 node_id: node_id.clone(),
                 amount_msat,
                 max_fee_msat,
@@ -501,6 +510,7 @@ async fn node_command(
             }
         }
         ClientCommand::Token { command } => token::run(target, json, command, out).await?,
+        ClientCommand::Pairing { command } => pairing::run(&mut client, json, command, out).await?,
     }
     Ok(())
 }

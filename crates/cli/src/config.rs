@@ -129,6 +129,10 @@ pub struct NodeSettings {
         value_delimiter = ','
     )]
     pub nwc_relays: Option<Vec<String>>,
+    /// The mailbox relay (`http://host:port`, see `micronode relay`) the node dials for
+    /// browser-wallet pairing sessions (docs/pairing.md); none: no pairing.
+    #[arg(long, env = "MICRONODE_WALLET_RELAY")]
+    pub wallet_relay: Option<String>,
     /// Dial Lightning peers through this SOCKS5 proxy (Tor's is 127.0.0.1:9050) instead of
     /// directly.
     #[arg(long, env = "MICRONODE_SOCKS5_PROXY")]
@@ -169,6 +173,26 @@ pub struct NodeSettings {
     /// serves JIT channels unless `lsps2_service = false`). See docs/liquidity.md.
     #[arg(skip)]
     pub lsps2: Option<micronode_node::Lsps2ServiceSettings>,
+    /// Keep the node's state in a fleet's PostgreSQL database (a `postgres://` URL or a
+    /// `key=value` string) instead of its SQLite file, under a lease: one process at a time runs
+    /// the node, and one that lost the lease can never write its state again. See
+    /// docs/fleet.md. Prefer the environment variable when the string holds a password.
+    #[arg(long, env = "MICRONODE_FLEET_DATABASE")]
+    pub fleet_database: Option<String>,
+    /// The node's name in the fleet database [default: the alias].
+    #[arg(long, env = "MICRONODE_FLEET_TENANT")]
+    pub fleet_tenant: Option<String>,
+    /// This process's name on the leases it holds [default: host name and process id].
+    #[arg(long, env = "MICRONODE_FLEET_HOLDER")]
+    pub fleet_holder: Option<String>,
+    /// The operator's master key file (64 hex digits): the node's state is sealed under a key
+    /// derived from it. Required with --fleet-database.
+    #[arg(long, env = "MICRONODE_FLEET_KEY_FILE")]
+    pub fleet_key_file: Option<PathBuf>,
+    /// How long a lease lasts without renewal, in milliseconds [default: 5000]: another
+    /// process takes the node over this long after this one stops renewing.
+    #[arg(long, env = "MICRONODE_FLEET_LEASE_MS")]
+    pub fleet_lease_ms: Option<u64>,
 }
 
 impl NodeSettings {
@@ -205,6 +229,7 @@ impl NodeSettings {
             announce_channels: over.announce_channels.or(self.announce_channels),
             anchor_reserve_sat: over.anchor_reserve_sat.or(self.anchor_reserve_sat),
             nwc_relays: over.nwc_relays.or(self.nwc_relays),
+            wallet_relay: over.wallet_relay.or(self.wallet_relay),
             socks5_proxy: over.socks5_proxy.or(self.socks5_proxy),
             p2p_allow: over.p2p_allow.or(self.p2p_allow),
             api_allow: over.api_allow.or(self.api_allow),
@@ -214,6 +239,11 @@ impl NodeSettings {
             lsp: over.lsp.or(self.lsp),
             lsps2_service: over.lsps2_service.or(self.lsps2_service),
             lsps2: over.lsps2.or(self.lsps2),
+            fleet_database: over.fleet_database.or(self.fleet_database),
+            fleet_tenant: over.fleet_tenant.or(self.fleet_tenant),
+            fleet_holder: over.fleet_holder.or(self.fleet_holder),
+            fleet_key_file: over.fleet_key_file.or(self.fleet_key_file),
+            fleet_lease_ms: over.fleet_lease_ms.or(self.fleet_lease_ms),
         }
     }
 
@@ -275,7 +305,27 @@ impl NodeSettings {
                 "bitcoind RPC timeout must be 1 to 600 s".into(),
             ));
         }
+        let fleet = match self.fleet_database {
+            None => None,
+            Some(database) => Some(FleetSettings {
+                tenant: self.fleet_tenant.unwrap_or_else(|| node.alias.clone()),
+                holder: self.fleet_holder.unwrap_or_else(default_holder),
+                key_file: self.fleet_key_file.ok_or_else(|| {
+                    ConfigError::Invalid("--fleet-database needs --fleet-key-file".into())
+                })?,
+                lease: Duration::from_millis(match self.fleet_lease_ms.unwrap_or(5000) {
+                    ms @ 300..=600_000 => ms,
+                    _ => {
+                        return Err(ConfigError::Invalid(
+                            "fleet lease must be 300 to 600000 ms".into(),
+                        ))
+                    }
+                }),
+                database,
+            }),
+        };
         Ok(ResolvedSettings {
+            fleet,
             bitcoind_rpc_timeout: Duration::from_secs(rpc_timeout),
             api_listen: self
                 .api_listen
@@ -288,6 +338,7 @@ impl NodeSettings {
             bitcoind_auth: auth,
             poll_interval: Duration::from_millis(poll),
             nwc_relays: self.nwc_relays.unwrap_or_default(),
+            wallet_relay: self.wallet_relay,
             api_allow: allow_list(self.api_allow.as_deref())?,
             signer_allow: allow_list(self.signer_allow.as_deref())?,
             remote_signer: match self.signer.as_deref() {
@@ -352,12 +403,52 @@ pub struct ResolvedSettings {
     pub bitcoind_rpc_timeout: Duration,
     /// Relays of the node's NWC service (empty: no service).
     pub nwc_relays: Vec<String>,
+    /// The relay for browser-wallet pairing (none: no pairing).
+    pub wallet_relay: Option<String>,
     /// Who may call the gRPC API.
     pub api_allow: IpAllowList,
     /// Where a remote signer may dial in from.
     pub signer_allow: IpAllowList,
     /// `Some(listen address)` when the keys live in a remote signer.
     pub remote_signer: Option<SocketAddr>,
+    /// `Some` when the node's state lives in a fleet's PostgreSQL database.
+    pub fleet: Option<FleetSettings>,
+}
+
+/// A node whose state lives in a fleet's PostgreSQL database (see docs/fleet.md).
+#[derive(Clone)]
+pub struct FleetSettings {
+    /// The connection string (may hold a password: never printed).
+    pub database: String,
+    /// The node's name in the database.
+    pub tenant: String,
+    /// This process's name on its leases.
+    pub holder: String,
+    /// The operator's master key file.
+    pub key_file: PathBuf,
+    /// How long a lease lasts without renewal.
+    pub lease: Duration,
+}
+
+impl std::fmt::Debug for FleetSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FleetSettings")
+            .field("tenant", &self.tenant)
+            .field("holder", &self.holder)
+            .field("key_file", &self.key_file)
+            .field("lease", &self.lease)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `<host name>-<process id>`.
+fn default_holder() -> String {
+    let host = std::fs::read_to_string("/etc/hostname")
+        .map(|h| h.trim().to_owned())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "host".to_owned());
+    format!("{host}-{}", std::process::id())
 }
 
 /// `$MICRONODE_HOME`, or `~/.micronode`.

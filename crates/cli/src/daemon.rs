@@ -48,13 +48,23 @@ pub async fn start_chain(settings: &ResolvedSettings) -> anyhow::Result<ChainSer
 }
 
 /// Runs the node until a signal arrives; stops it gracefully.
-pub async fn run(settings: ResolvedSettings) -> anyhow::Result<()> {
+pub async fn run(mut settings: ResolvedSettings) -> anyhow::Result<()> {
     let chain = start_chain(&settings).await?;
+    // In a fleet, the node's state is the database's, and this process runs it only once it
+    // holds the node's lease.
+    let fleet = match &settings.fleet {
+        None => None,
+        Some(fleet) => {
+            let lease = crate::fleet_node::take(fleet).await?;
+            settings.node.store = micronode_node::StoreChoice::Given(lease.store.clone());
+            Some(lease)
+        }
+    };
     match settings.remote_signer {
         None => {
             let keys = LocalKeys::load_or_create(&settings.node.data_dir, settings.node.network)
                 .context("loading the node's keys")?;
-            serve(settings, chain, Arc::new(keys)).await
+            serve(settings, chain, Arc::new(keys), fleet).await
         }
         Some(listen) => {
             let keys = micronode_node::remote::attach::connect(
@@ -63,7 +73,7 @@ pub async fn run(settings: ResolvedSettings) -> anyhow::Result<()> {
                 &settings.signer_allow,
             )
             .await?;
-            serve(settings, chain, Arc::new(keys)).await
+            serve(settings, chain, Arc::new(keys), fleet).await
         }
     }
 }
@@ -72,6 +82,7 @@ async fn serve<K: KeysBackend>(
     settings: ResolvedSettings,
     chain: ChainServices,
     keys: Arc<K>,
+    mut fleet: Option<crate::fleet_node::FleetLease>,
 ) -> anyhow::Result<()> {
     let node = Arc::new(
         Node::start(settings.node.clone(), keys, chain.clone())
@@ -80,31 +91,7 @@ async fn serve<K: KeysBackend>(
     );
     let node_id = node.node_id().to_string();
     let auth = api_auth(&settings, &node_id, node.keys_app_token_root()).await?;
-    let (stop_api, api_stopped) = tokio::sync::oneshot::channel::<()>();
-    let (api_addr, api_task) = micronode_api::serve_with(
-        node.clone(),
-        settings.api_listen,
-        Arc::new(auth.authenticator),
-        async move {
-            let _ = api_stopped.await;
-        },
-        micronode_api::ServeOptions {
-            allow: settings.api_allow.clone(),
-            ..Default::default()
-        },
-    )
-    .await
-    .context("starting the gRPC API")?;
-    let ready = Ready {
-        event: "ready",
-        node_id: node.node_id().to_string(),
-        network: settings.node.network.to_string(),
-        p2p_listen: node.listen_addr().map(|a| a.to_string()),
-        api_listen: api_addr.to_string(),
-        api_cookie: auth
-            .cookie_path
-            .then(|| settings.api_cookie.display().to_string()),
-    };
+    let authenticator: Arc<dyn Authenticator> = Arc::from(auth.authenticator);
     // Nostr Wallet Connect for this node, if relays are configured.
     let nwc = if settings.nwc_relays.is_empty() {
         None
@@ -120,16 +107,87 @@ async fn serve<K: KeysBackend>(
                 .context("starting NWC")?,
         )
     };
+    // Browser-wallet pairing, if a relay is configured.
+    let (stop_wallet, wallet_stopped) = tokio::sync::watch::channel(false);
+    let wallet = match &settings.wallet_relay {
+        None => None,
+        Some(relay) => Some(
+            micronode_wallet::start_for_node(
+                node.clone(),
+                authenticator.clone(),
+                relay,
+                nwc.as_ref().map(|handle| {
+                    Arc::new(micronode_wallet::nwc::NwcTunnel::new(handle))
+                        as Arc<dyn micronode_wallet::nwc::NwcControl>
+                }),
+                wallet_stopped,
+            )
+            .await
+            .context("starting browser-wallet pairing")?,
+        ),
+    };
+    let (stop_api, api_stopped) = tokio::sync::oneshot::channel::<()>();
+    let (api_addr, api_task) = micronode_api::serve_with(
+        node.clone(),
+        settings.api_listen,
+        authenticator,
+        async move {
+            let _ = api_stopped.await;
+        },
+        micronode_api::ServeOptions {
+            allow: settings.api_allow.clone(),
+            pairing: wallet
+                .clone()
+                .map(|w| w as Arc<dyn micronode_api::PairingBackend>),
+            ..Default::default()
+        },
+    )
+    .await
+    .context("starting the gRPC API")?;
+    let ready = Ready {
+        event: "ready",
+        node_id: node.node_id().to_string(),
+        network: settings.node.network.to_string(),
+        p2p_listen: node.listen_addr().map(|a| a.to_string()),
+        api_listen: api_addr.to_string(),
+        api_cookie: auth
+            .cookie_path
+            .then(|| settings.api_cookie.display().to_string()),
+    };
     println!("{}", serde_json::to_string(&ready)?);
     tracing::info!(node_id = %ready.node_id, api = %api_addr, "node is serving");
-    wait_for_shutdown_signal().await;
-    tracing::info!("shutting down");
+    let lease_gone = match fleet.as_mut() {
+        None => {
+            wait_for_shutdown_signal().await;
+            None
+        }
+        Some(lease) => tokio::select! {
+            _ = wait_for_shutdown_signal() => None,
+            why = lease.gone(&node) => Some(why),
+        },
+    };
+    match lease_gone {
+        None => tracing::info!("shutting down"),
+        Some(why) => tracing::error!("stopping: {why}; another process runs this node now"),
+    }
     if let Some(nwc) = nwc {
         nwc.stop().await;
     }
+    if let Some(wallet) = wallet {
+        wallet.stop().await;
+    }
+    let _ = stop_wallet.send(true);
     let _ = stop_api.send(());
     let _ = api_task.await;
+    if let Some(why) = lease_gone {
+        // Its store refuses every write now: stopping cannot persist anything, by design.
+        let _ = node.stop().await;
+        anyhow::bail!("this process stopped running the node: {why}");
+    }
     node.stop().await.context("stopping the node")?;
+    if let Some(lease) = fleet {
+        lease.release().await;
+    }
     if let Err(e) = chain.save_graph() {
         tracing::warn!(error = %e, "could not save the network graph");
     }

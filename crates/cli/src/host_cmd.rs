@@ -63,6 +63,10 @@ struct RunArgs {
     /// The most peers a tenant connects to at once [default: 16].
     #[arg(long, env = "MICRONODE_TENANT_MAX_PEERS")]
     tenant_max_peers: Option<u32>,
+    /// Run the browser wallet's mailbox relay (and its page) in this process on this address
+    /// (e.g. 0.0.0.0:7448); tenants' nodes dial it unless `--wallet-relay` names another.
+    #[arg(long, env = "MICRONODE_RELAY_LISTEN")]
+    relay_listen: Option<std::net::SocketAddr>,
     /// The address tenants' signers dial (each tenant gets its own port) [default: 127.0.0.1].
     #[arg(long, env = "MICRONODE_TENANT_SIGNER_IP")]
     tenant_signer_ip: Option<IpAddr>,
@@ -168,6 +172,24 @@ async fn serve(args: RunArgs) -> anyhow::Result<()> {
     let chain = crate::daemon::start_chain(&resolved).await?;
     let mut gateway = resolved.node.clone();
     gateway.alias = "gateway".into();
+    // The browser wallet's relay, in this process if asked for.
+    let relay = match args.relay_listen {
+        Some(listen) => {
+            let listener = tokio::net::TcpListener::bind(listen)
+                .await
+                .with_context(|| format!("the wallet relay cannot listen on {listen}"))?;
+            Some(micronode_relay::RelayHandle::start_with(
+                listener,
+                micronode_relay::RelayConfig::default(),
+                micronode_webapp::router(),
+            )?)
+        }
+        None => None,
+    };
+    let wallet_relay = resolved
+        .wallet_relay
+        .clone()
+        .or_else(|| relay.as_ref().map(|r| r.url()));
     let config = HostConfig {
         dir: resolved.node.data_dir.clone(),
         network: resolved.node.network,
@@ -188,6 +210,7 @@ async fn serve(args: RunArgs) -> anyhow::Result<()> {
         api_rate_per_ip: micronode_api::RateLimit::per_second(args.api_rate_per_ip.unwrap_or(0)),
         nwc_relays: resolved.nwc_relays.clone(),
         tenant_nwc_rate: nwc_rate(args.tenant_nwc_rate.unwrap_or(20)),
+        wallet_relay,
     };
     let host = Host::start(config, chain.clone())
         .await
@@ -246,6 +269,11 @@ async fn serve(args: RunArgs) -> anyhow::Result<()> {
     let _ = admin_task.await;
     let _ = metrics_task.await;
     host.stop().await.context("stopping the host")?;
+    if let Some(relay) = relay {
+        if let Err(e) = relay.shutdown().await {
+            tracing::warn!(error = %e, "the wallet relay did not stop cleanly");
+        }
+    }
     if let Err(e) = chain.save_graph() {
         tracing::warn!(error = %e, "could not save the network graph");
     }

@@ -4,17 +4,23 @@
 mod client;
 mod config;
 mod daemon;
+mod fleet_node;
 mod host_cmd;
+mod hub_cmd;
 mod init;
 mod nwc_cmd;
+mod relay_cmd;
 
 mod signer_apps;
 mod signer_cmd;
+mod signer_pair;
 mod signer_recover;
 mod up;
 mod up_app;
 mod up_host;
+mod up_hub;
 mod up_signer;
+mod wall_cmd;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -53,6 +59,13 @@ enum Command {
     Nwc(nwc_cmd::NwcArgs),
     /// The tenant's signer: init, restore, export-public, run, revoke.
     Signer(signer_cmd::SignerArgs),
+    /// Run a Lightning Node Connect mailbox relay (HashMail) until Ctrl-C/SIGTERM.
+    Relay(relay_cmd::RelayArgs),
+    /// LndHub accounts and Lightning Addresses on a tenant's node: run, invite, add-account,
+    /// accounts, check.
+    Hub(hub_cmd::HubArgs),
+    /// Run an L402 paywall in front of a tenant's HTTP service until Ctrl-C/SIGTERM.
+    Wall(wall_cmd::WallArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -117,6 +130,9 @@ fn main() -> ExitCode {
             Command::Cli(args) => client::run(args).await,
             Command::Nwc(args) => nwc_cmd::run(args).await,
             Command::Signer(args) => signer_cmd::run(args).await,
+            Command::Relay(args) => relay_cmd::run(args).await,
+            Command::Hub(args) => hub_cmd::run(args).await,
+            Command::Wall(args) => wall_cmd::run(args).await,
         }
     });
     match result {

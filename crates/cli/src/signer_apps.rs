@@ -43,16 +43,16 @@ pub enum TokenCommand {
 pub struct AppArgs {
     /// The app's name, shown by `signer status`.
     #[arg(long)]
-    name: String,
+    pub name: String,
     /// The most it may spend per period, in sat (amount plus routing-fee allowance).
     #[arg(long)]
-    budget_sat: u64,
+    pub budget_sat: u64,
     /// The budget's period: day, week, month (30 days) or life.
     #[arg(long, default_value = "day")]
-    period: String,
+    pub period: String,
     /// Days until the app stops being valid [default: never].
     #[arg(long)]
-    expires_in_days: Option<u64>,
+    pub expires_in_days: Option<u64>,
 }
 
 /// Seconds of a budget period's name.
@@ -66,7 +66,7 @@ pub fn period_secs(name: &str) -> anyhow::Result<u64> {
     })
 }
 
-fn rights_of(text: &str) -> anyhow::Result<Vec<String>> {
+pub(crate) fn rights_of(text: &str) -> anyhow::Result<Vec<String>> {
     let rights: Vec<String> = text
         .split(',')
         .map(|r| r.trim().to_ascii_lowercase())
@@ -130,12 +130,13 @@ pub fn run_token(dir: &Path, command: TokenCommand) -> anyhow::Result<()> {
     }
 }
 
-/// Unlocks the seed and records a new app at the signer in `dir`.
-fn add_app(
+/// Unlocks the seed and records a new app at the signer in `dir`; also returns the tenant's
+/// node id.
+pub(crate) fn add_app_for_tenant(
     dir: &Path,
     app: &AppArgs,
     rights: &[String],
-) -> anyhow::Result<micronode_signer::apps::NewApp> {
+) -> anyhow::Result<(micronode_signer::apps::NewApp, String)> {
     let period = period_secs(&app.period)?;
     let vault = SeedVault::open(dir.join("seed.vault"))?;
     let seed = vault.unlock(&crate::signer_cmd::passphrase(false)?)?;
@@ -144,14 +145,25 @@ fn add_app(
     let expires_at = app
         .expires_in_days
         .map(|d| now().saturating_add(d.saturating_mul(86_400)));
-    gate.add_app(
-        &app.name,
-        rights,
-        app.budget_sat.saturating_mul(1000),
-        period,
-        expires_at,
-    )
-    .map_err(|e| anyhow::anyhow!("cannot authorise the app: {e}"))
+    let new = gate
+        .add_app(
+            &app.name,
+            rights,
+            app.budget_sat.saturating_mul(1000),
+            period,
+            expires_at,
+        )
+        .map_err(|e| anyhow::anyhow!("cannot authorise the app: {e}"))?;
+    Ok((new, gate.tenant().to_string()))
+}
+
+/// Unlocks the seed and records a new app at the signer in `dir`.
+fn add_app(
+    dir: &Path,
+    app: &AppArgs,
+    rights: &[String],
+) -> anyhow::Result<micronode_signer::apps::NewApp> {
+    add_app_for_tenant(dir, app, rights).map(|(app, _)| app)
 }
 
 fn describe_period(secs: u64) -> String {

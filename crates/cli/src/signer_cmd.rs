@@ -99,6 +99,9 @@ enum SignerCommand {
         #[command(subcommand)]
         command: crate::signer_apps::TokenCommand,
     },
+    /// Pair a browser wallet: authorise it as an app (with a budget), register a pairing
+    /// session at the node, and show the 10-word phrase to type in the wallet (once).
+    Pair(crate::signer_pair::PairArgs),
     /// Each app, its budget used and left, and the last payments the signer approved for it
     /// (JSON). Needs no passphrase.
     Status,
@@ -215,6 +218,7 @@ pub async fn run(args: SignerArgs) -> anyhow::Result<()> {
         }
         SignerCommand::Recover(args) => crate::signer_recover::run(&dir, args).await,
         SignerCommand::Token { command } => crate::signer_apps::run_token(&dir, command),
+        SignerCommand::Pair(args) => crate::signer_pair::run(&dir, args).await,
         SignerCommand::Status => {
             let status = crate::signer_apps::status(&dir)?;
             println!("{}", serde_json::to_string_pretty(&status)?);

@@ -38,6 +38,10 @@ const NWC_RELAY_PORT: u16 = 7447;
 /// The daily budget of the app connection `up` creates (the tenant's signer allows 25,000 sat
 /// a day in all by default).
 const NWC_DAILY_BUDGET_MSAT: u64 = 20_000_000;
+/// The browser wallet's relay (and page) port, if free.
+const WALLET_PORT: u16 = 7448;
+/// What the browser wallet may spend per day (sat).
+const WALLET_DAILY_BUDGET_SAT: u64 = 100_000;
 /// The daily budget, in the tenant's signer, of the app `up` authorises (its first payment
 /// costs 1,000 sat plus the routing-fee allowance).
 const APP_DAILY_BUDGET_SAT: u64 = 5_000;
@@ -69,7 +73,7 @@ struct Step {
 
 impl Step {
     fn start(n: usize, what: &str) -> Step {
-        eprintln!("[{n}/7] {what} ...");
+        eprintln!("[{n}/9] {what} ...");
         Step {
             n,
             started: Instant::now(),
@@ -77,7 +81,7 @@ impl Step {
     }
     fn done(self, detail: &str) {
         eprintln!(
-            "[{}/7] done in {:.1}s{}",
+            "[{}/9] done in {:.1}s{}",
             self.n,
             self.started.elapsed().as_secs_f64(),
             detail
@@ -248,9 +252,17 @@ async fn run_with_bitcoind(
     };
     // The host runs the gateway (serving JIT channels with the default fees), the tenant and
     // NWC for its tenants; port 0 means "any free port" for its front door.
-    let up = crate::up_host::start(regtest, &chain, args.api_port, relay.url())
-        .await
-        .map_err(stale_hint)?;
+    // The browser wallet's mailbox relay and page, in-process.
+    let wallet_relay = start_wallet_relay().await?;
+    let up = crate::up_host::start(
+        regtest,
+        &chain,
+        args.api_port,
+        relay.url(),
+        &wallet_relay.url(),
+    )
+    .await
+    .map_err(stale_hint)?;
     let (tenant, signer) = crate::up_host::tenant(&up, regtest, bitcoind)
         .await
         .map_err(stale_hint)?;
@@ -271,6 +283,8 @@ async fn run_with_bitcoind(
         admin: up.admin,
         gateway_cookie: up.host.dir().join(micronode_host::GATEWAY_COOKIE_FILE),
         host_dir: up.host.dir().to_path_buf(),
+        wallet_url: format!("{}/", wallet_relay.url()),
+        regtest: regtest.to_path_buf(),
     };
     let nwc = serve_nwc_management(&up.host).await;
     let result = match &nwc {
@@ -289,6 +303,9 @@ async fn run_with_bitcoind(
     outside.stop().await?;
     up.host.stop().await?;
     drop(relay);
+    if let Err(e) = wallet_relay.shutdown().await {
+        eprintln!("warning: the wallet relay did not stop cleanly: {e}");
+    }
     drop(signer);
     if let Err(e) = chain.save_graph() {
         eprintln!("warning: could not save the network graph: {e}");
@@ -306,6 +323,24 @@ struct Apis {
     gateway_cookie: PathBuf,
     /// The host's directory.
     host_dir: PathBuf,
+    /// The browser wallet's page.
+    wallet_url: String,
+    /// The regtest directory (`<home>/regtest`).
+    regtest: PathBuf,
+}
+
+/// The mailbox relay for browser wallets, serving the wallet's page too, on
+/// [`WALLET_PORT`] (a free port if that one is taken).
+async fn start_wallet_relay() -> anyhow::Result<micronode_relay::RelayHandle> {
+    let listener = match tokio::net::TcpListener::bind(("127.0.0.1", WALLET_PORT)).await {
+        Ok(listener) => listener,
+        Err(_) => tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?,
+    };
+    Ok(micronode_relay::RelayHandle::start_with(
+        listener,
+        micronode_relay::RelayConfig::default(),
+        micronode_webapp::router(),
+    )?)
 }
 
 /// The tenant's part of the host's NWC service, and its management API (create, list and
@@ -410,6 +445,26 @@ async fn run_flow(
         None,
     );
     step.done("");
+
+    let step = Step::start(8, "making a pairing phrase for the tenant's browser wallet");
+    let pairing = crate::up_app::pair_browser(
+        nodes.signer,
+        apis.door,
+        &apis.wallet_url,
+        WALLET_DAILY_BUDGET_SAT,
+    )?;
+    step.done("");
+    let step = Step::start(
+        9,
+        "starting the tenant's LndHub hub and Lightning Addresses",
+    );
+    let hub = crate::up_hub::start(nodes.signer, apis.door, &apis.regtest).await?;
+    let hub_user = crate::up_hub::pay_a_new_user(&hub, outside).await?;
+    step.done(&format!(
+        ": the outside node paid {} {} sat",
+        hub_user.address,
+        crate::up_hub::TO_HUB_USER_SAT
+    ));
     print_summary(nodes, &channel_id, &to_tenant, &to_gateway, apis);
     let uri = uri.to_string();
     println!(
@@ -421,10 +476,33 @@ async fn run_flow(
         Ok(qr) => println!("{qr}"),
         Err(e) => eprintln!("warning: cannot draw the QR code: {e}"),
     }
+    println!(
+        "  Browser wallet (tenant; {WALLET_DAILY_BUDGET_SAT} sat a day): open {} and type the phrase",
+        apis.wallet_url
+    );
+    println!("    phrase          {}", pairing.phrase);
+    println!("    (shown once; one attempt; make another with `micronode signer pair`)");
+    let hub_addr = hub.local_addr();
+    println!(
+        "  LndHub accounts (BlueWallet, Zeus, Alby; {} sat a day at the signer)",
+        crate::up_hub::HUB_DAILY_BUDGET_SAT
+    );
+    println!("    hub             http://{hub_addr} (open sign-up)");
+    println!(
+        "    user            {} (paid {} sat through its address)",
+        hub_user.address,
+        crate::up_hub::TO_HUB_USER_SAT
+    );
+    println!("    wallet export   {}", hub_user.lndhub);
+    println!(
+        "    address         {}@{hub_addr} (the tenant's own)",
+        crate::up_hub::TENANT_ADDRESS
+    );
     if !args.exit_after_summary {
         println!("\nServing until Ctrl-C.");
         crate::daemon::wait_for_shutdown_signal().await;
     }
+    hub.stop().await.context("stopping the hub")?;
     Ok(())
 }
 

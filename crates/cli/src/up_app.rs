@@ -105,3 +105,44 @@ pub async fn pay(
         .into_inner();
     Ok(payment)
 }
+
+/// A browser-wallet pairing session `up` made.
+pub struct BrowserPairing {
+    /// The 10 words to type in the wallet.
+    pub phrase: String,
+}
+
+/// Asks the tenant's signer for a browser-wallet pairing session (`micronode signer pair`),
+/// registered at the tenant's API behind `door`, spending up to `budget_sat` a day.
+pub fn pair_browser(
+    signer: &SignerChild,
+    door: SocketAddr,
+    wallet_url: &str,
+    budget_sat: u64,
+) -> anyhow::Result<BrowserPairing> {
+    let out = signer
+        .command()?
+        .args(["pair", "--name", "browser wallet", "--period", "day"])
+        .arg("--budget-sat")
+        .arg(budget_sat.to_string())
+        .arg("--endpoint")
+        .arg(format!("http://{door}"))
+        .arg("--wallet-url")
+        .arg(wallet_url)
+        .stdin(Stdio::null())
+        .output()
+        .context("running `micronode signer pair`")?;
+    if !out.status.success() {
+        bail!(
+            "the tenant's signer did not make a pairing session: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let line: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .context("reading what `micronode signer pair` printed")?;
+    let phrase = line["phrase"]
+        .as_str()
+        .context("`micronode signer pair` printed no phrase")?
+        .to_string();
+    Ok(BrowserPairing { phrase })
+}

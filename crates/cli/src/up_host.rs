@@ -35,13 +35,14 @@ pub struct UpHost {
 }
 
 /// Starts the host in `<regtest>/host` on `chain`, its front door on `api_port` (a free port if
-/// that one is taken), its admin API on a free loopback port, and NWC for its tenants on
-/// `nwc_relay`.
+/// that one is taken), its admin API on a free loopback port, NWC for its tenants on
+/// `nwc_relay`, and browser-wallet pairing through the mailbox relay at `wallet_relay`.
 pub async fn start(
     regtest: &Path,
     chain: &ChainServices,
     api_port: u16,
     nwc_relay: &str,
+    wallet_relay: &str,
 ) -> anyhow::Result<UpHost> {
     let dir = regtest.join("host");
     let mut gateway = NodeConfig::new(dir.join("gateway"), Network::Regtest);
@@ -67,6 +68,7 @@ pub async fn start(
         api_rate_per_ip: micronode_api::RateLimit::UNLIMITED,
         nwc_relays: vec![nwc_relay.to_string()],
         tenant_nwc_rate: Default::default(),
+        wallet_relay: Some(wallet_relay.to_string()),
     };
     let host = Host::start(config, chain.clone()).await?;
     let wanted: SocketAddr = ([127, 0, 0, 1], api_port).into();

@@ -41,21 +41,9 @@ fn refused(what: &str, response: &SignerResponse, expected_rule: &str) {
 
 /// Runs `micronode <args>`; returns its stdout, or panics with its stderr.
 fn micronode(args: &[&str], token: Option<&str>) -> String {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_micronode"));
-    cmd.args(args)
-        .env("MICRONODE_LOG", "warn")
-        .env_remove("MICRONODE_TOKEN")
-        .stdin(Stdio::null());
-    if let Some(token) = token {
-        cmd.env("MICRONODE_TOKEN", token);
-    }
-    let out = cmd.output().expect("run micronode");
-    assert!(
-        out.status.success(),
-        "micronode {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
+    let (ok, out, err) = daemon::run_micronode(args, token);
+    assert!(ok, "micronode {args:?}: {err}");
+    out
 }
 
 fn random_address() -> bitcoin::Address {
@@ -227,6 +215,7 @@ async fn only_the_tenants_apps_can_spend() {
         .await
         .expect("connect");
     let mut request = tonic::Request::new(v1::KeysendRequest {
+        preimage: None,
         node_id: b.node_id().to_string(),
         amount_msat: 1_500_000,
         wait: true,
@@ -383,7 +372,7 @@ async fn only_the_tenants_apps_can_spend() {
     assert!(ready, "the NWC service answers the new app");
     for i in 0..2 {
         let invoice = b
-            .create_invoice(Some(10_000), &format!("nwc {i}"), 3600)
+            .create_invoice(Some(10_000), format!("nwc {i}"), 3600)
             .expect("invoice");
         wallet
             .pay_invoice(PayInvoiceRequest::new(invoice.invoice))

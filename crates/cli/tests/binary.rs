@@ -77,12 +77,35 @@ fn up_brings_up_the_system_and_pays_both_ways() {
         stdout.contains("nostr+walletconnect://"),
         "an NWC URI is printed: {stdout}"
     );
-    for step in 1..=7 {
+    for step in 1..=9 {
         assert!(
-            stderr.contains(&format!("[{step}/7] done")),
+            stderr.contains(&format!("[{step}/9] done")),
             "step {step} missing:\n{stderr}"
         );
     }
+    // The tenant's LndHub hub answers, with the tenant node's identity.
+    let hub = stdout
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("hub             http://"))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap_or_else(|| panic!("the hub's address is printed: {stdout}"));
+    assert!(stdout.contains("address         tenant@"), "{stdout}");
+    // A user of the hub, paid by the outside node through its Lightning Address, and its
+    // export for a wallet.
+    assert!(
+        stdout.contains("user            user-")
+            && stdout.contains("(paid 10000 sat through its address)"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("wallet export   lndhub://"), "{stdout}");
+    assert!(!hub.is_empty());
+    // The tenant's browser wallet: its page and a 10-word phrase.
+    assert!(stdout.contains("Browser wallet (tenant; "), "{stdout}");
+    let phrase = stdout
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("phrase "))
+        .unwrap_or_else(|| panic!("a pairing phrase is printed: {stdout}"));
+    assert_eq!(phrase.split_whitespace().count(), 10, "{phrase}");
     // The tenant's keys are in a separate signer process; its node holds none.
     assert!(
         stdout.contains("keys            remote signer, pid "),
@@ -120,6 +143,19 @@ fn up_brings_up_the_system_and_pays_both_ways() {
         "{stdout}"
     );
     assert!(regtest.join("tenant-signer/seed.vault").exists());
+    // The hub's books balance, and its user holds what the outside node paid it.
+    let check = micronode()
+        .args(["hub", "check", "--data-dir"])
+        .arg(regtest.join("hub"))
+        .output()
+        .expect("hub check");
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stdout)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&check.stdout).expect("JSON");
+    assert_eq!(report["users_total_msat"], 10_000_000, "{report}");
     // The host holds the gateway and the tenant, provisioned through its admin API.
     let host = regtest.join("host");
     let tenants: Vec<_> = std::fs::read_dir(host.join("tenants"))

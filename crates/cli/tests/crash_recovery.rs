@@ -83,7 +83,7 @@ async fn kill_9_mid_burst_loses_nothing() {
     // The burst: 50 invoices of B, paid by A without waiting; kill A part-way through.
     let invoices: Vec<_> = (0..PAYMENTS)
         .map(|i| {
-            b.create_invoice(Some(AMOUNT_MSAT), &format!("burst {i}"), 3600)
+            b.create_invoice(Some(AMOUNT_MSAT), format!("burst {i}"), 3600)
                 .expect("invoice")
         })
         .collect();

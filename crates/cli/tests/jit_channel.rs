@@ -26,6 +26,7 @@ fn service() -> Lsps2ServiceSettings {
 async fn jit_invoice(client: &mut Client, amount_msat: u64) -> String {
     client
         .create_invoice(v1::CreateInvoiceRequest {
+            description_hash: None,
             amount_msat: Some(amount_msat),
             description: "first payment".into(),
             expiry_secs: Some(3600),

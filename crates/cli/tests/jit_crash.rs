@@ -75,6 +75,7 @@ async fn gateway_killed_mid_jit_open_loses_nothing() {
     let mut tenant = pair.node.client().await;
     let invoice = tenant
         .create_invoice(v1::CreateInvoiceRequest {
+            description_hash: None,
             amount_msat: Some(50_000_000),
             description: "paid across a crash".into(),
             expiry_secs: Some(3600),

@@ -72,7 +72,7 @@ async fn a_compromised_operator_cannot_make_the_signer_sign_away_funds() {
     let mut paid_invoices = Vec::new();
     for i in 0..MAX_TRACKED_PAYMENTS {
         let invoice = b
-            .create_invoice(Some(20_000_000), &format!("honest {i}"), 3600)
+            .create_invoice(Some(20_000_000), format!("honest {i}"), 3600)
             .expect("invoice");
         let paid = pay(&mut client, invoice.invoice.clone(), true)
             .await
@@ -277,6 +277,7 @@ async fn a_compromised_operator_cannot_make_the_signer_sign_away_funds() {
         let invoice = loop {
             let made = client
                 .create_invoice(v1::CreateInvoiceRequest {
+                    description_hash: None,
                     amount_msat: Some(5_000_000),
                     description: format!("receive {i}"),
                     expiry_secs: Some(3600),

@@ -78,7 +78,7 @@ async fn watch_only_tenant_pays_closes_and_sweeps_with_a_remote_signer() {
     let c_before = c.lightning_balance().in_channels_sat;
     for i in 0..3 {
         let invoice = c
-            .create_invoice(Some(1_000), &format!("sub-dust {i}"), 3600)
+            .create_invoice(Some(1_000), format!("sub-dust {i}"), 3600)
             .expect("invoice");
         let paid = pay(&mut client, invoice.invoice, true)
             .await
@@ -98,6 +98,7 @@ async fn watch_only_tenant_pays_closes_and_sweeps_with_a_remote_signer() {
     let ks_msat = 1_000_000;
     let sent = client
         .keysend(v1::KeysendRequest {
+            preimage: None,
             node_id: c.node_id().to_string(),
             amount_msat: ks_msat,
             wait: true,

@@ -47,7 +47,7 @@ async fn killing_the_signer_mid_burst_loses_nothing_and_closes_nothing() {
     // The burst, with the signer killed once a few payments have landed.
     let invoices: Vec<_> = (0..PAYMENTS)
         .map(|i| {
-            b.create_invoice(Some(AMOUNT_MSAT), &format!("burst {i}"), 3600)
+            b.create_invoice(Some(AMOUNT_MSAT), format!("burst {i}"), 3600)
                 .expect("invoice")
         })
         .collect();

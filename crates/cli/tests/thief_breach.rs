@@ -91,6 +91,7 @@ async fn a_revoked_state_broadcast_by_the_gateway_is_punished_with_the_operator_
         async move {
             client
                 .create_invoice(v1::CreateInvoiceRequest {
+                    description_hash: None,
                     amount_msat: Some(sat * 1000),
                     description: label.into(),
                     expiry_secs: Some(3600),

@@ -49,6 +49,9 @@ pub struct HostConfig {
     pub nwc_relays: Vec<String>,
     /// The NWC requests each tenant may make, over all its app connections together.
     pub tenant_nwc_rate: micronode_nwc::RateLimit,
+    /// The mailbox relay tenants' nodes dial for browser-wallet pairing (`docs/pairing.md`);
+    /// none: no pairing.
+    pub wallet_relay: Option<String>,
 }
 
 /// The gateway's API cookie in the host directory: the operator's credential for its own node
@@ -151,6 +154,7 @@ impl Host {
             signer_allow: config.signer_allow.clone(),
             tenant_channels: config.tenant_channels.clone(),
             nwc,
+            wallet_relay: config.wallet_relay.clone(),
         });
         let cookie = CookieAuth::create(dir.join(GATEWAY_COOKIE_FILE))?;
         shared.directory.serve(
@@ -393,6 +397,9 @@ impl Host {
         if let Some(nwc) = slot.nwc() {
             nwc.stop().await;
         }
+        if let Some(wallet) = slot.wallet() {
+            wallet.stop().await;
+        }
         if let Some(node) = slot.node() {
             node.stop().await?;
         }
@@ -474,6 +481,9 @@ impl Host {
         for slot in self.slots() {
             if let Some(nwc) = slot.nwc() {
                 nwc.stop().await;
+            }
+            if let Some(wallet) = slot.wallet() {
+                wallet.stop().await;
             }
             if let Some(node) = slot.node() {
                 if let Err(e) = node.stop().await {

@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 
 use bitcoin::secp256k1::PublicKey;
 use bitcoin::Network;
+use micronode_api::PairingBackend;
 use micronode_api::{TenantApi, TenantDirectory, TokenAuthority};
 use micronode_chain::ChainServices;
 use micronode_link::{PairingStore, DEFAULT_PAIRING_TTL};
@@ -19,6 +20,7 @@ use micronode_node::{
     ChannelSettings, LiquiditySettings, LspSettings, Node, NodeConfig, RemoteKeys,
 };
 use micronode_nwc::{NodeBackend, NwcConfig, NwcHandle, NwcService, SharedRelays};
+use micronode_wallet::WalletLink;
 use tracing::Instrument;
 
 use crate::error::HostError;
@@ -49,6 +51,8 @@ pub(crate) struct Shared {
     pub tenant_channels: ChannelSettings,
     /// The relays of the host's one Nostr Wallet Connect service, if it has one.
     pub nwc: Option<SharedRelays>,
+    /// The relay tenants dial for browser-wallet pairing, if any.
+    pub wallet_relay: Option<String>,
 }
 
 /// Where a tenant is in its life on this host, now.
@@ -68,6 +72,8 @@ pub(crate) enum Phase {
         node_link_key: String,
         /// Its part of the host's Nostr Wallet Connect service.
         nwc: Option<Arc<NwcHandle>>,
+        /// Its browser-wallet pairing sessions.
+        wallet: Option<Arc<WalletLink>>,
     },
     /// It failed; the reason.
     Failed(String),
@@ -121,6 +127,14 @@ impl TenantSlot {
         }
     }
 
+    /// Its browser-wallet pairing sessions, if its node runs and the host has a relay.
+    pub fn wallet(&self) -> Option<Arc<WalletLink>> {
+        match &*self.phase() {
+            Phase::Running { wallet, .. } => wallet.clone(),
+            _ => None,
+        }
+    }
+
     /// Its node, if it runs.
     pub fn node(&self) -> Option<Arc<TenantNode>> {
         match &*self.phase() {
@@ -163,9 +177,21 @@ impl TenantSlot {
             nwc.set_paused(record.state != StoredState::Active);
         }
         match (&*phase, record.state) {
-            (Phase::Running { node, tokens, .. }, StoredState::Active) => directory.serve(
+            (
+                Phase::Running {
+                    node,
+                    tokens,
+                    wallet,
+                    ..
+                },
+                StoredState::Active,
+            ) => directory.serve(
                 &node_id,
-                TenantApi::new(node.clone(), Arc::new(tokens.clone())),
+                TenantApi::with_pairing(
+                    node.clone(),
+                    Arc::new(tokens.clone()),
+                    wallet.clone().map(|w| w as Arc<dyn PairingBackend>),
+                ),
             ),
             (_, StoredState::Active) => directory.remove(&node_id),
             (_, StoredState::Suspended | StoredState::Deleting) => directory.suspend(&node_id),
@@ -269,11 +295,34 @@ async fn run(slot: Arc<TenantSlot>, shared: Arc<Shared>) -> Result<(), HostError
         }
         None => None,
     };
+    let wallet = match &shared.wallet_relay {
+        Some(relay) => {
+            // Nobody holds the sender: the in-process API's long calls end with the host.
+            let (_, stop) = tokio::sync::watch::channel(false);
+            let auth: Arc<dyn micronode_api::Authenticator> = Arc::new(tokens.clone());
+            let nwc_control = nwc.as_ref().map(|handle| {
+                Arc::new(micronode_wallet::nwc::NwcTunnel::new(handle))
+                    as Arc<dyn micronode_wallet::nwc::NwcControl>
+            });
+            match micronode_wallet::start_for_node(node.clone(), auth, relay, nwc_control, stop)
+                .await
+            {
+                Ok(link) => Some(link),
+                // The node and its API run on; only its browser pairing is missing.
+                Err(e) => {
+                    tracing::error!(error = %e, "the tenant's wallet pairing did not start");
+                    None
+                }
+            }
+        }
+        None => None,
+    };
     slot.set_phase(Phase::Running {
         node,
         tokens,
         node_link_key,
         nwc,
+        wallet,
     });
     slot.apply_state(&shared.directory);
     tracing::info!(node_id = %node_id, "tenant node is running");

@@ -127,10 +127,13 @@ impl<K: KeysBackend> Node<K> {
         }
         micronode_files::own_private_dir(&config.data_dir)?;
         let dir_lock = lock_data_dir(&config.data_dir)?;
-        let store = Arc::new(
-            Store::open(&config.data_dir)
-                .map_err(|e| NodeError::Storage(std::io::Error::other(e.to_string())))?,
-        );
+        let store = match &config.store {
+            crate::config::StoreChoice::SqliteInDataDir => Arc::new(
+                Store::open(&config.data_dir)
+                    .map_err(|e| NodeError::Storage(std::io::Error::other(e.to_string())))?,
+            ),
+            crate::config::StoreChoice::Given(store) => store.clone(),
+        };
         let node_id = keys
             .get_node_id(Recipient::Node)
             .map_err(|()| NodeError::Signer("the signer did not give a node id".into()))?;
@@ -429,6 +432,7 @@ impl<K: KeysBackend> Node<K> {
                     inner.peer_manager.clone(),
                     addr,
                     InboundGate::new(&inner.config.peer_network),
+                    inner.store.clone(),
                 )
                 .await?;
                 tasks.push(task);
@@ -558,6 +562,7 @@ async fn spawn_listener<K: KeysBackend>(
     peer_manager: Arc<PeerManager<K>>,
     addr: SocketAddr,
     gate: InboundGate,
+    store: Arc<Store>,
 ) -> Result<(SocketAddr, tokio::task::JoinHandle<()>), NodeError> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -580,9 +585,20 @@ async fn spawn_listener<K: KeysBackend>(
                 }
             };
             let pm = peer_manager.clone();
+            let store = store.clone();
             match stream.into_std() {
+                // The lease is checked in the connection's own task, so a slow database never
+                // holds up the accept loop.
                 Ok(std_stream) => {
-                    tokio::spawn(lightning_net_tokio::setup_inbound(pm, std_stream));
+                    tokio::spawn(async move {
+                        if crate::peer_net::lease_current(store).await {
+                            lightning_net_tokio::setup_inbound(pm, std_stream).await;
+                        } else {
+                            tracing::debug!(
+                                "peer connection refused: the node's lease is not current"
+                            );
+                        }
+                    });
                 }
                 Err(e) => tracing::warn!(error = %e, "cannot take over a peer socket"),
             }
@@ -668,6 +684,16 @@ async fn monitor_write_loop<K: KeysBackend>(
         if let Err(e) = flushed {
             tracing::error!(error = %e, "monitor writer failed");
         }
+        if inner.store.is_fenced() {
+            // Another host runs this node now. Nothing this copy does can reach the store, so
+            // nothing it would send its peers is backed by state: it leaves them alone.
+            tracing::warn!(
+                node = %inner.logger_label,
+                "the node's lease moved to another host: disconnecting and no longer writing"
+            );
+            inner.peer_manager.disconnect_all_peers();
+            return;
+        }
     }
 }
 
@@ -701,6 +727,12 @@ async fn reconnect_loop<K: KeysBackend>(
             _ = stop.wait_for(|s| *s) => return,
         }
         ticks += 1;
+        if inner.store.is_fenced() {
+            // Another host runs this node: this copy stays away from its peers (each dial
+            // also checks the lease first, see `NodeInner::dial`).
+            inner.peer_manager.disconnect_all_peers();
+            continue;
+        }
         if let Err(e) = inner
             .payments
             .fail_expired_invoices(crate::payments::now_secs())

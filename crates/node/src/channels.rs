@@ -135,6 +135,11 @@ impl<K: KeysBackend> Node<K> {
             .map_err(|e| NodeError::Internal(format!("peer store task failed: {e}")))?
     }
 
+    /// Closes the connection to `node_id`, if there is one (it may connect or be dialed again).
+    pub fn disconnect_peer(&self, node_id: PublicKey) {
+        self.inner.peer_manager.disconnect_by_node_id(node_id);
+    }
+
     /// Connected peers.
     pub fn list_peers(&self) -> Vec<PeerInfo> {
         self.inner

@@ -117,7 +117,32 @@ pub struct NodeConfig {
     pub liquidity: LiquiditySettings,
     /// How peers are reached (directly or through SOCKS5) and which may connect.
     pub peer_network: crate::peer_net::PeerNetwork,
+    /// Where the node's state (LDK's, payments, wallet) is stored.
+    pub store: StoreChoice,
 }
+
+/// Where a node stores its state.
+#[derive(Clone, Debug, Default)]
+pub enum StoreChoice {
+    /// The embedded default: one SQLite file in the node's data directory.
+    #[default]
+    SqliteInDataDir,
+    /// A store opened by the caller: a fleet tenant's sealed rows in PostgreSQL, fenced by the
+    /// lease the host holds.
+    Given(std::sync::Arc<crate::types::Store>),
+}
+
+impl PartialEq for StoreChoice {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (StoreChoice::SqliteInDataDir, StoreChoice::SqliteInDataDir) => true,
+            (StoreChoice::Given(a), StoreChoice::Given(b)) => std::sync::Arc::ptr_eq(a, b),
+            _ => false,
+        }
+    }
+}
+
+impl Eq for StoreChoice {}
 
 impl NodeConfig {
     /// A config with defaults for the given directory and network.
@@ -132,6 +157,7 @@ impl NodeConfig {
             htlc_processing_interval: None,
             liquidity: LiquiditySettings::default(),
             peer_network: Default::default(),
+            store: StoreChoice::default(),
         }
     }
 }

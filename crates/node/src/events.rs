@@ -256,9 +256,10 @@ impl<K: KeysBackend> NodeInner<K> {
                         if let Some(addr) = addrs.next() {
                             let pm = self.peer_manager.clone();
                             let network = self.config.peer_network.clone();
+                            let store = self.store.clone();
                             tokio::spawn(async move {
                                 if let Some(conn) =
-                                    crate::peer_net::dial(pm, &network, node_id, addr).await
+                                    crate::peer_net::dial(pm, &network, store, node_id, addr).await
                                 {
                                     conn.await;
                                 }

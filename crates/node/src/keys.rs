@@ -115,6 +115,11 @@ pub trait WalletSigner: Send + Sync {
         true
     }
 
+    /// Whether the tenant's signer said it revoked this node. In-process keys never do.
+    fn signer_revoked(&self) -> bool {
+        false
+    }
+
     /// A counter that changes each time a remote signer connects; `None` for in-process keys.
     fn signer_connections(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
         None

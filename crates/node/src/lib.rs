@@ -13,7 +13,9 @@ mod bump;
 mod chain_listener;
 pub mod channels;
 pub mod config;
-pub mod edge;
+/// What a public listener lets in (allow-lists, token buckets): the `micronode-edge` crate.
+pub use micronode_edge as edge;
+pub use micronode_store as store;
 pub mod error;
 pub mod events;
 mod funding;
@@ -35,7 +37,7 @@ pub mod wallet;
 
 pub use channels::{ChannelInfo, PeerInfo};
 pub use config::{
-    ChannelSettings, LiquiditySettings, LspSettings, Lsps2ServiceSettings, NodeConfig,
+    ChannelSettings, LiquiditySettings, LspSettings, Lsps2ServiceSettings, NodeConfig, StoreChoice,
 };
 pub use error::NodeError;
 pub use events::NodeEvent;
@@ -47,7 +49,7 @@ pub use liquidity::JitOffer;
 pub use node::{Node, NodeInfo};
 pub use onchain::{LightningBalance, OnchainBalance};
 pub use outbox::{BroadcastStatus, FailingBroadcast};
-pub use pay::{CreatedInvoice, PaymentsPage};
+pub use pay::{CreatedInvoice, InvoiceDescription, PaymentsPage};
 pub use payments::{PaymentDirection, PaymentKind, PaymentRecord, PaymentStatus};
 pub use remote::RemoteKeys;
 pub use wallet::SendAmount;

@@ -170,6 +170,18 @@ impl<K: KeysBackend> Node<K> {
         self.inner.keys.signer_online()
     }
 
+    /// Whether the tenant's signer said it revoked this node (never, for in-process keys).
+    pub fn signer_revoked(&self) -> bool {
+        self.inner.keys.signer_revoked()
+    }
+
+    /// Whether another host took over this node's lease, so its store refuses every write
+    /// (fleet tenants only). A fenced node has left its peers and accepts none; its owner must
+    /// stop it.
+    pub fn is_fenced(&self) -> bool {
+        self.inner.store.is_fenced()
+    }
+
     /// Stops the node: disconnects peers, stops background work and persists the channel
     /// manager one last time. Idempotent.
     pub async fn stop(&self) -> Result<(), NodeError> {

@@ -10,7 +10,7 @@ use lightning::ln::channelmanager::{
 };
 use lightning::routing::router::{PaymentParameters, RouteParameters, RouteParametersConfig};
 use lightning::types::payment::PaymentPreimage;
-use lightning_invoice::{Bolt11Invoice, Bolt11InvoiceDescription, Description};
+use lightning_invoice::{Bolt11Invoice, Bolt11InvoiceDescription, Description, Sha256};
 use serde::Serialize;
 
 use crate::error::NodeError;
@@ -25,6 +25,49 @@ pub struct CreatedInvoice {
     pub invoice: String,
     /// Its payment hash (hex).
     pub payment_hash: String,
+}
+
+/// What an invoice describes: text shown to the payer, or the SHA-256 of a description kept
+/// elsewhere (BOLT11's `h` field, which LNURL-pay asks for its metadata).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum InvoiceDescription {
+    /// The description itself, at most 639 bytes.
+    Text(String),
+    /// The SHA-256 of the description.
+    Hash([u8; 32]),
+}
+
+impl InvoiceDescription {
+    /// The BOLT11 field, or an `InvalidInput` error for a description too long.
+    pub(crate) fn to_bolt11(&self) -> Result<Bolt11InvoiceDescription, NodeError> {
+        Ok(match self {
+            InvoiceDescription::Text(text) => Bolt11InvoiceDescription::Direct(
+                Description::new(text.clone())
+                    .map_err(|e| NodeError::InvalidInput(format!("invalid description: {e}")))?,
+            ),
+            InvoiceDescription::Hash(hash) => {
+                Bolt11InvoiceDescription::Hash(Sha256(sha256::Hash::from_byte_array(*hash)))
+            }
+        })
+    }
+}
+
+impl From<&str> for InvoiceDescription {
+    fn from(text: &str) -> Self {
+        InvoiceDescription::Text(text.to_string())
+    }
+}
+
+impl From<&String> for InvoiceDescription {
+    fn from(text: &String) -> Self {
+        InvoiceDescription::Text(text.clone())
+    }
+}
+
+impl From<String> for InvoiceDescription {
+    fn from(text: String) -> Self {
+        InvoiceDescription::Text(text)
+    }
 }
 
 /// The largest page [`Node::list_payments_page`] returns.
@@ -78,7 +121,7 @@ impl<K: KeysBackend> Node<K> {
     pub fn create_invoice(
         &self,
         amount_msat: Option<u64>,
-        description: &str,
+        description: impl Into<InvoiceDescription>,
         expiry_secs: u32,
     ) -> Result<CreatedInvoice, NodeError> {
         self.ensure_running()?;
@@ -88,14 +131,13 @@ impl<K: KeysBackend> Node<K> {
                 "invoice amount must be positive".into(),
             ));
         }
-        let description = Description::new(description.to_string())
-            .map_err(|e| NodeError::InvalidInput(format!("invalid description: {e}")))?;
+        let description = description.into().to_bolt11()?;
         let invoice = self
             .inner
             .channel_manager
             .create_bolt11_invoice(Bolt11InvoiceParameters {
                 amount_msats: amount_msat,
-                description: Bolt11InvoiceDescription::Direct(description),
+                description,
                 invoice_expiry_delta_secs: Some(expiry_secs),
                 ..Default::default()
             })
@@ -243,6 +285,21 @@ impl<K: KeysBackend> Node<K> {
         max_fee_msat: Option<u64>,
         authorization: Option<micronode_signer_protocol::PaymentAuthorization>,
     ) -> Result<[u8; 32], NodeError> {
+        self.keysend_with_preimage(node_id, amount_msat, max_fee_msat, None, authorization)
+    }
+
+    /// [`Node::keysend_for_app`] with the preimage the caller chose (`None`: the node draws
+    /// one). The payment's hash and id are its SHA-256, so a caller can record the payment
+    /// before it starts and find it after a crash. A preimage already used is refused as a
+    /// duplicate payment.
+    pub fn keysend_with_preimage(
+        &self,
+        node_id: PublicKey,
+        amount_msat: u64,
+        max_fee_msat: Option<u64>,
+        preimage: Option<[u8; 32]>,
+        authorization: Option<micronode_signer_protocol::PaymentAuthorization>,
+    ) -> Result<[u8; 32], NodeError> {
         self.ensure_running()?;
         self.ensure_signer()?;
         if amount_msat == 0 {
@@ -250,7 +307,7 @@ impl<K: KeysBackend> Node<K> {
                 "keysend amount must be positive".into(),
             ));
         }
-        let preimage = PaymentPreimage(rand::random());
+        let preimage = PaymentPreimage(preimage.unwrap_or_else(rand::random));
         let hash = sha256::Hash::hash(&preimage.0).to_byte_array();
         let id = PaymentId(hash);
         self.inner

@@ -211,8 +211,7 @@ impl PaymentStore {
     /// theirs now, in creation-time order, and are written back once.
     pub fn load(store: Arc<Store>) -> Result<Self, NodeError> {
         let mut records = HashMap::new();
-        for key in store.list(PAYMENTS_NAMESPACE, "")? {
-            let bytes = store.read(PAYMENTS_NAMESPACE, "", &key)?;
+        for (key, bytes) in store.read_namespace(PAYMENTS_NAMESPACE, "")? {
             let record: PaymentRecord = serde_json::from_slice(&bytes)
                 .map_err(|e| NodeError::Internal(format!("corrupt payment record {key}: {e}")))?;
             records.insert(key, record);

@@ -12,7 +12,7 @@ use bitcoin::secp256k1::PublicKey;
 use crate::edge::{IpAllowList, PerIpLimiter, RateLimit};
 use crate::keys::KeysBackend;
 use crate::node::NodeInner;
-use crate::types::PeerManager;
+use crate::types::{PeerManager, Store};
 
 /// How long reaching a peer through the proxy may take (LDK's own direct dial waits 10 s).
 const PROXY_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -72,11 +72,12 @@ impl InboundGate {
 }
 
 impl<K: KeysBackend> NodeInner<K> {
-    /// Connects to `node_id` at `addr` with the node's [`PeerNetwork`] settings.
+    /// Connects to `node_id` at `addr` with the node's [`PeerNetwork`] settings (see [`dial`]).
     pub(crate) async fn dial(&self, node_id: PublicKey, addr: SocketAddr) -> Option<Connection> {
         dial(
             self.peer_manager.clone(),
             &self.config.peer_network,
+            self.store.clone(),
             node_id,
             addr,
         )
@@ -84,14 +85,31 @@ impl<K: KeysBackend> NodeInner<K> {
     }
 }
 
+/// Whether the node's store still holds its lease (always, for SQLite), asked off the async
+/// workers. A copy that lost it must not talk to peers: its channel states may be older than
+/// the ones its successor has agreed since, and a peer answers an old state with a force close.
+/// `false` too when the database cannot be asked.
+pub(crate) async fn lease_current(store: Arc<Store>) -> bool {
+    matches!(
+        tokio::task::spawn_blocking(move || store.lease_is_current()).await,
+        Ok(Ok(true))
+    )
+}
+
 /// Connects to `node_id` at `addr`, through `network`'s proxy if it has one. `None` if the
-/// peer (or the proxy) cannot be reached.
+/// peer (or the proxy) cannot be reached, or if the node's lease is not current
+/// ([`lease_current`]).
 pub(crate) async fn dial<K: KeysBackend>(
     pm: Arc<PeerManager<K>>,
     network: &PeerNetwork,
+    store: Arc<Store>,
     node_id: PublicKey,
     addr: SocketAddr,
 ) -> Option<Connection> {
+    if !lease_current(store).await {
+        tracing::debug!(%node_id, "not dialing: the node's lease is not current");
+        return None;
+    }
     let Some(proxy) = network.socks5_proxy else {
         let conn = lightning_net_tokio::connect_outbound(pm, node_id, addr).await?;
         return Some(Box::pin(conn));

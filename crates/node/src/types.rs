@@ -16,7 +16,7 @@ use crate::seam::WalletScriptsSignerProvider;
 use crate::wallet::OnchainWallet;
 
 /// The node's key-value store.
-pub type Store = micronode_store::SqliteStore;
+pub type Store = micronode_store::NodeStore;
 /// A chain filter; never set, because the shared feed delivers full blocks.
 pub type ChainFilter = dyn Filter + Send + Sync;
 /// The channel signer type a keys backend hands out.

@@ -83,7 +83,7 @@ async fn request(raw: &RawApp, waiters: &Waiters, body: &str, opts: &RawOpts) ->
 async fn invoices(bob: &TestNode, n: usize) -> Vec<String> {
     (0..n)
         .map(|i| {
-            bob.create_invoice(Some(10_000_000), &format!("bench {i}"), 3600)
+            bob.create_invoice(Some(10_000_000), format!("bench {i}"), 3600)
                 .expect("invoice")
                 .invoice
         })

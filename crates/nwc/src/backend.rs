@@ -1,6 +1,7 @@
 //! The wallet the service fronts: a trait, so the in-process node ([`crate::NodeBackend`]) and,
 //! later, a gRPC client of a remote node are interchangeable.
 
+use micronode_node::InvoiceDescription;
 use micronode_signer_protocol::PaymentAuthorization;
 use std::future::Future;
 use std::time::Duration;
@@ -190,11 +191,11 @@ pub trait WalletBackend: Send + Sync + 'static {
     fn get_info(&self) -> impl Future<Output = Result<WalletInfo, BackendError>> + Send;
     /// What the wallet can spend over Lightning now (msat).
     fn get_balance(&self) -> impl Future<Output = Result<u64, BackendError>> + Send;
-    /// Creates an invoice (`None`: any amount).
+    /// Creates an invoice (`None`: any amount) describing itself with text or a hash.
     fn make_invoice(
         &self,
         amount_msat: Option<u64>,
-        description: &str,
+        description: InvoiceDescription,
         expiry_secs: u32,
     ) -> impl Future<Output = Result<Transaction, BackendError>> + Send;
     /// Starts paying an invoice; returns its payment hash. `authorization` is the app's
@@ -206,12 +207,14 @@ pub trait WalletBackend: Send + Sync + 'static {
         max_fee_msat: Option<u64>,
         authorization: Option<PaymentAuthorization>,
     ) -> impl Future<Output = Result<[u8; 32], BackendError>> + Send;
-    /// Starts a keysend payment to a node (hex public key); returns its payment hash.
+    /// Starts a keysend payment to a node (hex public key) with `preimage` if the app chose one
+    /// (else the backend draws it); returns its payment hash.
     fn pay_keysend(
         &self,
         node_id: &str,
         amount_msat: u64,
         max_fee_msat: Option<u64>,
+        preimage: Option<[u8; 32]>,
         authorization: Option<PaymentAuthorization>,
     ) -> impl Future<Output = Result<[u8; 32], BackendError>> + Send;
     /// Waits until an outgoing payment settles or fails, or `timeout` passes

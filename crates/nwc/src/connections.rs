@@ -11,6 +11,7 @@
 
 use std::collections::BTreeSet;
 
+use micronode_signer_protocol::app_request::Delegation;
 use nostr_sdk::nips::nip47::NostrWalletConnectURI;
 use nostr_sdk::{Keys, PublicKey, RelayUrl, SecretKey};
 use rusqlite::{params, OptionalExtension, Row};
@@ -121,6 +122,12 @@ pub struct Connection {
     pub created_at: u64,
     /// Revoked (unix seconds), if it was.
     pub revoked_at: Option<u64>,
+    /// The delegation of the tenant's app (its browser wallet) that made this connection for
+    /// an app key it made, attached to every payment for the tenant's signer to check; `None`
+    /// for a connection whose app key the signer or this service made. Not serialised: it
+    /// carries the delegating app's token.
+    #[serde(skip_serializing)]
+    pub delegation: Option<Delegation>,
 }
 
 impl Connection {
@@ -179,7 +186,10 @@ impl std::fmt::Debug for NewConnection {
 }
 
 const COLUMNS: &str = "id, name, app_pubkey, service_pubkey, methods, notifications, budget_msat,
-    budget_renewal, expires_at, created_at, revoked_at";
+    budget_renewal, expires_at, created_at, revoked_at, delegation";
+
+/// The column after [`COLUMNS`], where the service key is selected with them.
+const SERVICE_SECRET: usize = 12;
 
 fn corrupt(what: &str) -> rusqlite::Error {
     rusqlite::Error::FromSqlConversionFailure(
@@ -216,33 +226,42 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<Connection> {
         expires_at: row.get::<_, Option<i64>>(8)?.map(to_u64),
         created_at: to_u64(row.get(9)?),
         revoked_at: row.get::<_, Option<i64>>(10)?.map(to_u64),
+        delegation: row
+            .get::<_, Option<String>>(11)?
+            .map(|json| serde_json::from_str(&json).map_err(|_| corrupt("delegation")))
+            .transpose()?,
     })
 }
 
 /// Inserts a connection for the app key `app_pubkey`, or for a new app key made here when it is
-/// `None` (the URI then carries its secret).
+/// `None` (the URI then carries its secret), with the delegation that made it, if any.
 fn insert(
     tx: &rusqlite::Transaction<'_>,
     spec: &ConnectionSpec,
     relays: &[RelayUrl],
     app_pubkey: Option<PublicKey>,
+    delegation: Option<&Delegation>,
 ) -> Result<NewConnection, NwcError> {
     if relays.is_empty() {
         return Err(NwcError::Config(
             "a connection needs at least one relay".into(),
         ));
     }
-    // An app key made elsewhere (by the tenant's signer) has its secret there only; the URI
-    // built here then carries a throwaway secret and is not shown.
+    // An app key made elsewhere (by the tenant's signer or browser wallet) has its secret there
+    // only; the URI built here then carries a throwaway secret and is not shown.
     let app = Keys::generate();
     let app_public = app_pubkey.unwrap_or_else(|| app.public_key());
     let service = Keys::generate();
     let methods: Vec<&str> = spec.methods.iter().map(|m| m.as_str()).collect();
+    let delegation = delegation
+        .map(serde_json::to_string)
+        .transpose()
+        .map_err(|e| NwcError::Internal(format!("cannot write the delegation: {e}")))?;
     let now = now_secs();
     tx.execute(
         "INSERT INTO connections (name, app_pubkey, service_secret, service_pubkey, methods,
-             notifications, budget_msat, budget_renewal, expires_at, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+             notifications, budget_msat, budget_renewal, expires_at, created_at, delegation)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
         params![
             spec.name,
             app_public.to_hex(),
@@ -257,6 +276,7 @@ fn insert(
                 .as_str(),
             spec.expires_at.map(to_i64),
             to_i64(now),
+            delegation,
         ],
     )?;
     let id = tx.last_insert_rowid();
@@ -283,7 +303,7 @@ impl NwcStore {
     ) -> Result<NewConnection, NwcError> {
         let mut conn = self.lock();
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let new = insert(&tx, spec, relays, None)?;
+        let new = insert(&tx, spec, relays, None, None)?;
         tx.commit()?;
         Ok(new)
     }
@@ -305,7 +325,7 @@ impl NwcStore {
             "UPDATE connections SET revoked_at = ?2 WHERE name = ?1 AND revoked_at IS NULL",
             params![spec.name, to_i64(now_secs())],
         )?;
-        let new = insert(&tx, spec, relays, app_pubkey)?;
+        let new = insert(&tx, spec, relays, app_pubkey, None)?;
         tx.commit()?;
         Ok(new)
     }
@@ -320,6 +340,34 @@ impl NwcStore {
     ) -> Result<Connection, NwcError> {
         self.replace_connection(spec, relays, Some(app_pubkey))
             .map(|new| new.connection)
+    }
+
+    /// A connection for `app_pubkey`, a key made elsewhere (its secret is there only), with
+    /// the `delegation` that made it (the tenant's browser wallet's, [`Delegation`]), attached
+    /// to every payment of the connection. Unlike [`NwcStore::create_connection_for_app`] it
+    /// revokes no other connection, whatever its name. An app key may have one connection only.
+    pub fn create_connection_for_app_with(
+        &self,
+        spec: &ConnectionSpec,
+        relays: &[RelayUrl],
+        app_pubkey: PublicKey,
+        delegation: Option<Delegation>,
+    ) -> Result<Connection, NwcError> {
+        let mut conn = self.lock();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let taken: bool = tx.query_row(
+            "SELECT EXISTS(SELECT 1 FROM connections WHERE app_pubkey = ?1)",
+            [app_pubkey.to_hex()],
+            |r| r.get(0),
+        )?;
+        if taken {
+            return Err(NwcError::Config(
+                "this app key has a connection already; make a new key".into(),
+            ));
+        }
+        let new = insert(&tx, spec, relays, Some(app_pubkey), delegation.as_ref())?;
+        tx.commit()?;
+        Ok(new.connection)
     }
 
     /// Every connection, oldest first (revoked and expired ones included).
@@ -381,7 +429,7 @@ impl NwcStore {
                     "SELECT {COLUMNS}, service_secret FROM connections WHERE service_pubkey = ?1"
                 ),
                 [wallet_pubkey.to_hex()],
-                |row| Ok((from_row(row)?, row.get::<_, String>(11)?)),
+                |row| Ok((from_row(row)?, row.get::<_, String>(SERVICE_SECRET)?)),
             )
             .optional()?;
         match row {
@@ -403,7 +451,9 @@ impl NwcStore {
             "SELECT {COLUMNS}, service_secret FROM connections ORDER BY id"
         ))?;
         let rows = stmt
-            .query_map([], |row| Ok((from_row(row)?, row.get::<_, String>(11)?)))?
+            .query_map([], |row| {
+                Ok((from_row(row)?, row.get::<_, String>(SERVICE_SECRET)?))
+            })?
             .collect::<Result<Vec<_>, _>>()?;
         rows.into_iter()
             .map(|(c, secret)| {
@@ -510,6 +560,93 @@ mod tests {
         assert!(!by_name[1].allows(Method::PayInvoice));
         assert!(by_name[1].allows(Method::GetInfo));
         assert!(store.create_connection(&ro, &[]).is_err());
+    }
+
+    #[test]
+    fn a_connection_keeps_the_delegation_that_made_it() {
+        use micronode_signer_protocol::app_request::{delegation_target, Delegation};
+        use micronode_signer_protocol::{AppMethod, AppRequest};
+        let dir = Tmp::new("delegation");
+        let store = NwcStore::open(&dir.0).unwrap();
+        let app = Keys::generate().public_key();
+        let delegation = Delegation {
+            token: "token".into(),
+            request: AppRequest::new(
+                AppMethod::DelegateNwc,
+                delegation_target(&app.to_hex(), 0, Some(2_000_000_000)),
+                1_000,
+            )
+            .sign(&micronode_signer_protocol::app_request::new_client_key()),
+        };
+        let spec = ConnectionSpec::full("shop").with_budget(1_000, BudgetRenewal::Never);
+        // Another connection of the same name stays: a delegated one replaces nothing.
+        let other = store.create_connection(&spec, &relays()).unwrap();
+        let made = store
+            .create_connection_for_app_with(&spec, &relays(), app, Some(delegation.clone()))
+            .unwrap();
+        assert_eq!(made.delegation.as_ref(), Some(&delegation));
+        assert_eq!(made.app_pubkey, app);
+        let listed = store.list_connections().unwrap();
+        assert_eq!(listed.len(), 2);
+        assert_eq!(listed[0].id, other.connection.id);
+        assert_eq!(listed[0].status(now_secs()), ConnectionStatus::Active);
+        assert_eq!(listed[0].delegation, None);
+        let (found, _) = store
+            .connection_by_wallet_pubkey(&made.wallet_pubkey)
+            .unwrap()
+            .unwrap();
+        assert_eq!(found, made);
+        // One connection per app key.
+        assert!(store
+            .create_connection_for_app_with(&spec, &relays(), app, None)
+            .is_err());
+        // The token is not in its JSON.
+        assert!(!serde_json::to_string(&made).unwrap().contains("token"));
+    }
+
+    #[test]
+    fn a_store_made_before_delegations_is_migrated() {
+        let dir = Tmp::new("v1");
+        std::fs::create_dir_all(&dir.0).unwrap();
+        {
+            // Version 1's connections table, with one connection.
+            let conn = rusqlite::Connection::open(dir.0.join(crate::store::DB_FILE_NAME)).unwrap();
+            conn.execute_batch(&format!(
+                "CREATE TABLE connections (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL,
+                    app_pubkey TEXT NOT NULL UNIQUE, service_secret TEXT NOT NULL,
+                    service_pubkey TEXT NOT NULL UNIQUE, methods TEXT NOT NULL,
+                    notifications INTEGER NOT NULL, budget_msat INTEGER,
+                    budget_renewal TEXT NOT NULL, expires_at INTEGER,
+                    created_at INTEGER NOT NULL, revoked_at INTEGER);
+                 INSERT INTO connections (name, app_pubkey, service_secret, service_pubkey,
+                    methods, notifications, budget_renewal, created_at)
+                 VALUES ('old', '{}', '{}', '{}', 'pay_invoice', 1, 'never', 1);
+                 PRAGMA user_version = 1;",
+                Keys::generate().public_key().to_hex(),
+                Keys::generate().secret_key().to_secret_hex(),
+                Keys::generate().public_key().to_hex(),
+            ))
+            .unwrap();
+        }
+        let store = NwcStore::open(&dir.0).unwrap();
+        let old = store.list_connections().unwrap();
+        assert_eq!(old.len(), 1);
+        assert_eq!(
+            (old[0].name.as_str(), old[0].delegation.as_ref()),
+            ("old", None)
+        );
+        store
+            .create_connection(&ConnectionSpec::full("new"), &relays())
+            .unwrap();
+        drop(store);
+        let store = NwcStore::open(&dir.0).unwrap();
+        assert_eq!(store.list_connections().unwrap().len(), 2);
+        let version: i64 = store
+            .lock()
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, 2);
     }
 
     #[test]

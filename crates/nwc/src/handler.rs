@@ -275,10 +275,12 @@ async fn answer<B: WalletBackend>(
     }
     let _permit = inner.permits.acquire().await;
     // The app's event and the key to read it, for the tenant's signer to check the payment
-    // against what the app asked.
+    // against what the app asked; with the delegation of the tenant's app (its browser wallet)
+    // that made the connection, if one did, which the signer checks too.
     let authorization = PaymentAuthorization::Nwc {
         event: event.as_json(),
         service_key: micronode_signer_protocol::Hex(keys.secret_key().secret_bytes().to_vec()),
+        delegation: connection.delegation.clone(),
     };
     let result = crate::methods::dispatch(
         inner,
@@ -340,7 +342,11 @@ mod tests {
     use std::time::Duration;
     use tokio::sync::Semaphore;
 
-    struct Fake;
+    /// A wallet that pays nothing, and keeps the authorisations the payments came with.
+    #[derive(Default)]
+    struct Fake {
+        seen: Mutex<Vec<Option<PaymentAuthorization>>>,
+    }
     fn nope<T>() -> Result<T, BackendError> {
         Err(BackendError::new(BackendErrorKind::Internal, "fake"))
     }
@@ -360,7 +366,7 @@ mod tests {
         async fn make_invoice(
             &self,
             _: Option<u64>,
-            _: &str,
+            _: micronode_node::InvoiceDescription,
             _: u32,
         ) -> Result<Transaction, BackendError> {
             nope()
@@ -379,8 +385,13 @@ mod tests {
             _: &str,
             _: u64,
             _: Option<u64>,
-            _: Option<PaymentAuthorization>,
+            _: Option<[u8; 32]>,
+            authorization: Option<PaymentAuthorization>,
         ) -> Result<[u8; 32], BackendError> {
+            self.seen
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(authorization);
             nope()
         }
         async fn wait_payment(
@@ -412,7 +423,7 @@ mod tests {
         };
         Arc::new(Inner {
             store: Arc::new(NwcStore::open(&dir.0).unwrap()),
-            backend: Arc::new(Fake),
+            backend: Arc::new(Fake::default()),
             pool: RelayPool::default(),
             limiter: RateLimiter::new(config.rate_limit),
             permits: Semaphore::new(4),
@@ -537,6 +548,61 @@ mod tests {
         let ev = request(&app, &wallet, body, vec![], None);
         let v = opened(&app, &wallet, process(&inner, &ev).await.unwrap());
         assert_eq!(v["error"]["code"], "UNAUTHORIZED");
+    }
+
+    #[tokio::test]
+    async fn a_payment_carries_the_connections_delegation() {
+        use micronode_signer_protocol::app_request::{delegation_target, Delegation};
+        use micronode_signer_protocol::{AppMethod, AppRequest};
+        let dir = Tmp::new("delegated");
+        let inner = inner(&dir, 10);
+        let relays = [RelayUrl::parse("ws://127.0.0.1:1").unwrap()];
+        let browser_key = micronode_signer_protocol::app_request::new_client_key();
+        let app = Keys::generate();
+        let delegation = Delegation {
+            token: "the browser's token".into(),
+            request: AppRequest::new(
+                AppMethod::DelegateNwc,
+                delegation_target(&app.public_key().to_hex(), 86_400, None),
+                5_000_000,
+            )
+            .sign(&browser_key),
+        };
+        let spec = ConnectionSpec::full("browser app");
+        let delegated = inner
+            .store
+            .create_connection_for_app_with(
+                &spec,
+                &relays,
+                app.public_key(),
+                Some(delegation.clone()),
+            )
+            .unwrap();
+        let plain = Keys::generate();
+        let undelegated = inner
+            .store
+            .create_connection_for_app_with(&spec, &relays, plain.public_key(), None)
+            .unwrap();
+        let body = serde_json::json!({"method": "pay_keysend",
+            "params": {"pubkey": "02".repeat(33), "amount": 1_000}})
+        .to_string();
+        for (keys, wallet) in [
+            (&app, delegated.wallet_pubkey),
+            (&plain, undelegated.wallet_pubkey),
+        ] {
+            let ev = request(keys, &wallet, &body, vec![], None);
+            let v = opened(keys, &wallet, process(&inner, &ev).await.unwrap());
+            assert_eq!(v["result_type"], "pay_keysend");
+        }
+        let seen = inner.backend.seen.lock().unwrap().clone();
+        let delegations: Vec<Option<Delegation>> = seen
+            .into_iter()
+            .map(|a| match a {
+                Some(PaymentAuthorization::Nwc { delegation, .. }) => delegation,
+                other => panic!("not an NWC authorisation: {other:?}"),
+            })
+            .collect();
+        assert_eq!(delegations, [Some(delegation), None]);
     }
 
     #[test]

@@ -4,6 +4,8 @@
 //! the wallet is asked to pay; the reservation is settled at the real cost or released if the
 //! payment fails. See [`crate::budget`].
 
+use bitcoin::hashes::Hash;
+use micronode_node::InvoiceDescription;
 use micronode_signer_protocol::PaymentAuthorization;
 use std::sync::Arc;
 
@@ -120,29 +122,45 @@ async fn make_invoice<B: WalletBackend>(
     inner: &Arc<Inner<B>>,
     req: MakeInvoiceRequest,
 ) -> MethodResult {
-    if req
-        .description_hash
-        .as_deref()
-        .is_some_and(|h| !h.is_empty())
-    {
-        return Err(Nip47Error::new(
-            ErrorCode::NotImplemented,
-            "invoices with a description_hash are not supported by this node yet",
-        ));
-    }
     let expiry = match req.expiry {
         None => inner.config.default_invoice_expiry_secs,
         Some(0) => return Err(Nip47Error::new(ErrorCode::Other, "expiry must be positive")),
         Some(e) => u32::try_from(e).unwrap_or(u32::MAX),
     };
     let amount = (req.amount > 0).then_some(req.amount);
-    let description = req.description.unwrap_or_default();
+    let description = invoice_description(req.description, req.description_hash)?;
     let tx = inner
         .backend
-        .make_invoice(amount, &description, expiry)
+        .make_invoice(amount, description, expiry)
         .await
         .map_err(|e| backend_error(e, false))?;
     Ok(protocol::transaction_json(&tx))
+}
+
+/// NIP-47's `description_hash` (hex SHA-256 of a description kept elsewhere) when given and
+/// not empty, else the description text. The invoice commits to one of them: with a hash, the
+/// text is for the wallet's own records only and must then be empty or hash to it.
+fn invoice_description(
+    text: Option<String>,
+    hash: Option<String>,
+) -> Result<InvoiceDescription, Nip47Error> {
+    let text = text.unwrap_or_default();
+    match hash.as_deref().map(str::trim).filter(|h| !h.is_empty()) {
+        None => Ok(InvoiceDescription::Text(text)),
+        Some(hash) => {
+            let hash = parse_hash(hash).map_err(|_| {
+                Nip47Error::new(ErrorCode::Other, "description_hash must be 32 bytes of hex")
+            })?;
+            let hashes_to = bitcoin::hashes::sha256::Hash::hash(text.as_bytes()).to_byte_array();
+            if !text.is_empty() && hashes_to != hash {
+                return Err(Nip47Error::new(
+                    ErrorCode::Other,
+                    "the description does not hash to description_hash",
+                ));
+            }
+            Ok(InvoiceDescription::Hash(hash))
+        }
+    }
 }
 
 fn parse_hash(s: &str) -> Result<[u8; 32], Nip47Error> {
@@ -411,12 +429,20 @@ async fn pay_keysend<B: WalletBackend>(
     req: PayKeysendRequest,
     authorization: PaymentAuthorization,
 ) -> MethodResult {
-    if req.preimage.is_some() || !req.tlv_records.is_empty() {
+    if !req.tlv_records.is_empty() {
         return Err(Nip47Error::new(
             ErrorCode::NotImplemented,
-            "keysend with a given preimage or TLV records is not supported by this node yet",
+            "keysend with TLV records is not supported by this node yet",
         ));
     }
+    let preimage = req
+        .preimage
+        .as_deref()
+        .map(|p| {
+            parse_hash(p)
+                .map_err(|_| Nip47Error::new(ErrorCode::Other, "preimage must be 32 bytes of hex"))
+        })
+        .transpose()?;
     if req.amount == 0 {
         return Err(Nip47Error::new(ErrorCode::Other, "amount must be positive"));
     }
@@ -434,6 +460,7 @@ async fn pay_keysend<B: WalletBackend>(
             &req.pubkey,
             req.amount,
             Some(fee_limit),
+            preimage,
             Some(authorization),
         )
         .await

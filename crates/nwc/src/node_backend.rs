@@ -8,8 +8,8 @@ use futures::stream::BoxStream;
 use futures::StreamExt;
 use lightning_invoice::{Bolt11Invoice, Bolt11InvoiceDescriptionRef};
 use micronode_node::{
-    KeysBackend, Node, NodeError, NodeEvent, PaymentDirection, PaymentKind, PaymentRecord,
-    PaymentStatus,
+    InvoiceDescription, KeysBackend, Node, NodeError, NodeEvent, PaymentDirection, PaymentKind,
+    PaymentRecord, PaymentStatus,
 };
 
 use crate::backend::{
@@ -159,7 +159,7 @@ impl<K: KeysBackend> WalletBackend for NodeBackend<K> {
     async fn make_invoice(
         &self,
         amount_msat: Option<u64>,
-        description: &str,
+        description: InvoiceDescription,
         expiry_secs: u32,
     ) -> Result<Transaction, BackendError> {
         let (created, _) = self
@@ -195,11 +195,12 @@ impl<K: KeysBackend> WalletBackend for NodeBackend<K> {
         node_id: &str,
         amount_msat: u64,
         max_fee_msat: Option<u64>,
+        preimage: Option<[u8; 32]>,
         authorization: Option<PaymentAuthorization>,
     ) -> Result<[u8; 32], BackendError> {
         let node_id = micronode_node::channels::parse_node_id(node_id).map_err(map_err)?;
         self.node
-            .keysend_for_app(node_id, amount_msat, max_fee_msat, authorization)
+            .keysend_with_preimage(node_id, amount_msat, max_fee_msat, preimage, authorization)
             .map_err(map_err)
     }
 

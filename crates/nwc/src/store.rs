@@ -17,7 +17,8 @@ use crate::error::NwcError;
 
 /// The database file's name inside the data directory.
 pub const DB_FILE_NAME: &str = "nwc.sqlite";
-const SCHEMA_VERSION: i64 = 1;
+/// 2: connections carry the browser wallet's `delegation` (JSON), if any.
+const SCHEMA_VERSION: i64 = 2;
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 const SCHEMA: &str = "
@@ -37,7 +38,8 @@ CREATE TABLE IF NOT EXISTS connections (
     budget_renewal  TEXT NOT NULL,
     expires_at      INTEGER,
     created_at      INTEGER NOT NULL,
-    revoked_at      INTEGER
+    revoked_at      INTEGER,
+    delegation      TEXT
 );
 CREATE TABLE IF NOT EXISTS spends (
     id             INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -87,7 +89,7 @@ impl NwcStore {
         create_private_dir(data_dir)?;
         let path = data_dir.join(DB_FILE_NAME);
         prepare_db_file(&path)?;
-        let conn = Connection::open(&path)?;
+        let mut conn = Connection::open(&path)?;
         conn.busy_timeout(BUSY_TIMEOUT)?;
         let mode: String =
             conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))?;
@@ -105,8 +107,7 @@ impl NwcStore {
                 path.display()
             )));
         }
-        conn.execute_batch(SCHEMA)?;
-        conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+        migrate(&mut conn)?;
         Ok(Self {
             conn: Mutex::new(conn),
             path,
@@ -224,6 +225,25 @@ impl NwcStore {
             [to_i64(before)],
         )?)
     }
+}
+
+/// Creates the tables, or brings a store of an older version up to this one, in one immediate
+/// transaction (the service and the CLI may open the store at the same time): version 1 had
+/// no `delegation` column on connections.
+fn migrate(conn: &mut Connection) -> Result<(), NwcError> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    tx.execute_batch(SCHEMA)?;
+    let has_delegation: bool = tx.query_row(
+        "SELECT EXISTS(SELECT 1 FROM pragma_table_info('connections') WHERE name = 'delegation')",
+        [],
+        |r| r.get(0),
+    )?;
+    if !has_delegation {
+        tx.execute_batch("ALTER TABLE connections ADD COLUMN delegation TEXT")?;
+    }
+    tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+    tx.commit()?;
+    Ok(())
 }
 
 pub(crate) fn to_i64(v: u64) -> i64 {

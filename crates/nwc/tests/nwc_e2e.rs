@@ -140,6 +140,40 @@ async fn nwc_end_to_end() {
     let incoming_hash = hex::encode(hash_of(&made.invoice));
     assert_eq!(made.payment_hash.as_deref(), Some(incoming_hash.as_str()));
     assert_eq!(made.description.as_deref(), Some("nwc test"));
+    // An invoice committing to a description's hash only (LNURL-pay's metadata): the hash is
+    // in the invoice, not the text; a hash that is not of the given text is refused.
+    let metadata = r#"[["text/plain","nwc hashed"]]"#;
+    let metadata_hash = sha256::Hash::hash(metadata.as_bytes()).to_byte_array();
+    let hashed = app
+        .make_invoice(MakeInvoiceRequest {
+            amount: 3_000_000,
+            description: None,
+            description_hash: Some(hex::encode(metadata_hash)),
+            expiry: Some(600),
+        })
+        .await
+        .expect("make_invoice with a description_hash");
+    let parsed: lightning_invoice::Bolt11Invoice = hashed.invoice.parse().expect("invoice");
+    match parsed.description() {
+        lightning_invoice::Bolt11InvoiceDescriptionRef::Hash(h) => {
+            assert_eq!(h.0.to_byte_array(), metadata_hash)
+        }
+        other => panic!("the invoice carries {other:?}, not the hash"),
+    }
+    assert_eq!(
+        hashed.description_hash.as_deref(),
+        Some(hex::encode(metadata_hash).as_str())
+    );
+    assert_eq!(parsed.amount_milli_satoshis(), Some(3_000_000));
+    app.make_invoice(MakeInvoiceRequest {
+        amount: 3_000_000,
+        description: Some("not the metadata".into()),
+        description_hash: Some(hex::encode(metadata_hash)),
+        expiry: Some(600),
+    })
+    .await
+    .expect_err("a description_hash of another text is refused");
+
     let looked = app
         .lookup_invoice(LookupInvoiceRequest {
             payment_hash: Some(incoming_hash.clone()),
@@ -289,7 +323,11 @@ async fn nwc_end_to_end() {
         })
         .await
         .expect("unpaid");
-    assert_eq!(with_unpaid.len(), 4);
+    assert_eq!(
+        with_unpaid.len(),
+        5,
+        "three settled, the hashed invoice and this one"
+    );
     let unpaid = with_unpaid
         .iter()
         .find(|t| t.invoice.as_deref() == Some(unpaid_invoice.invoice.as_str()))
@@ -337,6 +375,28 @@ async fn nwc_end_to_end() {
             .await["result"]["network"],
         "regtest"
     );
+
+    // --- pay_keysend with the app's own preimage: the payment's hash is its SHA-256.
+    let chosen = [7u8; 32];
+    let ks = app
+        .pay_keysend(PayKeysendRequest {
+            id: None,
+            amount: 2_000_000,
+            pubkey: bob.node_id().to_string(),
+            preimage: Some(hex::encode(chosen)),
+            tlv_records: vec![],
+        })
+        .await
+        .expect("pay_keysend with a preimage");
+    assert_eq!(ks.preimage, hex::encode(chosen));
+    let chosen_hash = sha256::Hash::hash(&chosen).to_byte_array();
+    wait_until("bob got the keysend of the chosen preimage", T, || async {
+        bob.payment(&chosen_hash).is_some_and(|p| {
+            p.status == PaymentStatus::Succeeded && p.amount_msat == Some(2_000_000)
+        })
+    })
+    .await
+    .expect("keysend received");
 
     // --- Budget: 10,000 sat a day pays 6,000, then refuses 6,000 before trying to pay.
     let tight_conn = service

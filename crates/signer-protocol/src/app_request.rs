@@ -33,6 +33,10 @@ pub enum AppMethod {
     /// the amount the output's value in msat (whole sat), or 0 for "everything" (the send then
     /// has that output alone).
     SendOnchain,
+    /// Not a payment: the app delegates a budget to a Nostr Wallet Connect app whose key it
+    /// made ([`Delegation`]). The target is `<nwc app key, x-only hex>/<period_secs>/<expires_at
+    /// or 0>` ([`delegation_target`]), the amount the delegated budget per period, in msat.
+    DelegateNwc,
 }
 
 impl AppMethod {
@@ -42,6 +46,7 @@ impl AppMethod {
             AppMethod::PayInvoice => "pay_invoice",
             AppMethod::Keysend => "keysend",
             AppMethod::SendOnchain => "send_onchain",
+            AppMethod::DelegateNwc => "delegate_nwc",
         }
     }
 }
@@ -156,7 +161,113 @@ pub enum PaymentAuthorization {
         /// key fail; or NIP-04) and checks it is the event's `p` key. It is the operator's key
         /// for this connection and can move no funds.
         service_key: crate::Hex,
+        /// The delegation the connection was made with, when a tenant's app (the browser
+        /// wallet) made it for an NWC app whose key it made ([`Delegation`]); absent for a
+        /// connection whose app the signer made. Old peers neither send nor expect it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        delegation: Option<Delegation>,
     },
+}
+
+/// A tenant's app's delegation of part of its budget to a Nostr Wallet Connect app: the
+/// delegating app's token and its signed `delegate_nwc` request, whose target names the NWC
+/// app's key, the budget's period and an expiry ([`parse_delegation_target`]) and whose amount
+/// is the budget per period. It is long-lived (no freshness rule) and reusable: the node
+/// attaches it to every payment of the connection, and the signer approves only events signed
+/// by the key it names, within its budget and the delegating app's. Its `Debug` shows no token.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Delegation {
+    /// The delegating app's capability token (base64 biscuit).
+    pub token: String,
+    /// The delegating app's signed `delegate_nwc` request.
+    pub request: SignedAppRequest,
+}
+
+impl std::fmt::Debug for Delegation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Delegation")
+            .field("request", &self.request.request)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a `delegate_nwc` request's target says, read by [`parse_delegation_target`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DelegationTarget {
+    /// The NWC app's key (x-only, 64 lowercase hex characters).
+    pub app_pubkey: String,
+    /// The budget's rolling period in seconds; 0: the delegation's whole life.
+    pub period_secs: u64,
+    /// When the delegation ends (Unix seconds), if it does (0 in the target: never).
+    pub expires_at: Option<u64>,
+}
+
+/// Why a `delegate_nwc` target cannot be read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DelegationTargetError {
+    /// Not exactly three `/`-separated parts (how many there were).
+    Parts(usize),
+    /// The key is not 64 lowercase hex characters.
+    PublicKey,
+    /// A number (named) is not a decimal `u64` without sign or leading zeros.
+    Number(&'static str),
+}
+
+impl std::fmt::Display for DelegationTargetError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DelegationTargetError::Parts(n) => write!(
+                f,
+                "a delegation target is <app key>/<period_secs>/<expires_at or 0>, not {n} part(s)"
+            ),
+            DelegationTargetError::PublicKey => {
+                f.write_str("the delegation's app key is not 64 lowercase hex characters")
+            }
+            DelegationTargetError::Number(what) => {
+                write!(f, "the delegation's {what} is not a decimal number")
+            }
+        }
+    }
+}
+
+impl std::error::Error for DelegationTargetError {}
+
+/// The target of a `delegate_nwc` request: `<app key>/<period_secs>/<expires_at or 0>`.
+pub fn delegation_target(app_pubkey: &str, period_secs: u64, expires_at: Option<u64>) -> String {
+    format!(
+        "{}/{period_secs}/{}",
+        app_pubkey.to_ascii_lowercase(),
+        expires_at.unwrap_or(0)
+    )
+}
+
+/// Reads a `delegate_nwc` target: exactly three `/`-separated parts, the key 64 lowercase hex
+/// characters, the numbers decimal (`0` for "never expires").
+pub fn parse_delegation_target(target: &str) -> Result<DelegationTarget, DelegationTargetError> {
+    let parts: Vec<&str> = target.split('/').collect();
+    let [key, period, expires] = parts[..] else {
+        return Err(DelegationTargetError::Parts(parts.len()));
+    };
+    let hex_lower = |c: char| c.is_ascii_digit() || ('a'..='f').contains(&c);
+    if key.len() != 64 || !key.chars().all(hex_lower) {
+        return Err(DelegationTargetError::PublicKey);
+    }
+    let number = |text: &str, what: &'static str| {
+        let canonical = !text.is_empty()
+            && text.chars().all(|c| c.is_ascii_digit())
+            && (text == "0" || !text.starts_with('0'));
+        canonical
+            .then(|| text.parse::<u64>().ok())
+            .flatten()
+            .ok_or(DelegationTargetError::Number(what))
+    };
+    let period_secs = number(period, "period_secs")?;
+    let expires_at = number(expires, "expires_at")?;
+    Ok(DelegationTarget {
+        app_pubkey: key.to_string(),
+        period_secs,
+        expires_at: (expires_at != 0).then_some(expires_at),
+    })
 }
 
 #[cfg(test)]
@@ -183,6 +294,92 @@ mod tests {
             .is_err());
         assert!(signed.verify("not a key").is_err());
     }
+
+    #[test]
+    fn delegation_targets_are_read_strictly() {
+        let key = "ab".repeat(32);
+        let read = |t: &str| parse_delegation_target(t);
+        assert_eq!(
+            read(&format!("{key}/86400/0")).unwrap(),
+            DelegationTarget {
+                app_pubkey: key.clone(),
+                period_secs: 86_400,
+                expires_at: None
+            }
+        );
+        assert_eq!(
+            read(&delegation_target(
+                &key.to_uppercase(),
+                0,
+                Some(1_900_000_000)
+            ))
+            .unwrap()
+            .expires_at,
+            Some(1_900_000_000)
+        );
+        use DelegationTargetError as E;
+        assert_eq!(read(&format!("{key}/86400")), Err(E::Parts(2)));
+        assert_eq!(read(&format!("{key}/86400/0/1")), Err(E::Parts(4)));
+        assert_eq!(read(""), Err(E::Parts(1)));
+        assert_eq!(read(&format!("{}/1/0", "AB".repeat(32))), Err(E::PublicKey));
+        assert_eq!(read(&format!("{}/1/0", "ab".repeat(31))), Err(E::PublicKey));
+        assert_eq!(
+            read(&format!("{}zz/1/0", "ab".repeat(31))),
+            Err(E::PublicKey)
+        );
+        for bad in ["", "+1", "-1", "01", "1.5", "18446744073709551616", " 1"] {
+            assert_eq!(
+                read(&format!("{key}/{bad}/0")),
+                Err(E::Number("period_secs"))
+            );
+            assert_eq!(
+                read(&format!("{key}/1/{bad}")),
+                Err(E::Number("expires_at"))
+            );
+        }
+    }
+
+    #[test]
+    fn an_nwc_authorization_without_a_delegation_is_the_old_message() {
+        let old = r#"{"kind":"nwc","event":"{}","service_key":"0101"}"#;
+        let parsed: PaymentAuthorization = serde_json::from_str(old).unwrap();
+        assert!(matches!(
+            &parsed,
+            PaymentAuthorization::Nwc {
+                delegation: None,
+                ..
+            }
+        ));
+        assert_eq!(serde_json::to_string(&parsed).unwrap(), old);
+        let key = Keypair::from_seckey_slice(&Secp256k1::new(), &[7u8; 32]).unwrap();
+        let delegation = Delegation {
+            token: "secret-token".into(),
+            request: AppRequest::new(
+                AppMethod::DelegateNwc,
+                delegation_target(&"cd".repeat(32), 86_400, None),
+                1_000_000,
+            )
+            .sign(&key),
+        };
+        let with = PaymentAuthorization::Nwc {
+            event: "{}".into(),
+            service_key: crate::Hex(vec![1, 1]),
+            delegation: Some(delegation.clone()),
+        };
+        let json = serde_json::to_string(&with).unwrap();
+        assert!(json.contains(r#""method":"delegate_nwc""#));
+        let back: PaymentAuthorization = serde_json::from_str(&json).unwrap();
+        let PaymentAuthorization::Nwc {
+            delegation: Some(back),
+            ..
+        } = back
+        else {
+            panic!("the delegation was lost: {json}")
+        };
+        assert_eq!(back, delegation);
+        assert!(!format!("{with:?}").contains("secret-token"));
+        assert!(!format!("{delegation:?}").contains("secret-token"));
+    }
 }
 
 impl std::fmt::Debug for PaymentAuthorization {
@@ -192,9 +389,12 @@ impl std::fmt::Debug for PaymentAuthorization {
                 .debug_struct("Client")
                 .field("request", &request.request)
                 .finish_non_exhaustive(),
-            PaymentAuthorization::Nwc { event, .. } => f
+            PaymentAuthorization::Nwc {
+                event, delegation, ..
+            } => f
                 .debug_struct("Nwc")
                 .field("event_len", &event.len())
+                .field("delegation", delegation)
                 .finish_non_exhaustive(),
         }
     }

@@ -413,6 +413,7 @@ fn an_nwc_apps_event_is_approved_once_and_only_for_its_payment() {
     let auth = |event: &str, key: &Keys| PaymentAuthorization::Nwc {
         event: event.to_string(),
         service_key: Hex(key.secret_key().secret_bytes().to_vec()),
+        delegation: None,
     };
     // With another service key the request cannot be read (NIP-44's MAC).
     refused(

@@ -67,19 +67,34 @@ pub enum StoreError {
         /// The newest schema version this crate understands.
         supported: i64,
     },
+
+    /// The PostgreSQL connection string does not parse.
+    #[error("invalid PostgreSQL connection string")]
+    PgConfig {
+        /// The driver's parse error.
+        #[source]
+        source: postgres::Error,
+    },
+
+    /// The fleet database could not be reached or set up.
+    #[error("the fleet database could not be opened")]
+    Pg(#[source] crate::postgres::PgError),
 }
 
 impl StoreError {
     fn io_kind(&self) -> std::io::ErrorKind {
         match self {
-            StoreError::InvalidFileName(_) => std::io::ErrorKind::InvalidInput,
+            StoreError::InvalidFileName(_) | StoreError::PgConfig { .. } => {
+                std::io::ErrorKind::InvalidInput
+            }
             StoreError::CreateDir { source, .. } | StoreError::PrepareFile { source, .. } => {
                 source.kind()
             }
             StoreError::UnsupportedSchemaVersion { .. } => std::io::ErrorKind::InvalidData,
-            StoreError::Open { .. } | StoreError::Configure { .. } | StoreError::JournalMode(_) => {
-                std::io::ErrorKind::Other
-            }
+            StoreError::Open { .. }
+            | StoreError::Configure { .. }
+            | StoreError::JournalMode(_)
+            | StoreError::Pg(_) => std::io::ErrorKind::Other,
         }
     }
 }

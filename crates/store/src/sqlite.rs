@@ -28,6 +28,8 @@ const SQL_REMOVE: &str = "DELETE FROM kv_store \
     WHERE primary_namespace = ?1 AND secondary_namespace = ?2 AND key = ?3";
 const SQL_LIST: &str = "SELECT key FROM kv_store \
     WHERE primary_namespace = ?1 AND secondary_namespace = ?2";
+const SQL_READ_NAMESPACE: &str = "SELECT key, value FROM kv_store \
+    WHERE primary_namespace = ?1 AND secondary_namespace = ?2";
 const SQL_LIST_ALL: &str = "SELECT primary_namespace, secondary_namespace, key FROM kv_store";
 
 /// An LDK key-value store persisted in a single SQLite database file.
@@ -188,6 +190,32 @@ impl SqliteStore {
         }
         tx.commit()
             .map_err(|e| sql_error("commit", format!("a batch of {}", writes.len()), e))
+    }
+}
+
+impl SqliteStore {
+    /// Every entry of a namespace with its value, in one query.
+    pub fn read_namespace(
+        &self,
+        primary_namespace: &str,
+        secondary_namespace: &str,
+    ) -> Result<Vec<(String, Vec<u8>)>, io::Error> {
+        check_namespaces(primary_namespace, secondary_namespace, "read")?;
+        let conn = self.lock()?;
+        conn.prepare_cached(SQL_READ_NAMESPACE)
+            .and_then(|mut stmt| {
+                stmt.query_map(params![primary_namespace, secondary_namespace], |row| {
+                    Ok((row.get(0)?, row.get(1)?))
+                })?
+                .collect()
+            })
+            .map_err(|e| {
+                sql_error(
+                    "read",
+                    format!("{primary_namespace}/{secondary_namespace}"),
+                    e,
+                )
+            })
     }
 }
 

@@ -30,6 +30,11 @@ pub async fn handle_keysend<K: KeysBackend>(
         .map(|a| adapter::msat("max_fee_msat", a, true))
         .transpose()?;
     let timeout = adapter::payment_timeout(req.timeout_secs)?;
+    let preimage = req
+        .preimage
+        .as_deref()
+        .map(|p| adapter::id32("preimage", p))
+        .transpose()?;
     let reservation = if grant.is_metered() {
         let cost = budget::metered_cost(amount_msat, &mut max_fee_msat)?;
         // The id is the node's to choose; it is attached once the payment starts.
@@ -38,7 +43,7 @@ pub async fn handle_keysend<K: KeysBackend>(
         None
     };
     let started = blocking(node, move |n| {
-        n.keysend_for_app(node_id, amount_msat, max_fee_msat, app)
+        n.keysend_with_preimage(node_id, amount_msat, max_fee_msat, preimage, app)
     })
     .await;
     finish_payment(

@@ -133,6 +133,18 @@ pub const METHODS: &[MethodRule] = &[
     rule("GetPayment", &[Read, Invoice, Pay, Admin], Spending::None),
     rule("ListPayments", &[Read, Pay, Admin], Spending::None),
     rule("SubscribeEvents", &[Read, Admin], Spending::None),
+    // A session's own token may register, see and end that session (the handler checks).
+    rule(
+        "CreatePairing",
+        &[Read, Invoice, Pay, Admin],
+        Spending::None,
+    ),
+    rule("ListPairings", &[Read, Invoice, Pay, Admin], Spending::None),
+    rule(
+        "RevokePairing",
+        &[Read, Invoice, Pay, Admin],
+        Spending::None,
+    ),
     rule("RegisterToken", &[Admin], Spending::None),
     rule("ListTokens", &[Admin], Spending::None),
     rule("RevokeToken", &[Admin], Spending::None),

@@ -283,6 +283,7 @@ pub fn code_of(status: &tonic::Status) -> Option<micronode_proto::ErrorCode> {
 pub async fn invoice(client: &mut DoorClient, amount_msat: u64) -> String {
     client
         .create_invoice(v1::CreateInvoiceRequest {
+            description_hash: None,
             amount_msat: Some(amount_msat),
             description: "hosted".into(),
             expiry_secs: Some(3600),

@@ -21,6 +21,25 @@ use micronode_testenv::nodes::Env;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
+/// Runs `micronode <args>` to completion (with `token` as MICRONODE_TOKEN, if given): (success,
+/// stdout trimmed, stderr).
+pub fn run_micronode(args: &[&str], token: Option<&str>) -> (bool, String, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_micronode"));
+    cmd.args(args)
+        .env("MICRONODE_LOG", "warn")
+        .env_remove("MICRONODE_TOKEN")
+        .stdin(Stdio::null());
+    if let Some(token) = token {
+        cmd.env("MICRONODE_TOKEN", token);
+    }
+    let out = cmd.output().expect("run micronode");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).trim().to_string(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 /// Attaches the API cookie to every call.
 #[derive(Clone)]
 pub struct Bearer(tonic::metadata::MetadataValue<tonic::metadata::Ascii>);
@@ -89,8 +108,13 @@ impl Launch {
     }
 
     /// Waits for the ready line.
-    pub fn ready(self) -> Daemon {
-        let ready = self.event("ready");
+    pub fn ready(mut self) -> Daemon {
+        let Some(ready) = self.try_event("ready", Duration::from_secs(60)) else {
+            // Not left running after the test: nothing else would stop it.
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+            panic!("no \"ready\" line from the process");
+        };
         Daemon {
             child: self.child,
             node_id: ready["node_id"].as_str().expect("node_id").to_string(),

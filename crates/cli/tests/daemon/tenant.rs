@@ -196,17 +196,40 @@ pub async fn new_address(client: &mut Client) -> bitcoin::Address {
 pub async fn fund(env: &Env, client: &mut Client, sat: u64) {
     let before = onchain(client).await.confirmed_sat;
     let address = new_address(client).await;
-    env.bitcoind
+    let txid = env
+        .bitcoind
         .fund_address(&address, sat)
         .await
         .expect("fund");
     env.mine(1).await;
-    wait_until("wallet funded", TIMEOUT, || {
+    let funded = wait_until("wallet funded", TIMEOUT, || {
         let mut c = client.clone();
         async move { onchain(&mut c).await.confirmed_sat >= before + sat }
     })
-    .await
-    .expect("funded");
+    .await;
+    if funded.is_err() {
+        // Say which side lagged: the node's view of the chain, or its wallet.
+        let info = client
+            .get_info(v1::GetInfoRequest {})
+            .await
+            .map(|i| i.into_inner());
+        let tip = env.bitcoind.rpc().call::<u64>("getblockcount", &[]).await;
+        let tx = env
+            .bitcoind
+            .rpc()
+            .call::<serde_json::Value>(
+                "getrawtransaction",
+                &[serde_json::json!(txid.to_string()), serde_json::json!(true)],
+            )
+            .await
+            .map(|t| t["confirmations"].clone());
+        panic!(
+            "wallet not funded within {TIMEOUT:?}: node at height {:?}, bitcoind at {tip:?}, \
+             funding {txid} confirmations {tx:?}, balance {:?}",
+            info.map(|i| i.block_height),
+            onchain(client).await
+        );
+    }
 }
 
 /// Opens a channel from the daemon to `peer`, confirms it and returns its id.

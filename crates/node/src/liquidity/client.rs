@@ -21,7 +21,7 @@ use crate::config::LspSettings;
 use crate::error::NodeError;
 use crate::keys::KeysBackend;
 use crate::node::{Node, NodeInner};
-use crate::pay::CreatedInvoice;
+use crate::pay::{CreatedInvoice, InvoiceDescription};
 use crate::payments::PaymentRecord;
 
 /// How long the node waits for each answer of the LSP.
@@ -190,9 +190,10 @@ impl<K: KeysBackend> Node<K> {
     pub async fn create_receivable_invoice(
         self: &Arc<Self>,
         amount_msat: Option<u64>,
-        description: &str,
+        description: impl Into<InvoiceDescription>,
         expiry_secs: u32,
     ) -> Result<(CreatedInvoice, Option<JitOffer>), NodeError> {
+        let description = description.into();
         if let (Some(amount), Some(lsp)) = (amount_msat, self.inner.config.liquidity.lsp.as_ref()) {
             // Channels with the LSP count only once re-established: connect first. An LSP
             // out of reach does not stop an invoice the other channels can receive.
@@ -204,15 +205,14 @@ impl<K: KeysBackend> Node<K> {
             }
             if !self.inner.can_receive(amount) {
                 return self
-                    .create_jit_invoice(amount, description, expiry_secs)
+                    .create_jit_invoice(amount, description.clone(), expiry_secs)
                     .await
                     .map(|(invoice, offer)| (invoice, Some(offer)));
             }
         }
         let node = self.clone();
-        let description = description.to_string();
         tokio::task::spawn_blocking(move || {
-            node.create_invoice(amount_msat, &description, expiry_secs)
+            node.create_invoice(amount_msat, description, expiry_secs)
         })
         .await
         .map_err(|e| NodeError::Internal(format!("invoice task failed: {e}")))?
@@ -239,9 +239,10 @@ impl<K: KeysBackend> Node<K> {
     pub async fn create_jit_invoice(
         &self,
         amount_msat: u64,
-        description: &str,
+        description: impl Into<InvoiceDescription>,
         expiry_secs: u32,
     ) -> Result<(CreatedInvoice, JitOffer), NodeError> {
+        let description = description.into();
         self.ensure_running()?;
         self.ensure_signer()?;
         let inner = &self.inner;
@@ -300,7 +301,7 @@ impl<K: KeysBackend> Node<K> {
             .jit_invoice(
                 lsp.node_id,
                 amount_msat,
-                description,
+                &description,
                 expiry_secs,
                 intercept_scid,
                 cltv_expiry_delta,
@@ -351,7 +352,7 @@ impl<K: KeysBackend> Node<K> {
         &self,
         lsp: PublicKey,
         amount_msat: u64,
-        description: &str,
+        description: &InvoiceDescription,
         expiry_secs: u32,
         intercept_scid: u64,
         cltv_expiry_delta: u32,
@@ -377,7 +378,7 @@ impl<K: KeysBackend> Node<K> {
             htlc_maximum_msat: None,
         }]);
         let raw = InvoiceBuilder::new(Currency::from(inner.config.network))
-            .description(description.to_string())
+            .invoice_description(description.to_bolt11()?)
             .payment_hash(sha256::Hash::from_byte_array(payment_hash.0))
             .payment_secret(payment_secret)
             .amount_milli_satoshis(amount_msat)

@@ -54,6 +54,8 @@ pub struct RemoteCore {
     wallet_paths: OnceLock<WalletPathLookup>,
     /// Set when the signer refused something temporarily (its chain view was behind).
     retry_hint: std::sync::atomic::AtomicBool,
+    /// Set once the signer answered that the tenant revoked this node.
+    revoked: std::sync::atomic::AtomicBool,
 }
 
 fn key32(bytes: &Hex, what: &str) -> Result<[u8; 32], NodeError> {
@@ -102,6 +104,7 @@ impl RemoteKeys {
                 pending: Mutex::new(Vec::new()),
                 wallet_paths: OnceLock::new(),
                 retry_hint: std::sync::atomic::AtomicBool::new(false),
+                revoked: std::sync::atomic::AtomicBool::new(false),
             }),
             node_id,
             wallet_xpub,
@@ -198,14 +201,23 @@ impl RemoteCore {
     pub(crate) fn call(&self, request: SignerRequest) -> Result<SignerReply, RemoteError> {
         self.flush_pending()?;
         let result = self.transport.call(request);
-        if let Err(RemoteError::Refused {
-            temporary: true, ..
-        }) = &result
-        {
-            self.retry_hint
-                .store(true, std::sync::atomic::Ordering::SeqCst);
+        match &result {
+            Err(RemoteError::Refused {
+                temporary: true, ..
+            }) => self
+                .retry_hint
+                .store(true, std::sync::atomic::Ordering::SeqCst),
+            Err(RemoteError::Revoked) => self
+                .revoked
+                .store(true, std::sync::atomic::Ordering::SeqCst),
+            _ => {}
         }
         result
+    }
+
+    /// Whether the signer answered that the tenant revoked this node.
+    pub fn is_revoked(&self) -> bool {
+        self.revoked.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Replays validations queued while the signer was away (or refused temporarily). A
@@ -366,6 +378,10 @@ impl WalletSigner for RemoteKeys {
 
     fn signer_online(&self) -> bool {
         self.is_online()
+    }
+
+    fn signer_revoked(&self) -> bool {
+        self.core.is_revoked()
     }
 
     fn signer_connections(&self) -> Option<tokio::sync::watch::Receiver<u64>> {

@@ -4,23 +4,27 @@
 //!
 //! - [`root`]: the token root derived from the seed; the node gets only its public key.
 //! - [`nwc`]: a Nostr Wallet Connect app's request event, read and checked.
+//! - [`delegation`]: an NWC app a tenant's app (the browser wallet) delegated part of its
+//!   budget to, recorded as that app's child on first use and charged to both budgets.
 //! - [`store`]: the apps and every approval (nonces included), in `state/apps.sqlite`.
 //! - [`AppGate::authorize`]: the checks, in order: the token chains to the root, the app is
 //!   known, live and allowed the method, the client's signature is valid, the request is the
 //!   payment exactly (method, hash or payee, amount), it is fresh, its nonce is new, and the
 //!   budget allows it. Each refusal has its own rule (see `docs/apps.md`).
 
+pub mod delegation;
 pub mod nwc;
+pub mod pairing;
 pub mod root;
 pub mod store;
 
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use micronode_signer_protocol::{AppCredential, AppMethod, PaymentAuthorization};
+use micronode_signer_protocol::{AppCredential, AppMethod, PaymentAuthorization, SignedAppRequest};
 
 use self::root::AppRoot;
-use self::store::{AppRecord, AppStore, Approval};
+use self::store::{AppRecord, AppStore, Approval, Charge, Recording};
 use crate::outcome::Outcome;
 use crate::store::StoreError;
 
@@ -88,6 +92,8 @@ pub fn methods_for(rights: &[String]) -> Vec<AppMethod> {
 /// What an identified app asked for.
 struct Asked {
     app: AppRecord,
+    /// The app that delegated to `app` (an NWC app a browser wallet made), charged too.
+    parent: Option<AppRecord>,
     method: AppMethod,
     target: String,
     amount_msat: u64,
@@ -100,6 +106,8 @@ struct Asked {
 #[derive(Clone, Debug)]
 pub struct Recorded {
     app_id: String,
+    /// The delegating app, charged the same approval.
+    parent_id: Option<String>,
     nonce: String,
 }
 
@@ -159,6 +167,11 @@ impl AppGate {
         }))
     }
 
+    /// The tenant's node id.
+    pub fn tenant(&self) -> &str {
+        &self.tenant
+    }
+
     /// The token root's public key, for the node.
     pub fn root_public_key(&self) -> String {
         self.root.public_key()
@@ -202,6 +215,7 @@ impl AppGate {
             expires_at,
             created_at: now(),
             revoked_at: None,
+            parent_id: None,
         };
         self.store.add(&record).map_err(|e| e.to_string())?;
         Ok(NewApp {
@@ -233,23 +247,17 @@ impl AppGate {
         let asked = self.identify(authorization)?;
         let app = asked.app;
         let now = now();
-        if let Some(at) = app.revoked_at {
-            return Err(Outcome::refused(
-                rules::APP,
-                format!("the app {} was revoked at {at}", app.name),
-            ));
-        }
-        if app.expires_at.is_some_and(|t| now >= t) {
-            return Err(Outcome::refused(
-                rules::APP,
-                format!("the app {} has expired", app.name),
-            ));
-        }
-        if !app.methods.iter().any(|m| m == claim.method.as_str()) {
-            return Err(Outcome::refused(
-                rules::APP,
-                format!("the app {} may not {}", app.name, claim.method.as_str()),
-            ));
+        live(&app, claim.method, now).map_err(|why| Outcome::refused(rules::APP, why))?;
+        if let Some(parent) = &asked.parent {
+            live(parent, claim.method, now).map_err(|why| {
+                Outcome::refused(
+                    rules::APP,
+                    format!(
+                        "{why}; it delegated to {}, which asks for this payment",
+                        app.name
+                    ),
+                )
+            })?;
         }
         let amount_matches = asked.amount_msat == claim.amount_msat
             || (asked.amount_msat == 0 && claim.sends_everything);
@@ -280,9 +288,9 @@ impl AppGate {
                 ),
             ));
         }
-        let approval = Approval {
+        let approval_for = |app: &AppRecord| Approval {
             app_id: app.id.clone(),
-            nonce: asked.nonce,
+            nonce: asked.nonce.clone(),
             time: now,
             method: claim.method.as_str().to_string(),
             target: claim.target.clone(),
@@ -290,69 +298,73 @@ impl AppGate {
             amount_msat: claim.amount_msat,
             cost_msat: claim.cost_msat,
         };
-        let since = match app.period_secs {
-            0 => 0,
-            period => now.saturating_sub(period),
-        };
-        let budget = app.budget_msat;
-        let outcome = self
-            .store
-            .record(&approval, since, |spent| {
-                spent.saturating_add(claim.cost_msat) <= budget
+        // The app, then the app that delegated to it: both budgets must allow the cost.
+        let chain: Vec<&AppRecord> = std::iter::once(&app).chain(&asked.parent).collect();
+        let approvals: Vec<Approval> = chain.iter().map(|a| approval_for(a)).collect();
+        let charges: Vec<Charge<'_>> = chain
+            .iter()
+            .zip(&approvals)
+            .map(|(app, approval)| Charge {
+                approval,
+                since: match app.period_secs {
+                    0 => 0,
+                    period => now.saturating_sub(period),
+                },
+                budget_msat: app.budget_msat,
             })
+            .collect();
+        let recording = self
+            .store
+            .record_chain(&charges)
             .map_err(|e| Outcome::bad(e.to_string()))?;
-        match outcome {
-            Ok(true) => Ok(Some(Recorded {
-                app_id: app.id,
-                nonce: approval.nonce,
+        match recording {
+            Recording::Recorded => Ok(Some(Recorded {
+                app_id: app.id.clone(),
+                parent_id: asked.parent.map(|p| p.id),
+                nonce: asked.nonce,
             })),
-            Ok(false) => Err(Outcome::refused(
+            Recording::Replayed(_) => Err(Outcome::refused(
                 rules::REPLAYED,
                 "this request was approved before; an app signs each payment once",
             )),
-            Err(spent) => Err(Outcome::refused(
-                rules::BUDGET,
-                format!(
-                    "the app {} spent {spent} msat of its {budget} msat; this payment may cost {} msat",
-                    app.name, claim.cost_msat
-                ),
-            )),
+            Recording::OverBudget { app_id, spent_msat } => {
+                let over = chain
+                    .iter()
+                    .copied()
+                    .find(|a| a.id == app_id)
+                    .unwrap_or(&app);
+                let through = if over.id == app.id {
+                    String::new()
+                } else {
+                    format!(
+                        " (it delegated to {}, which asks for this payment)",
+                        app.name
+                    )
+                };
+                Err(Outcome::refused(
+                    rules::BUDGET,
+                    format!(
+                        "the app {} spent {spent_msat} msat of its {} msat{through}; \
+                         this payment may cost {} msat",
+                        over.name, over.budget_msat, claim.cost_msat
+                    ),
+                ))
+            }
         }
     }
 
     /// Which app made the request, and what it asked, once its credential and signature are
-    /// checked.
+    /// checked. An NWC app unknown here that comes with a browser wallet's delegation is
+    /// recorded, on first use, as the child of the delegating app ([`delegation`]).
     fn identify(&self, authorization: &PaymentAuthorization) -> Result<Asked, Outcome> {
-        let lookup = |found: Result<Option<AppRecord>, StoreError>| {
-            found
-                .map_err(|e| Outcome::bad(e.to_string()))?
-                .ok_or_else(|| Outcome::refused(rules::APP, "the request's app is unknown"))
-        };
         match authorization {
             PaymentAuthorization::Client { token, request } => {
-                let claims = self
-                    .root
-                    .verify(token)
-                    .map_err(|e| Outcome::refused(rules::TOKEN, e))?;
-                let app = lookup(self.store.app(&claims.app_id))?;
-                if app.client_key != claims.client_key {
-                    return Err(Outcome::refused(
-                        rules::APP,
-                        "the token's key is not its app's",
-                    ));
-                }
-                request
-                    .verify(&app.client_key)
-                    .map_err(|e| Outcome::refused(rules::SIGNATURE, e))?;
+                let app = self.verify_signed(token, request)?;
+                let parent = self.parent_of(&app)?;
                 let asked = &request.request;
-                if asked.nonce.len() != 32 || hex::decode(&asked.nonce).is_err() {
-                    return Err(Outcome::refused(
-                        rules::SIGNATURE,
-                        "the nonce is not 16 bytes of hex",
-                    ));
-                }
                 Ok(Asked {
                     app,
+                    parent,
                     method: asked.method,
                     target: asked.target.clone(),
                     amount_msat: asked.amount_msat,
@@ -360,12 +372,33 @@ impl AppGate {
                     time: asked.time,
                 })
             }
-            PaymentAuthorization::Nwc { event, service_key } => {
+            PaymentAuthorization::Nwc {
+                event,
+                service_key,
+                delegation,
+            } => {
                 let request = nwc::read_request(event, service_key)
                     .map_err(|e| Outcome::refused(rules::SIGNATURE, e))?;
-                let app = lookup(self.store.app_by_key(&request.app_key))?;
+                let known = self
+                    .store
+                    .app_by_key(&request.app_key)
+                    .map_err(|e| Outcome::bad(e.to_string()))?;
+                let (app, parent) = match (known, delegation) {
+                    (Some(app), _) => {
+                        let parent = self.parent_of(&app)?;
+                        (app, parent)
+                    }
+                    (None, Some(delegation)) => {
+                        let (child, parent) = self.delegated(delegation, &request.app_key)?;
+                        (child, Some(parent))
+                    }
+                    (None, None) => {
+                        return Err(Outcome::refused(rules::APP, "the request's app is unknown"))
+                    }
+                };
                 Ok(Asked {
                     app,
+                    parent,
                     method: request.method,
                     target: request.target,
                     amount_msat: request.amount_msat,
@@ -376,10 +409,60 @@ impl AppGate {
         }
     }
 
-    /// Takes back an approval whose payment was then refused by another rule.
+    /// The app whose `token` (chaining to the root, naming the app and its client key) and
+    /// signature over `request` are valid, with a 16-byte hex nonce. Freshness, the method and
+    /// the budget are the caller's to check.
+    fn verify_signed(&self, token: &str, request: &SignedAppRequest) -> Result<AppRecord, Outcome> {
+        let claims = self
+            .root
+            .verify(token)
+            .map_err(|e| Outcome::refused(rules::TOKEN, e))?;
+        let app = self
+            .store
+            .app(&claims.app_id)
+            .map_err(|e| Outcome::bad(e.to_string()))?
+            .ok_or_else(|| Outcome::refused(rules::APP, "the request's app is unknown"))?;
+        if app.client_key != claims.client_key {
+            return Err(Outcome::refused(
+                rules::APP,
+                "the token's key is not its app's",
+            ));
+        }
+        request
+            .verify(&app.client_key)
+            .map_err(|e| Outcome::refused(rules::SIGNATURE, e))?;
+        let nonce = &request.request.nonce;
+        if nonce.len() != 32 || hex::decode(nonce).is_err() {
+            return Err(Outcome::refused(
+                rules::SIGNATURE,
+                "the nonce is not 16 bytes of hex",
+            ));
+        }
+        Ok(app)
+    }
+
+    /// Takes back an approval whose payment was then refused by another rule (from the
+    /// delegating app's budget too).
     pub fn forget(&self, recorded: &Recorded) {
-        if let Err(e) = self.store.forget(&recorded.app_id, &recorded.nonce) {
-            tracing::warn!(error = %e, "cannot take back an app approval; its budget stays charged");
+        for app_id in std::iter::once(&recorded.app_id).chain(&recorded.parent_id) {
+            if let Err(e) = self.store.forget(app_id, &recorded.nonce) {
+                tracing::warn!(error = %e, "cannot take back an app approval; its budget stays charged");
+            }
         }
     }
+}
+
+/// Why `app` may not ask for `method` at `now`, if it may not: revoked, expired, or not
+/// allowed the method.
+fn live(app: &AppRecord, method: AppMethod, now: u64) -> Result<(), String> {
+    if let Some(at) = app.revoked_at {
+        return Err(format!("the app {} was revoked at {at}", app.name));
+    }
+    if app.expires_at.is_some_and(|t| now >= t) {
+        return Err(format!("the app {} has expired", app.name));
+    }
+    if !app.methods.iter().any(|m| m == method.as_str()) {
+        return Err(format!("the app {} may not {}", app.name, method.as_str()));
+    }
+    Ok(())
 }
