@@ -36,6 +36,9 @@ pub enum HostError {
     /// The registry's database failed.
     #[error("host registry: {0}")]
     Registry(String),
+    /// The fleet's registry (on PostgreSQL) failed.
+    #[error("fleet registry: {0}")]
+    FleetRegistry(#[from] micronode_store::PgError),
     /// A private file or directory could not be written.
     #[error(transparent)]
     Files(#[from] micronode_files::FileError),
@@ -85,6 +88,7 @@ impl HostError {
             HostError::WrongState(_) => ErrorCode::InvalidInput,
             HostError::Node(e) => micronode_api::error::node_error_code(e),
             HostError::Registry(_)
+            | HostError::FleetRegistry(_)
             | HostError::Files(_)
             | HostError::Api(_)
             | HostError::Nwc(_)

@@ -36,7 +36,7 @@ pub use backend::NodeStore;
 pub use error::StoreError;
 pub use postgres::{
     Fenced, Lease, LeaseError, LeaseInfo, LeaseKeeper, PgDatabase, PgError, PgTenantStore,
-    DEFAULT_CONNECTIONS, PG_SCHEMA_VERSION,
+    RegistryInsert, RegistryRow, DEFAULT_CONNECTIONS, PG_SCHEMA_VERSION,
 };
 pub use sealing::{DataKey, SealError, PAD_TO};
 pub use sqlite::{SqliteStore, StoreWrite, DEFAULT_DB_FILE_NAME, SCHEMA_VERSION};

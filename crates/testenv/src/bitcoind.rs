@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use bitcoin::{Address, Amount, BlockHash, Txid};
 use micronode_chain::rpc::{BitcoindRpc, RpcAuth, RpcError};
 use rand::distributions::{Alphanumeric, DistString};
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use crate::{process_alive, try_free_port, wait_until, TestEnvError};
 
@@ -174,6 +174,8 @@ impl Bitcoind {
             // Tests look confirmed transactions up by txid.
             "-txindex=1".to_string(),
             "-debug=rpc".to_string(),
+            // What the mempool took, refused or dropped, for a test's failure message.
+            "-debug=mempool".to_string(),
             "-printtoconsole=0".to_string(),
             format!("-datadir={}", datadir.display()),
         ]
@@ -392,6 +394,30 @@ impl Bitcoind {
             }
             self.has_mature_coins.store(true, Ordering::Relaxed);
         }
+        let txid = self.send_from_wallet(address, sat).await?;
+        let Some(reason) = self.mempool_refusal(&txid).await? else {
+            return Ok(txid);
+        };
+        // `sendtoaddress` returns the txid even when the mempool refuses the transaction (the
+        // wallet keeps it to broadcast later), and a test waiting for the funds then waits in
+        // vain. Say why, give the coins back to the wallet, and pay once more on a new block.
+        eprintln!("bitcoind's mempool refused {txid} ({reason}); paying again on a new block");
+        let _ = self
+            .wallet
+            .call::<Value>("abandontransaction", &[json!(txid.to_string())])
+            .await;
+        self.mine(1).await?;
+        let retry = self.send_from_wallet(address, sat).await?;
+        match self.mempool_refusal(&retry).await? {
+            None => Ok(retry),
+            Some(reason) => Err(TestEnvError::NotInMempool {
+                txid: retry,
+                reason,
+            }),
+        }
+    }
+
+    async fn send_from_wallet(&self, address: &Address, sat: u64) -> Result<Txid, TestEnvError> {
         match self.wallet.send_to_address(address, sat).await {
             Err(RpcError::Rpc {
                 code: RPC_WALLET_INSUFFICIENT_FUNDS,
@@ -402,6 +428,49 @@ impl Bitcoind {
             }
             other => Ok(other?),
         }
+    }
+
+    /// `None` when `txid` is in the mempool; otherwise what `testmempoolaccept` says of the
+    /// wallet's copy, and the lines of bitcoind's log that name it.
+    async fn mempool_refusal(&self, txid: &Txid) -> Result<Option<String>, TestEnvError> {
+        let id = json!(txid.to_string());
+        if self
+            .rpc
+            .call::<Value>("getmempoolentry", std::slice::from_ref(&id))
+            .await
+            .is_ok()
+        {
+            return Ok(None);
+        }
+        let wallet_tx: Value = self.wallet.call("gettransaction", &[id]).await?;
+        if wallet_tx["confirmations"].as_i64().is_some_and(|c| c > 0) {
+            return Ok(None);
+        }
+        let verdict = match wallet_tx["hex"].as_str() {
+            Some(hex) => self
+                .rpc
+                .call::<Value>("testmempoolaccept", &[json!([hex])])
+                .await
+                .map(|v| v.to_string())
+                .unwrap_or_else(|e| e.to_string()),
+            None => "the wallet has no copy".to_string(),
+        };
+        Ok(Some(format!(
+            "confirmations {}, testmempoolaccept {verdict}, log {:?}",
+            wallet_tx["confirmations"],
+            self.log_lines_naming(&txid.to_string())
+        )))
+    }
+
+    /// The lines of bitcoind's `debug.log` that contain `needle` (a txid, say), for a test's
+    /// failure message. Empty when the log cannot be read.
+    pub fn log_lines_naming(&self, needle: &str) -> Vec<String> {
+        fs::read_to_string(self.debug_log_path())
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains(needle))
+            .map(str::to_string)
+            .collect()
     }
 
     /// Waits until `txid` is in the mempool.

@@ -21,6 +21,8 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use bitcoin::Txid;
+
 pub use bitcoind::{find_bitcoind_exe, Bitcoind, BitcoindOptions, WALLET_NAME};
 pub use micronode_chain::rpc::{BitcoindRpc, RpcAuth, RpcError};
 
@@ -69,6 +71,14 @@ pub enum TestEnvError {
     /// A bitcoind RPC call failed.
     #[error("bitcoind RPC failed: {0}")]
     Rpc(#[from] RpcError),
+    /// bitcoind's wallet made a transaction that its mempool did not take (twice).
+    #[error("bitcoind's mempool refused the funding transaction {txid}: {reason}")]
+    NotInMempool {
+        /// The wallet's transaction.
+        txid: Txid,
+        /// What bitcoind said of it (`testmempoolaccept`) and what its log says.
+        reason: String,
+    },
     /// Something did not happen in time.
     #[error("timed out waiting for {what}")]
     Timeout {

@@ -225,9 +225,10 @@ pub async fn fund(env: &Env, client: &mut Client, sat: u64) {
             .map(|t| t["confirmations"].clone());
         panic!(
             "wallet not funded within {TIMEOUT:?}: node at height {:?}, bitcoind at {tip:?}, \
-             funding {txid} confirmations {tx:?}, balance {:?}",
+             funding {txid} confirmations {tx:?}, balance {:?}, bitcoind's log of it {:?}",
             info.map(|i| i.block_height),
-            onchain(client).await
+            onchain(client).await,
+            env.bitcoind.log_lines_naming(&txid.to_string())
         );
     }
 }

@@ -7,6 +7,7 @@
 
 mod keeper;
 mod lease;
+mod registry;
 mod schema;
 mod tenant;
 mod workers;
@@ -16,6 +17,7 @@ use std::sync::Arc;
 
 pub use keeper::LeaseKeeper;
 pub use lease::{Lease, LeaseError, LeaseInfo};
+pub use registry::{RegistryInsert, RegistryRow};
 pub use schema::PG_SCHEMA_VERSION;
 pub use tenant::{Fenced, PgTenantStore};
 pub use workers::PgError;

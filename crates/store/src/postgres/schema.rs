@@ -7,13 +7,13 @@
 use postgres::Client;
 
 /// The schema version this build writes.
-pub const PG_SCHEMA_VERSION: i32 = 1;
+pub const PG_SCHEMA_VERSION: i32 = 2;
 
 /// The advisory lock key that serialises migrations ("micronod" in ASCII).
 const MIGRATION_LOCK: i64 = 0x6d69_6372_6f6e_6f64;
 
 /// Migration `n` (1-based) moves the schema from version `n - 1` to `n`.
-const MIGRATIONS: [&str; 1] = [
+const MIGRATIONS: [&str; 2] = [
     // 1: leases and sealed entries.
     "CREATE TABLE tenant_leases (
         tenant      TEXT PRIMARY KEY,
@@ -29,6 +29,16 @@ const MIGRATIONS: [&str; 1] = [
         PRIMARY KEY (tenant, entry)
     );
     CREATE INDEX tenant_entries_by_namespace ON tenant_entries (tenant, namespace);",
+    // 2: the fleet's tenant registry (what every host needs to run a tenant it takes over).
+    "CREATE TABLE fleet_tenants (
+        id          TEXT PRIMARY KEY,
+        name        TEXT NOT NULL UNIQUE,
+        state       TEXT NOT NULL,
+        node_id     TEXT UNIQUE,
+        signer_port INTEGER NOT NULL,
+        created_at  BIGINT NOT NULL,
+        recorded    BIGINT GENERATED ALWAYS AS IDENTITY
+    );",
 ];
 
 /// What migrating found.
