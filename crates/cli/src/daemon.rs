@@ -67,7 +67,12 @@ pub async fn run(mut settings: ResolvedSettings) -> anyhow::Result<()> {
             serve(settings, chain, Arc::new(keys), fleet).await
         }
         Some(listen) => {
+            let state = match &fleet {
+                Some(lease) => lease.link_state()?,
+                None => micronode_node::remote::attach::LinkState::InDataDir,
+            };
             let keys = micronode_node::remote::attach::connect(
+                state,
                 &settings.node.data_dir,
                 listen,
                 &settings.signer_allow,

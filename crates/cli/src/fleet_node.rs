@@ -6,11 +6,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use micronode_node::remote::attach::LinkState;
 use micronode_node::store::{
-    DataKey, LeaseError, LeaseKeeper, NodeStore, PgDatabase, DEFAULT_CONNECTIONS,
+    derive_tenant_secret, DataKey, LeaseError, LeaseKeeper, NodeStore, PgDatabase,
+    DEFAULT_CONNECTIONS,
 };
 use micronode_node::{KeysBackend, Node};
 use tokio::sync::watch;
+use zeroize::Zeroizing;
 
 use crate::config::FleetSettings;
 
@@ -20,8 +23,13 @@ pub struct FleetLease {
     pub keeper: LeaseKeeper,
     /// The node's sealed, fenced store.
     pub store: Arc<NodeStore>,
+    /// The node's signer-link key, the same on every machine with the fleet key.
+    link_key: Zeroizing<[u8; 32]>,
     lost: watch::Receiver<bool>,
 }
+
+/// What the node's signer-link key is derived for (see `derive_tenant_secret`).
+const LINK_KEY_LABEL: &[u8] = b"micronode/signer-link-identity/v1";
 
 /// Reads the operator's master key: 64 hex digits.
 fn read_master_key(path: &Path) -> anyhow::Result<[u8; 32]> {
@@ -69,6 +77,7 @@ pub async fn take(settings: &FleetSettings) -> anyhow::Result<FleetLease> {
     tracing::info!(tenant = %settings.tenant, epoch = lease.epoch, holder = %lease.holder, "took the node's lease");
     let (lost_tx, lost) = watch::channel(false);
     let key = DataKey::derive(&master, &settings.tenant);
+    let link_key = derive_tenant_secret(&master, &settings.tenant, LINK_KEY_LABEL);
     zeroize::Zeroize::zeroize(&mut master);
     let store = Arc::new(NodeStore::from(db.tenant_store(&lease, &key)));
     let keeper = LeaseKeeper::start(db, lease, settings.lease, move |_| {
@@ -78,11 +87,24 @@ pub async fn take(settings: &FleetSettings) -> anyhow::Result<FleetLease> {
     Ok(FleetLease {
         keeper,
         store,
+        link_key,
         lost,
     })
 }
 
 impl FleetLease {
+    /// Where a remote-signer node keeps its link identity and pairing in the fleet: the
+    /// identity derived from the fleet key, the pairing in the node's store. So its signer,
+    /// which pins the node's link key, is served by whichever machine runs the node.
+    pub fn link_state(&self) -> anyhow::Result<LinkState> {
+        let identity = micronode_link::LinkIdentity::from_private_key(&self.link_key)
+            .context("making the node's link identity")?;
+        Ok(LinkState::Fleet {
+            identity,
+            store: self.store.clone(),
+        })
+    }
+
     /// Resolves when this process may no longer run the node: its lease was lost, or its
     /// store refused a write because another process took the lease.
     pub async fn gone<K: KeysBackend>(&mut self, node: &Node<K>) -> &'static str {

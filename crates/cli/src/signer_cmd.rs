@@ -81,9 +81,10 @@ enum SignerCommand {
     ExportPublic,
     /// Follow the chain and dial out to the node, signing for it until stopped.
     Run {
-        /// The node's signer link address, host:port.
-        #[arg(long)]
-        node: String,
+        /// The node's signer link address, host:port. For a node of a fleet, each host that
+        /// may run it (repeat the flag, or separate with commas): they are tried in turn.
+        #[arg(long, required = true, value_delimiter = ',')]
+        node: Vec<String>,
         /// The one-time pairing code the node showed (first run only).
         #[arg(long)]
         pair: Option<String>,
@@ -192,6 +193,9 @@ pub async fn run(args: SignerArgs) -> anyhow::Result<()> {
             Ok(())
         }
         SignerCommand::Run { node, pair, chain } => {
+            if node.iter().any(|a| a.trim().is_empty()) {
+                bail!("--node: an address is empty (give host:port, comma-separated for several)");
+            }
             let code = pair
                 .map(|c| micronode_link::PairingCode::parse(&c))
                 .transpose()

@@ -76,8 +76,9 @@ impl Backoff {
 /// Dials the node and runs the handshake.
 #[derive(Debug, Clone)]
 pub struct LinkConnector {
-    /// The node's link address, `host:port` (resolved on each attempt).
-    pub addr: String,
+    /// The node's link addresses, `host:port` (resolved on each attempt). Attempts go to each
+    /// in turn: a node of a fleet listens on whichever host runs it now.
+    pub addrs: Vec<String>,
     /// The signer's static key.
     pub identity: Arc<LinkIdentity>,
     /// Pinned node key or pairing code.
@@ -89,18 +90,41 @@ pub struct LinkConnector {
 impl LinkConnector {
     /// A connector with the default handshake timeout.
     pub fn new(addr: impl Into<String>, identity: Arc<LinkIdentity>, mode: ConnectMode) -> Self {
+        Self::any_of(vec![addr.into()], identity, mode)
+    }
+
+    /// A connector that tries each of `addrs` in turn (the hosts a fleet may run the node on).
+    pub fn any_of(addrs: Vec<String>, identity: Arc<LinkIdentity>, mode: ConnectMode) -> Self {
         Self {
-            addr: addr.into(),
+            addrs,
             identity,
             mode,
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
         }
     }
 
-    /// One attempt: connect, handshake, confirm keys.
+    /// The address attempt `n` (from 0) goes to.
+    fn addr_for(&self, attempt: u32) -> &str {
+        match self.addrs.len() {
+            0 => "",
+            len => &self.addrs[attempt as usize % len],
+        }
+    }
+
+    /// One attempt, to the first address: connect, handshake, confirm keys.
     pub async fn connect(&self) -> Result<(LinkConnection, PeerInfo)> {
+        self.connect_to(self.addr_for(0)).await
+    }
+
+    async fn connect_to(&self, addr: &str) -> Result<(LinkConnection, PeerInfo)> {
+        if addr.is_empty() {
+            return Err(LinkError::Io(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "no node address to dial",
+            )));
+        }
         let attempt = async {
-            let stream = TcpStream::connect(self.addr.as_str()).await?;
+            let stream = TcpStream::connect(addr).await?;
             initiate(stream, &self.identity, &self.mode).await
         };
         let conn = tokio::time::timeout(self.handshake_timeout, attempt)
@@ -128,17 +152,21 @@ impl LinkConnector {
         C: Future<Output = ()>,
     {
         tokio::pin!(cancel);
+        if self.addrs.is_empty() {
+            return self.connect().await;
+        }
         let mut failures: u32 = 0;
         loop {
+            let addr = self.addr_for(failures);
             let result = tokio::select! {
                 biased;
                 _ = &mut cancel => return Err(LinkError::Cancelled),
-                r = self.connect() => r,
+                r = self.connect_to(addr) => r,
             };
             let error = match result {
                 Ok(connected) => {
                     tracing::info!(
-                        addr = %self.addr,
+                        addr = %addr,
                         node = %connected.1.fingerprint(),
                         attempts = failures + 1,
                         "link connected"
@@ -149,12 +177,12 @@ impl LinkConnector {
             };
             failures = failures.saturating_add(1);
             if !error.is_retryable() || backoff.max_attempts.is_some_and(|m| failures >= m) {
-                tracing::warn!(addr = %self.addr, attempts = failures, error = %error, "link connect failed; giving up");
+                tracing::warn!(addr = %addr, attempts = failures, error = %error, "link connect failed; giving up");
                 return Err(error);
             }
             let delay = backoff.delay(failures);
             tracing::warn!(
-                addr = %self.addr,
+                addr = %addr,
                 attempt = failures,
                 retry_in_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
                 error = %error,

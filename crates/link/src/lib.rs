@@ -97,5 +97,5 @@ pub use error::{LinkError, Result};
 pub use handshake::{HandshakeKind, PeerInfo, DEFAULT_HANDSHAKE_TIMEOUT, PROTOCOL_VERSION};
 pub use identity::{fingerprint, LinkIdentity, KEY_LEN};
 pub use listener::{Admission, LinkListener, ListenerConfig};
-pub use pairing::{PairingStore, DEFAULT_PAIRING_TTL, PAIRING_FILE_NAME};
+pub use pairing::{PairingPersistence, PairingStore, DEFAULT_PAIRING_TTL, PAIRING_FILE_NAME};
 pub use transport::{LinkConnection, LinkReader, LinkWriter, MAX_MESSAGE_LEN};

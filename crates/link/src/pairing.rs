@@ -56,7 +56,30 @@ struct PendingFile {
 /// creates codes.
 pub struct PairingStore {
     path: PathBuf,
+    persistence: Box<dyn PairingPersistence>,
     state: Mutex<State>,
+}
+
+/// Where a [`PairingStore`] keeps its state, when not in a file of its own: a node whose
+/// state is in a fleet's database keeps it there, so whichever host runs the node knows
+/// which signer is paired with it.
+pub trait PairingPersistence: Send + Sync {
+    /// The stored state, if any (it holds the pending code's key: keep it private).
+    fn load(&self) -> Result<Option<Zeroizing<Vec<u8>>>>;
+    /// Replaces the stored state, durably, before returning.
+    fn save(&self, state: &[u8]) -> Result<()>;
+}
+
+/// The pairing state in a private file.
+struct PairingFile(PathBuf);
+
+impl PairingPersistence for PairingFile {
+    fn load(&self) -> Result<Option<Zeroizing<Vec<u8>>>> {
+        Ok(fsutil::read_private(&self.0)?.map(Zeroizing::new))
+    }
+    fn save(&self, state: &[u8]) -> Result<()> {
+        fsutil::write_private_atomic(&self.0, state)
+    }
 }
 
 fn now_secs() -> u64 {
@@ -72,17 +95,27 @@ impl PairingStore {
     pub fn open(dir: &Path) -> Result<Self> {
         fsutil::ensure_private_dir(dir)?;
         let path = dir.join(PAIRING_FILE_NAME);
-        let state = match fsutil::read_private(&path)? {
-            Some(bytes) => parse_state(&path, &Zeroizing::new(bytes))?,
+        Self::with_persistence(path.clone(), Box::new(PairingFile(path)))
+    }
+
+    /// Opens (or starts) the pairing state kept by `persistence`; `name` says where it is in
+    /// messages (the store's [`path`](Self::path)).
+    pub fn with_persistence(
+        name: PathBuf,
+        persistence: Box<dyn PairingPersistence>,
+    ) -> Result<Self> {
+        let state = match persistence.load()? {
+            Some(bytes) => parse_state(&name, &bytes)?,
             None => State::default(),
         };
         Ok(Self {
-            path,
+            path: name,
+            persistence,
             state: Mutex::new(state),
         })
     }
 
-    /// The state file's path.
+    /// The state file's path (or the name given to [`with_persistence`](Self::with_persistence)).
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -96,7 +129,7 @@ impl PairingStore {
         let mut guard = self.lock();
         let mut next = guard.clone();
         let out = change(&mut next)?;
-        write_state(&self.path, &next)?;
+        self.persistence.save(&encode_state(&self.path, &next)?)?;
         *guard = next;
         Ok(out)
     }
@@ -240,7 +273,7 @@ fn parse_state(path: &Path, bytes: &[u8]) -> Result<State> {
     })
 }
 
-fn write_state(path: &Path, state: &State) -> Result<()> {
+fn encode_state(path: &Path, state: &State) -> Result<Zeroizing<Vec<u8>>> {
     let file = StateFile {
         version: 1,
         paired_signer: state.paired_signer.map(hex::encode),
@@ -250,14 +283,12 @@ fn write_state(path: &Path, state: &State) -> Result<()> {
             expires_at: p.expires_at,
         }),
     };
-    let json =
-        Zeroizing::new(
-            serde_json::to_vec_pretty(&file).map_err(|e| LinkError::Corrupt {
-                path: path.to_path_buf(),
-                reason: e.to_string(),
-            })?,
-        );
-    fsutil::write_private_atomic(path, &json)
+    Ok(Zeroizing::new(serde_json::to_vec_pretty(&file).map_err(
+        |e| LinkError::Corrupt {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        },
+    )?))
 }
 
 #[cfg(test)]

@@ -40,7 +40,7 @@ pub enum ServeError {
 /// The node this signer is paired with: where to dial and the key pinned at pairing.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct PairedNode {
-    /// `host:port` of the node's signer link.
+    /// `host:port` of the node's signer link (several, comma-separated, for a fleet).
     pub addr: String,
     /// The node's link key, hex (pinned).
     pub node_key: String,
@@ -125,10 +125,14 @@ const PAIRING_ATTEMPTS: u32 = 5;
 /// Runs the signer until `stop` resolves: catch up with the chain, then connect (pairing
 /// first if `pairing_code` is given), serve, reconnect, while `chain` keeps following the
 /// tenant's chain source (and watching for breaches) whether or not the node is there.
+///
+/// `node_addrs` are where the node's signer link may listen: one address, or each host of a
+/// fleet that may run the node (attempts go to each in turn; the node's pinned key is what
+/// is trusted, never the address).
 pub async fn run<S: ChainSource>(
     engine: Arc<SignerEngine>,
     dir: PathBuf,
-    node_addr: String,
+    node_addrs: Vec<String>,
     pairing_code: Option<micronode_link::PairingCode>,
     chain: ChainFollower<S>,
     stop: impl std::future::Future<Output = ()>,
@@ -161,7 +165,7 @@ pub async fn run<S: ChainSource>(
             (None, None) => return Err(ServeError::NotPaired),
         };
         let pairing = matches!(mode, ConnectMode::Pairing { .. });
-        let connector = LinkConnector::new(node_addr.clone(), identity.clone(), mode);
+        let connector = LinkConnector::any_of(node_addrs.clone(), identity.clone(), mode);
         // A pinned node that refuses us may be restarting: keep trying. A pairing code the node
         // refuses is wrong, used or expired, and will never work: give up soon and say so.
         let backoff = Backoff {
@@ -184,7 +188,7 @@ pub async fn run<S: ChainSource>(
         };
         if peer.kind == HandshakeKind::Paired {
             PairedNode {
-                addr: node_addr.clone(),
+                addr: node_addrs.join(","),
                 node_key: hex::encode(peer.remote_key),
             }
             .save(&dir)?;

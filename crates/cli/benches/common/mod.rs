@@ -52,7 +52,7 @@ pub fn spawn_signer(
         let _ = runtime.block_on(micronode_signer::serve::run(
             engine,
             dir,
-            node_addr,
+            vec![node_addr],
             code,
             follower,
             std::future::pending(),

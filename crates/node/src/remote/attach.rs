@@ -9,11 +9,16 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use micronode_link::{LinkIdentity, PairingStore, DEFAULT_PAIRING_TTL};
+use lightning::util::persist::KVStoreSync;
+use micronode_link::{
+    LinkError, LinkIdentity, PairingPersistence, PairingStore, DEFAULT_PAIRING_TTL,
+};
+use zeroize::Zeroizing;
 
 use super::{LinkSignerTransport, RemoteKeys};
 use crate::edge::IpAllowList;
 use crate::error::NodeError;
+use crate::types::Store;
 
 /// How long one signing call may take before the signer counts as offline.
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
@@ -80,6 +85,43 @@ impl WaitingForSigner {
     }
 }
 
+/// Where the node's side of its signer link keeps its identity and its pairing state.
+pub enum LinkState {
+    /// In `<data dir>/signer_link/`: a node of its own, or a host's tenant.
+    InDataDir,
+    /// A node of a fleet, which any of its hosts may run: its link identity is the same on
+    /// each (derived from the operator's fleet key, so the signer's pinned key still
+    /// matches), and its pairing state is in the node's fenced fleet store (so every host
+    /// knows which signer is paired, and a host that lost the node's lease changes nothing).
+    Fleet {
+        /// The node's link identity.
+        identity: LinkIdentity,
+        /// The node's store.
+        store: Arc<Store>,
+    },
+}
+
+/// The pairing state's entry in a fleet node's store.
+const PAIRING_NAMESPACE: &str = "signer_link";
+const PAIRING_KEY: &str = "pairing";
+
+/// A pairing state kept as one entry of the node's store.
+struct PairingInStore(Arc<Store>);
+
+impl PairingPersistence for PairingInStore {
+    fn load(&self) -> micronode_link::Result<Option<Zeroizing<Vec<u8>>>> {
+        match KVStoreSync::read(&*self.0, PAIRING_NAMESPACE, "", PAIRING_KEY) {
+            Ok(bytes) => Ok(Some(Zeroizing::new(bytes))),
+            Err(e) if e.kind() == lightning::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(LinkError::Io(e.into())),
+        }
+    }
+    fn save(&self, state: &[u8]) -> micronode_link::Result<()> {
+        KVStoreSync::write(&*self.0, PAIRING_NAMESPACE, "", PAIRING_KEY, state.to_vec())
+            .map_err(|e| LinkError::Io(e.into()))
+    }
+}
+
 /// Starts the signer link of the node whose data is in `data_dir`, on `listen`, for signers
 /// dialling from the addresses `allow` lets in.
 pub fn listen(
@@ -87,15 +129,37 @@ pub fn listen(
     listen: SocketAddr,
     allow: &IpAllowList,
 ) -> Result<WaitingForSigner, NodeError> {
-    let link_dir = data_dir.join("signer_link");
-    micronode_files::own_private_dir(&link_dir)?;
+    listen_with(LinkState::InDataDir, data_dir, listen, allow)
+}
+
+/// [`listen`], with the link's identity and pairing state where `state` says.
+pub fn listen_with(
+    state: LinkState,
+    data_dir: &Path,
+    listen: SocketAddr,
+    allow: &IpAllowList,
+) -> Result<WaitingForSigner, NodeError> {
     let link = |what: &str, e: micronode_link::LinkError| NodeError::Signer(format!("{what}: {e}"));
-    let identity = Arc::new(
-        LinkIdentity::load_or_generate(&link_dir.join("identity.json"))
-            .map_err(|e| link("loading the node's link identity", e))?,
-    );
-    let pairing =
-        Arc::new(PairingStore::open(&link_dir).map_err(|e| link("opening the pairing store", e))?);
+    let (identity, pairing) = match state {
+        LinkState::InDataDir => {
+            let link_dir = data_dir.join("signer_link");
+            micronode_files::own_private_dir(&link_dir)?;
+            let identity = LinkIdentity::load_or_generate(&link_dir.join("identity.json"))
+                .map_err(|e| link("loading the node's link identity", e))?;
+            let pairing =
+                PairingStore::open(&link_dir).map_err(|e| link("opening the pairing store", e))?;
+            (identity, pairing)
+        }
+        LinkState::Fleet { identity, store } => {
+            let pairing = PairingStore::with_persistence(
+                PathBuf::from(format!("fleet store: {PAIRING_NAMESPACE}/{PAIRING_KEY}")),
+                Box::new(PairingInStore(store)),
+            )
+            .map_err(|e| link("opening the pairing state", e))?;
+            (identity, pairing)
+        }
+    };
+    let (identity, pairing) = (Arc::new(identity), Arc::new(pairing));
     let pairing_code = match pairing.paired_signer() {
         Some(_) => None,
         None => Some(
@@ -124,11 +188,12 @@ pub fn listen(
 /// Starts the signer link, announces it on stdout and returns the keys backend once the
 /// signer has answered.
 pub async fn connect(
+    state: LinkState,
     data_dir: &Path,
     listen_on: SocketAddr,
     allow: &IpAllowList,
 ) -> Result<RemoteKeys, NodeError> {
-    let waiting = listen(data_dir, listen_on, allow)?;
+    let waiting = listen_with(state, data_dir, listen_on, allow)?;
     println!("{}", waiting.announcement());
     waiting.connected().await
 }
