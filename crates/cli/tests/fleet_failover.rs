@@ -8,11 +8,11 @@ mod daemon;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use daemon::tenant::{channels, connect_to, fund, open_to, pay, CHANNEL_SAT};
+use daemon::tenant::{
+    assert_no_close, channels, connect_to, fund, open_to, pays_peer, CHANNEL_SAT,
+};
 use daemon::{Client, Daemon};
 use micronode_node::store::testing::TestDatabase;
-use micronode_node::NodeEvent;
-use micronode_proto::v1;
 use micronode_testenv::nodes::{Env, TestNode, TIMEOUT};
 use micronode_testenv::wait_until;
 
@@ -57,15 +57,6 @@ async fn usable(client: &Client) {
     .expect("usable");
 }
 
-async fn pays(client: &mut Client, bob: &TestNode, sat: u64) -> v1::Payment {
-    let invoice = bob
-        .create_invoice(Some(sat * 1000), "fleet", 600)
-        .expect("invoice");
-    let paid = pay(client, invoice.invoice, true).await.expect("pay");
-    assert_eq!(paid.status, v1::PaymentStatus::Succeeded as i32, "{paid:?}");
-    paid
-}
-
 fn signal(daemon: &Daemon, sig: libc::c_int) {
     // SAFETY: kill(2) on our own child.
     unsafe { libc::kill(daemon.child.id() as libc::pid_t, sig) };
@@ -91,7 +82,7 @@ async fn a_killed_holder_is_replaced_and_a_paused_one_is_fenced_without_a_force_
     fund(&env, &mut client, 2_000_000).await;
     connect_to(&mut client, &bob).await;
     let channel_id = open_to(&env, &mut client, &bob).await;
-    let first = pays(&mut client, &bob, 10_000).await;
+    let first = pays_peer(&mut client, &bob, 10_000).await;
     assert_eq!(bob_balance(&bob), 10_000);
 
     // kill -9 A. B waits for A's lease to lapse, then runs alice from the database.
@@ -112,7 +103,7 @@ async fn a_killed_holder_is_replaced_and_a_paused_one_is_fenced_without_a_force_
         [hash]
     );
     usable(&client).await;
-    pays(&mut client, &bob, 20_000).await;
+    pays_peer(&mut client, &bob, 20_000).await;
     assert_eq!(bob_balance(&bob), 30_000);
 
     // Pause B until C has taken the lease over, and let C pay.
@@ -122,7 +113,7 @@ async fn a_killed_holder_is_replaced_and_a_paused_one_is_fenced_without_a_force_
     let c = start_on(&env, "host-c", &db, &key_file);
     let mut client_c = c.client().await;
     usable(&client_c).await;
-    pays(&mut client_c, &bob, 40_000).await;
+    pays_peer(&mut client_c, &bob, 40_000).await;
     assert_eq!(bob_balance(&bob), 70_000);
 
     // B resumes believing it runs alice: it finds its lease gone and exits with an error,
@@ -140,14 +131,9 @@ async fn a_killed_holder_is_replaced_and_a_paused_one_is_fenced_without_a_force_
     assert!(!status.success(), "a fenced holder exits with an error");
 
     // C carries on, and Bob's view agrees to the sat: no payment lost or doubled, no close.
-    pays(&mut client_c, &bob, 5_000).await;
+    pays_peer(&mut client_c, &bob, 5_000).await;
     assert_eq!(bob_balance(&bob), 75_000);
-    while let Ok(event) = bob_events.try_recv() {
-        assert!(
-            !matches!(event, NodeEvent::ChannelClosed { .. }),
-            "no close: {event:?}"
-        );
-    }
+    assert_no_close(&mut bob_events);
     assert_eq!(bob.list_channels().len(), 1);
     drop(c);
     bob.stop().await.expect("stop bob");

@@ -14,13 +14,12 @@ use std::time::Instant;
 
 use daemon::signer::{self, SignerProcess};
 use daemon::tenant::{
-    channels, connect_to, fund, node_pays_alone, open_to, pay, UNLIMITED_VELOCITY,
+    assert_no_close, channels, connect_to, fund, node_pays_alone, open_to, pays_peer,
+    UNLIMITED_VELOCITY,
 };
-use daemon::{Client, Launch};
+use daemon::Launch;
 use micronode_node::store::testing::TestDatabase;
-use micronode_node::NodeEvent;
-use micronode_proto::v1;
-use micronode_testenv::nodes::{Env, TestNode, TIMEOUT};
+use micronode_testenv::nodes::{Env, TIMEOUT};
 use micronode_testenv::{free_port, wait_until};
 
 /// Spawns alice's node on machine `host`, its signer link on `signer_port`, its state in
@@ -51,14 +50,6 @@ fn launch_on(env: &Env, host: &str, signer_port: u16, db: &TestDatabase, key: &P
     Launch::spawn(env, &dir, &flags, Stdio::from(log))
 }
 
-async fn pays(client: &mut Client, bob: &TestNode, sat: u64) {
-    let invoice = bob
-        .create_invoice(Some(sat * 1000), "fleet signer", 600)
-        .expect("invoice");
-    let paid = pay(client, invoice.invoice, true).await.expect("pay");
-    assert_eq!(paid.status, v1::PaymentStatus::Succeeded as i32, "{paid:?}");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_signer_follows_its_node_to_the_machine_that_took_it_over() {
     let env = Env::new("fleet-signer").await;
@@ -86,7 +77,7 @@ async fn the_signer_follows_its_node_to_the_machine_that_took_it_over() {
     fund(&env, &mut client, 2_000_000).await;
     connect_to(&mut client, &bob).await;
     let channel_id = open_to(&env, &mut client, &bob).await;
-    pays(&mut client, &bob, 10_000).await;
+    pays_peer(&mut client, &bob, 10_000).await;
     assert_eq!(bob.list_channels()[0].balance_sat, 10_000);
 
     // kill -9 A. B takes the lease once it lapses and listens with the same link key and
@@ -112,14 +103,9 @@ async fn the_signer_follows_its_node_to_the_machine_that_took_it_over() {
     .await
     .expect("usable");
     assert_eq!(channels(&mut client).await[0].channel_id, channel_id);
-    pays(&mut client, &bob, 20_000).await;
+    pays_peer(&mut client, &bob, 20_000).await;
     assert_eq!(bob.list_channels()[0].balance_sat, 30_000);
-    while let Ok(event) = bob_events.try_recv() {
-        assert!(
-            !matches!(event, NodeEvent::ChannelClosed { .. }),
-            "no close: {event:?}"
-        );
-    }
+    assert_no_close(&mut bob_events);
     assert_eq!(bob.list_channels().len(), 1);
     drop(b);
     signer_process.kill_9();

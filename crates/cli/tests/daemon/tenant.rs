@@ -121,6 +121,26 @@ pub async fn connect_to(client: &mut Client, peer: &TestNode) {
         .expect("connect");
 }
 
+/// Pays a fresh invoice of `peer` for `sat` through the API and checks it succeeded.
+pub async fn pays_peer(client: &mut Client, peer: &TestNode, sat: u64) -> v1::Payment {
+    let invoice = peer
+        .create_invoice(Some(sat * 1000), "paid by the tenant", 600)
+        .expect("invoice");
+    let paid = pay(client, invoice.invoice, true).await.expect("pay");
+    assert_eq!(paid.status, v1::PaymentStatus::Succeeded as i32, "{paid:?}");
+    paid
+}
+
+/// Checks that none of the events `peer` has seen since `events` was made closed a channel.
+pub fn assert_no_close(events: &mut tokio::sync::broadcast::Receiver<micronode_node::NodeEvent>) {
+    while let Ok(event) = events.try_recv() {
+        assert!(
+            !matches!(event, micronode_node::NodeEvent::ChannelClosed { .. }),
+            "no close: {event:?}"
+        );
+    }
+}
+
 /// Pays `invoice` through the API; with `wait`, returns the final payment (60 s at most).
 pub async fn pay(
     client: &mut Client,
