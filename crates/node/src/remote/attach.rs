@@ -193,7 +193,12 @@ pub async fn connect(
     listen_on: SocketAddr,
     allow: &IpAllowList,
 ) -> Result<RemoteKeys, NodeError> {
-    let waiting = listen_with(state, data_dir, listen_on, allow)?;
+    // Opening the link's state reads and writes files or the fleet database: off the
+    // async workers.
+    let (dir, allow) = (data_dir.to_path_buf(), allow.clone());
+    let waiting = tokio::task::spawn_blocking(move || listen_with(state, &dir, listen_on, &allow))
+        .await
+        .map_err(|e| NodeError::Internal(format!("starting the signer link: {e}")))??;
     println!("{}", waiting.announcement());
     waiting.connected().await
 }
