@@ -134,7 +134,8 @@ impl LinkConnector {
         Ok((conn, peer))
     }
 
-    /// Connects, retrying failures after [`Backoff::delay`] until it succeeds, `backoff`
+    /// Connects, retrying failures after [`Backoff::delay`] (with several addresses: after
+    /// each round of them, the next address at once within a round) until it succeeds, `backoff`
     /// runs out of attempts (the last error is returned), an error that retrying cannot fix
     /// occurs (see [`LinkError::is_retryable`]), or `cancel` completes
     /// ([`LinkError::Cancelled`]). Pass `std::future::pending()` to never cancel; dropping
@@ -180,7 +181,14 @@ impl LinkConnector {
                 tracing::warn!(addr = %addr, attempts = failures, error = %error, "link connect failed; giving up");
                 return Err(error);
             }
-            let delay = backoff.delay(failures);
+            // With several addresses, a round tries each at once; the back-off grows per
+            // round, so the host that took the node over is found as soon as it listens.
+            let len = u32::try_from(self.addrs.len()).unwrap_or(u32::MAX).max(1);
+            let delay = if !failures.is_multiple_of(len) {
+                Duration::ZERO
+            } else {
+                backoff.delay(failures / len)
+            };
             tracing::warn!(
                 addr = %addr,
                 attempt = failures,

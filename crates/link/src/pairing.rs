@@ -46,7 +46,8 @@ struct PendingFile {
     expires_at: u64,
 }
 
-/// The node side's pairing state, kept in `link-pairing.json` (mode 0600) in a directory.
+/// The node side's pairing state, kept in `link-pairing.json` (mode 0600) in a directory, or
+/// wherever a [`PairingPersistence`] keeps it (a fleet node: its database store).
 ///
 /// At most one pairing code is pending at a time, and at most one signer is paired. A
 /// successful pairing pins the new signer (replacing any earlier one) and consumes the

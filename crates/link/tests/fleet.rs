@@ -77,7 +77,7 @@ async fn a_second_copy_of_the_node_knows_its_signer_and_the_signer_finds_it() {
         .unwrap();
 
     // The signer, given both addresses with A's first (now gone), reaches B with its pinned
-    // key and no code.
+    // key and no code, at once: the back-off (long here) grows per round of addresses.
     let connector = LinkConnector::any_of(
         vec![a_addr.to_string(), listener_b.local_addr().to_string()],
         signer.clone(),
@@ -86,13 +86,14 @@ async fn a_second_copy_of_the_node_knows_its_signer_and_the_signer_finds_it() {
         },
     );
     let backoff = Backoff {
-        initial: std::time::Duration::from_millis(10),
-        max: std::time::Duration::from_millis(50),
+        initial: std::time::Duration::from_secs(60),
+        max: std::time::Duration::from_secs(60),
         max_attempts: Some(4),
     };
+    let within_a_round = std::time::Duration::from_secs(5);
     let (signer_side, node_side) = tokio::join!(
         tokio::time::timeout(
-            WAIT,
+            within_a_round,
             connector.connect_with_backoff(&backoff, std::future::pending())
         ),
         tokio::time::timeout(WAIT, listener_b.accept()),
