@@ -56,7 +56,7 @@ pub async fn run(mut settings: ResolvedSettings) -> anyhow::Result<()> {
         None => None,
         Some(fleet) => {
             let lease = crate::fleet_node::take(fleet).await?;
-            settings.node.store = micronode_node::StoreChoice::Given(lease.store.clone());
+            settings.node.store = micronode_node::StoreChoice::Given(lease.store());
             Some(lease)
         }
     };
@@ -87,7 +87,7 @@ async fn serve<K: KeysBackend>(
     settings: ResolvedSettings,
     chain: ChainServices,
     keys: Arc<K>,
-    mut fleet: Option<crate::fleet_node::FleetLease>,
+    mut fleet: Option<micronode_node::fleet::FleetLease>,
 ) -> anyhow::Result<()> {
     let node = Arc::new(
         Node::start(settings.node.clone(), keys, chain.clone())
@@ -191,7 +191,7 @@ async fn serve<K: KeysBackend>(
     }
     node.stop().await.context("stopping the node")?;
     if let Some(lease) = fleet {
-        lease.release().await;
+        crate::fleet_node::release(lease).await;
     }
     if let Err(e) = chain.save_graph() {
         tracing::warn!(error = %e, "could not save the network graph");

@@ -1,16 +1,19 @@
-//! `micronode host`: `run` a host (the gateway and every tenant in one process) and manage its
-//! tenants through its admin API (`tenant create|list|show|suspend|resume|delete|pair`).
+//! `micronode host`: `run` a host (the gateway and every tenant in one process, or in a fleet
+//! its share of the fleet's tenants) and manage its tenants through its admin API
+//! (`tenant create|list|show|suspend|resume|delete|pair`).
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
 use anyhow::Context;
-use micronode_host::{Host, HostConfig, ADMIN_ADDRESS_FILE, ADMIN_COOKIE_FILE};
+use std::sync::Arc;
+
+use micronode_host::{FleetHosting, Host, HostConfig, ADMIN_ADDRESS_FILE, ADMIN_COOKIE_FILE};
 use micronode_proto::v1;
 use micronode_proto::v1::admin_client::AdminClient;
 use serde::Serialize;
 
-use crate::config::{micronode_home, network_dir, NodeSettings};
+use crate::config::{micronode_home, network_dir, NodeSettings, ResolvedSettings};
 
 /// `micronode host ...`.
 #[derive(clap::Args, Debug)]
@@ -142,8 +145,31 @@ struct Ready {
     admin_listen: String,
     metrics_listen: String,
     admin_cookie: String,
-    gateway_cookie: String,
+    /// None in a fleet, whose gateway is a node of its own.
+    gateway_cookie: Option<String>,
+    /// This host's name in the fleet's leases, in a fleet.
+    fleet_holder: Option<String>,
     tenants: usize,
+}
+
+/// In a fleet (`--fleet-database`): the database, the fleet key and the fleet's gateway
+/// (`--lsp`), which every host's tenants buy their channels from.
+async fn fleet_hosting(resolved: &ResolvedSettings) -> anyhow::Result<Option<FleetHosting>> {
+    let Some(fleet) = &resolved.fleet else {
+        return Ok(None);
+    };
+    let gateway = resolved.node.liquidity.lsp.clone().context(
+        "a fleet host needs the fleet's gateway, a node of its own: --lsp <node id>@<host:port> \
+         (docs/fleet.md)",
+    )?;
+    let (key, db) = crate::fleet_node::open(fleet).await?;
+    Ok(Some(FleetHosting {
+        db,
+        key: Arc::new(key),
+        holder: fleet.holder.clone(),
+        lease: fleet.lease,
+        gateway,
+    }))
 }
 
 /// Runs `micronode host`.
@@ -211,6 +237,7 @@ async fn serve(args: RunArgs) -> anyhow::Result<()> {
         nwc_relays: resolved.nwc_relays.clone(),
         tenant_nwc_rate: nwc_rate(args.tenant_nwc_rate.unwrap_or(20)),
         wallet_relay,
+        fleet: fleet_hosting(&resolved).await?,
     };
     let host = Host::start(config, chain.clone())
         .await
@@ -247,17 +274,19 @@ async fn serve(args: RunArgs) -> anyhow::Result<()> {
     let ready = Ready {
         event: "host_ready",
         network: resolved.node.network.to_string(),
-        gateway_node_id: host.gateway().node_id().to_string(),
-        gateway_p2p: host.gateway().listen_addr().map(|a| a.to_string()),
+        gateway_node_id: host.gateway_peer().node_id.to_string(),
+        gateway_p2p: Some(host.gateway_peer().addr.to_string()),
         api_listen: api_addr.to_string(),
         admin_listen: admin_addr.to_string(),
         metrics_listen: metrics_addr.to_string(),
         admin_cookie: host.dir().join(ADMIN_COOKIE_FILE).display().to_string(),
-        gateway_cookie: host
-            .dir()
-            .join(micronode_host::GATEWAY_COOKIE_FILE)
-            .display()
-            .to_string(),
+        gateway_cookie: host.gateway().map(|_| {
+            host.dir()
+                .join(micronode_host::GATEWAY_COOKIE_FILE)
+                .display()
+                .to_string()
+        }),
+        fleet_holder: resolved.fleet.as_ref().map(|f| f.holder.clone()),
         tenants: host.list_tenants().len(),
     };
     println!("{}", serde_json::to_string(&ready)?);

@@ -266,7 +266,11 @@ async fn run_with_bitcoind(
     let (tenant, signer) = crate::up_host::tenant(&up, regtest, bitcoind)
         .await
         .map_err(stale_hint)?;
-    let gateway = up.host.gateway().clone();
+    let gateway = up
+        .host
+        .gateway()
+        .context("the embedded host runs its gateway")?
+        .clone();
     let outside_dir = regtest.join("outside");
     let outside_keys = Arc::new(LocalKeys::load_or_create(&outside_dir, Network::Regtest)?);
     let outside = Node::start(

@@ -69,6 +69,7 @@ pub async fn start(
         nwc_relays: vec![nwc_relay.to_string()],
         tenant_nwc_rate: Default::default(),
         wallet_relay: Some(wallet_relay.to_string()),
+        fleet: None,
     };
     let host = Host::start(config, chain.clone()).await?;
     let wanted: SocketAddr = ([127, 0, 0, 1], api_port).into();

@@ -6,7 +6,7 @@ mod daemon;
 
 use daemon::host::*;
 use daemon::tenant::outcome_mining;
-use micronode_node::{PaymentRecord, PaymentStatus};
+use micronode_node::PaymentStatus;
 use micronode_proto::v1;
 use micronode_testenv::nodes::{Env, TIMEOUT};
 use micronode_testenv::wait_until;
@@ -30,26 +30,6 @@ async fn back(host: &HostProcess, tenants: [&HostedTenant; 2]) -> [DoorClient; 2
         door(&api, &tenants[0].app.token, None).await,
         door(&api, &tenants[1].app.token, None).await,
     ]
-}
-
-/// The tenant's record of the payment the payer recorded as `paid`: one outcome on both sides.
-async fn agrees(client: &mut DoorClient, invoice: &str, paid: &PaymentRecord, received_msat: u64) {
-    let (status, amount) = inbound(client, invoice).await;
-    match paid.status {
-        PaymentStatus::Succeeded => {
-            assert_eq!(
-                (status, amount),
-                (v1::PaymentStatus::Succeeded as i32, Some(received_msat)),
-                "paid, so received"
-            );
-        }
-        PaymentStatus::Failed => assert_ne!(
-            status,
-            v1::PaymentStatus::Succeeded as i32,
-            "failed for the payer, so not received"
-        ),
-        PaymentStatus::Pending => panic!("no outcome: {paid:?}"),
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

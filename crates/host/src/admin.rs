@@ -56,7 +56,7 @@ impl AdminService {
     }
 
     fn host_network(&self) -> String {
-        self.host.gateway().config().network.to_string()
+        self.host.network().to_string()
     }
 }
 

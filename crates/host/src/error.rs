@@ -39,6 +39,9 @@ pub enum HostError {
     /// The fleet's registry (on PostgreSQL) failed.
     #[error("fleet registry: {0}")]
     FleetRegistry(#[from] micronode_store::PgError),
+    /// A fleet lease could not be taken, kept or released.
+    #[error("fleet lease: {0}")]
+    Lease(#[from] micronode_store::LeaseError),
     /// A private file or directory could not be written.
     #[error(transparent)]
     Files(#[from] micronode_files::FileError),
@@ -89,6 +92,7 @@ impl HostError {
             HostError::Node(e) => micronode_api::error::node_error_code(e),
             HostError::Registry(_)
             | HostError::FleetRegistry(_)
+            | HostError::Lease(_)
             | HostError::Files(_)
             | HostError::Api(_)
             | HostError::Nwc(_)

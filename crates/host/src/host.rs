@@ -10,7 +10,9 @@ use bitcoin::Network;
 use micronode_api::TenantDirectory;
 use micronode_api::{CookieAuth, RateLimit, TenantApi};
 use micronode_chain::ChainServices;
-use micronode_node::{ChannelSettings, LocalKeys, Node, NodeConfig};
+use micronode_node::fleet::{FleetKey, FleetLease};
+use micronode_node::store::PgDatabase;
+use micronode_node::{ChannelSettings, LocalKeys, LspSettings, Node, NodeConfig};
 use tokio::sync::watch;
 
 use crate::error::HostError;
@@ -52,6 +54,25 @@ pub struct HostConfig {
     /// The mailbox relay tenants' nodes dial for browser-wallet pairing (`docs/pairing.md`);
     /// none: no pairing.
     pub wallet_relay: Option<String>,
+    /// In a fleet: hosts sharing one PostgreSQL database run the tenants between them
+    /// (docs/fleet.md). None: this host alone, its registry and tenants on its disk.
+    pub fleet: Option<FleetHosting>,
+}
+
+/// How a host takes part in a fleet.
+#[derive(Clone, Debug)]
+pub struct FleetHosting {
+    /// The fleet's database: registry, leases and every tenant's sealed state.
+    pub db: PgDatabase,
+    /// The operator's fleet key: tenants' data keys and link identities derive from it.
+    pub key: Arc<FleetKey>,
+    /// This host's name in the fleet's leases (unique per host).
+    pub holder: String,
+    /// How long a lease lasts unless renewed: a dead host's tenants are taken after it.
+    pub lease: Duration,
+    /// The fleet's gateway, run as a node of its own (`node run`): every host's tenants buy
+    /// their channels from it, so a host's loss leaves their channels' peer up.
+    pub gateway: LspSettings,
 }
 
 /// The gateway's API cookie in the host directory: the operator's credential for its own node
@@ -103,39 +124,61 @@ pub enum Deletion {
 
 /// A running host.
 pub struct Host {
-    shared: Arc<Shared>,
+    pub(crate) shared: Arc<Shared>,
     dir: PathBuf,
-    gateway: Arc<GatewayNode>,
+    /// The gateway, when this host runs it (not in a fleet, where it is a node of its own).
+    gateway: Option<Arc<GatewayNode>>,
     tenants: RwLock<BTreeMap<String, Arc<TenantSlot>>>,
     /// The next tenant's place in creation order.
     next_seq: std::sync::atomic::AtomicU64,
-    stop: watch::Sender<bool>,
+    pub(crate) fleet: Option<FleetHosting>,
+    pub(crate) stop: watch::Sender<bool>,
 }
 
 impl Host {
-    /// Starts the gateway and every registered tenant on `chain`.
+    /// Starts the gateway and every registered tenant on `chain`; in a fleet, takes the
+    /// tenants no live host runs, up to this host's share.
     pub async fn start(config: HostConfig, chain: ChainServices) -> Result<Arc<Host>, HostError> {
         let dir = config.dir.clone();
         let (registry, records, gateway_keys) = {
             let dir = dir.clone();
             let network = config.network;
+            let fleet_db = config.fleet.as_ref().map(|f| f.db.clone());
             tokio::task::spawn_blocking(move || -> Result<_, HostError> {
                 micronode_files::own_private_dir(&dir)?;
                 micronode_files::own_private_dir(&dir.join("tenants"))?;
-                let registry = Registry::open(&dir)?;
-                let records = registry.all()?;
-                let keys = LocalKeys::load_or_create(&dir.join("gateway"), network)?;
-                Ok((registry, records, keys))
+                let Some(db) = fleet_db else {
+                    let registry = Registry::open(&dir)?;
+                    let records = registry.all()?;
+                    let keys = LocalKeys::load_or_create(&dir.join("gateway"), network)?;
+                    return Ok((registry, records, Some(keys)));
+                };
+                // A fleet's tenants are taken under leases by the takeover rounds.
+                Ok((Registry::fleet(db), Vec::new(), None))
             })
             .await??
         };
-        let mut gateway_config = config.gateway.clone();
-        gateway_config.data_dir = dir.join("gateway");
-        let gateway =
-            Arc::new(Node::start(gateway_config, Arc::new(gateway_keys), chain.clone()).await?);
-        let gateway_addr = gateway.listen_addr().ok_or_else(|| {
-            HostError::WrongState("the gateway must listen for peers (tenants dial it)".into())
-        })?;
+        let (gateway, gateway_lsp) = match gateway_keys {
+            Some(keys) => {
+                let mut gateway_config = config.gateway.clone();
+                gateway_config.data_dir = dir.join("gateway");
+                let gateway =
+                    Arc::new(Node::start(gateway_config, Arc::new(keys), chain.clone()).await?);
+                let addr = gateway.listen_addr().ok_or_else(|| {
+                    HostError::WrongState(
+                        "the gateway must listen for peers (tenants dial it)".into(),
+                    )
+                })?;
+                let lsp = LspSettings::new(gateway.node_id(), loopback_if_unspecified(addr));
+                (Some(gateway), lsp)
+            }
+            None => {
+                let fleet = config.fleet.as_ref().ok_or_else(|| {
+                    HostError::WrongState("a host without a gateway must be in a fleet".into())
+                })?;
+                (None, fleet.gateway.clone())
+            }
+        };
         let nwc = if config.nwc_relays.is_empty() {
             None
         } else {
@@ -148,19 +191,20 @@ impl Host {
             registry: Arc::new(registry),
             directory: TenantDirectory::with_rate_limit(config.tenant_api_rate)
                 .with_ip_rate_limit(config.api_rate_per_ip),
-            gateway_id: gateway.node_id(),
-            gateway_addr: loopback_if_unspecified(gateway_addr),
+            gateway: gateway_lsp,
             signer_ip: config.signer_ip,
             signer_allow: config.signer_allow.clone(),
             tenant_channels: config.tenant_channels.clone(),
             nwc,
             wallet_relay: config.wallet_relay.clone(),
         });
-        let cookie = CookieAuth::create(dir.join(GATEWAY_COOKIE_FILE))?;
-        shared.directory.serve(
-            &gateway.node_id().to_string(),
-            TenantApi::new(gateway.clone(), Arc::new(cookie)),
-        );
+        if let Some(gateway) = &gateway {
+            let cookie = CookieAuth::create(dir.join(GATEWAY_COOKIE_FILE))?;
+            shared.directory.serve(
+                &gateway.node_id().to_string(),
+                TenantApi::new(gateway.clone(), Arc::new(cookie)),
+            );
+        }
         let (stop, _) = watch::channel(false);
         let host = Arc::new(Host {
             shared,
@@ -168,33 +212,48 @@ impl Host {
             gateway,
             tenants: RwLock::new(BTreeMap::new()),
             next_seq: Default::default(),
+            fleet: config.fleet,
             stop,
         });
         for record in records {
-            host.add_slot(record);
+            host.add_slot(record, None);
         }
         tokio::spawn(finish_deletions(
             Arc::downgrade(&host),
             host.stop.subscribe(),
         ));
+        if let Some(fleet) = &host.fleet {
+            tokio::spawn(crate::fleet::take_over_rounds(
+                Arc::downgrade(&host),
+                host.stop.subscribe(),
+                fleet.lease,
+            ));
+        }
         Ok(host)
     }
 
-    fn add_slot(&self, record: TenantRecord) -> Arc<TenantSlot> {
+    /// Runs `record`'s tenant on this host; in a fleet, under `lease`.
+    pub(crate) fn add_slot(
+        &self,
+        record: TenantRecord,
+        lease: Option<FleetLease>,
+    ) -> Arc<TenantSlot> {
         let seq = self
             .next_seq
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let slot = TenantSlot::new(record.clone(), seq, &self.dir.join("tenants"));
+        let slot = TenantSlot::new(record.clone(), seq, &self.dir.join("tenants"), lease);
         self.write_tenants().insert(record.id, slot.clone());
         launch(slot.clone(), self.shared.clone());
         slot
     }
 
-    fn write_tenants(&self) -> std::sync::RwLockWriteGuard<'_, BTreeMap<String, Arc<TenantSlot>>> {
+    pub(crate) fn write_tenants(
+        &self,
+    ) -> std::sync::RwLockWriteGuard<'_, BTreeMap<String, Arc<TenantSlot>>> {
         self.tenants.write().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn slots(&self) -> Vec<Arc<TenantSlot>> {
+    pub(crate) fn slots(&self) -> Vec<Arc<TenantSlot>> {
         let tenants = self.tenants.read().unwrap_or_else(|e| e.into_inner());
         let mut slots: Vec<_> = tenants.values().cloned().collect();
         slots.sort_by_key(|s| s.seq);
@@ -211,9 +270,19 @@ impl Host {
         &self.shared.chain
     }
 
-    /// The gateway node.
-    pub fn gateway(&self) -> &Arc<GatewayNode> {
-        &self.gateway
+    /// The gateway node, when this host runs it (not in a fleet).
+    pub fn gateway(&self) -> Option<&Arc<GatewayNode>> {
+        self.gateway.as_ref()
+    }
+
+    /// The node tenants buy their channels from: this host's gateway, or the fleet's.
+    pub fn gateway_peer(&self) -> &LspSettings {
+        &self.shared.gateway
+    }
+
+    /// The network.
+    pub fn network(&self) -> Network {
+        self.shared.network
     }
 
     /// The front door's tenants (serve it with [`micronode_api::serve_front_door`]).
@@ -263,7 +332,13 @@ impl Host {
         let name = name.to_string();
         let record = tokio::task::spawn_blocking(move || registry.insert(&name, port)).await??;
         tracing::info!(tenant = %record.id, name = %record.name, "tenant created");
-        let slot = self.add_slot(record);
+        // In a fleet, the host that creates a tenant runs it first (other hosts leave a
+        // tenant that never had a lease to its creator for a while: fleet.rs).
+        let lease = match &self.fleet {
+            Some(fleet) => Some(crate::fleet::take_lease(fleet, &record.id).await?),
+            None => None,
+        };
+        let slot = self.add_slot(record, lease);
         // The link starts on its own task; the pairing code is there in a moment.
         for _ in 0..200 {
             if !matches!(&*slot.phase(), Phase::Starting) {
@@ -391,21 +466,8 @@ impl Host {
     /// Stops a tenant's node, forgets it and moves its data aside.
     async fn remove(&self, slot: &Arc<TenantSlot>) -> Result<(), HostError> {
         let record = slot.record();
-        if let Some(node_id) = &record.node_id {
-            self.shared.directory.remove(node_id);
-        }
-        if let Some(nwc) = slot.nwc() {
-            nwc.stop().await;
-        }
-        if let Some(wallet) = slot.wallet() {
-            wallet.stop().await;
-        }
-        if let Some(node) = slot.node() {
-            node.stop().await?;
-        }
-        // Dropping the phase drops the node and its signer link (port and thread freed).
-        slot.set_phase(Phase::Failed("deleted".into()));
-        self.write_tenants().remove(&record.id);
+        self.stop_slot(slot, "deleted").await?;
+        crate::fleet::release_lease(slot).await;
         let registry = self.shared.registry.clone();
         let (id, dir, host_dir) = (record.id.clone(), slot.dir.clone(), self.dir.clone());
         tokio::task::spawn_blocking(move || -> Result<(), HostError> {
@@ -425,6 +487,33 @@ impl Host {
         .await??;
         tracing::info!(tenant = %record.id, name = %record.name, "tenant deleted");
         Ok(())
+    }
+
+    /// Stops a tenant's apps and node on this host and forgets its slot (its data stays).
+    /// The node's stop is reported after the slot is gone.
+    pub(crate) async fn stop_slot(
+        &self,
+        slot: &Arc<TenantSlot>,
+        why: &str,
+    ) -> Result<(), HostError> {
+        let record = slot.record();
+        if let Some(node_id) = &record.node_id {
+            self.shared.directory.remove(node_id);
+        }
+        if let Some(nwc) = slot.nwc() {
+            nwc.stop().await;
+        }
+        if let Some(wallet) = slot.wallet() {
+            wallet.stop().await;
+        }
+        let stopped = match slot.node() {
+            Some(node) => node.stop().await,
+            None => Ok(()),
+        };
+        // Dropping the phase drops the node and its signer link (port and thread freed).
+        slot.set_phase(Phase::Failed(why.into()));
+        self.write_tenants().remove(&record.id);
+        Ok(stopped?)
     }
 
     fn view(&self, slot: &TenantSlot) -> TenantView {
@@ -491,10 +580,15 @@ impl Host {
                 }
             }
         }
+        for slot in self.slots() {
+            crate::fleet::release_lease(&slot).await;
+        }
         if let Some(relays) = &self.shared.nwc {
             relays.stop().await;
         }
-        self.gateway.stop().await?;
+        if let Some(gateway) = &self.gateway {
+            gateway.stop().await?;
+        }
         Ok(())
     }
 }

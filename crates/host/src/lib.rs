@@ -5,6 +5,8 @@
 //!   tenant in the [`registry`], each watch-only: its node starts once its own signer dials in.
 //! - [`admin`] is the operator's gRPC API: create, list, show, suspend, resume and delete
 //!   tenants; `create` returns the enrolment bundle the tenant's signer needs.
+//! - In a fleet ([`FleetHosting`]), hosts sharing one PostgreSQL database run the tenants
+//!   between them, each under a lease; the gateway is then a node of its own (docs/fleet.md).
 //! - The tenants' APIs share one endpoint, the front door
 //!   ([`micronode_api::serve_front_door`] over [`Host::directory`]): a call's token (or its
 //!   `x-micronode-tenant` header) selects the tenant, whose own keys then check the token.
@@ -24,6 +26,7 @@
 
 pub mod admin;
 pub mod error;
+mod fleet;
 pub mod host;
 pub mod metrics;
 pub mod registry;
@@ -32,7 +35,8 @@ pub mod tenant;
 pub use admin::{serve_admin, AdminService, ADMIN_ADDRESS_FILE, ADMIN_COOKIE_FILE};
 pub use error::HostError;
 pub use host::{
-    Deletion, GatewayNode, Host, HostConfig, TenantStatus, TenantView, GATEWAY_COOKIE_FILE,
+    Deletion, FleetHosting, GatewayNode, Host, HostConfig, TenantStatus, TenantView,
+    GATEWAY_COOKIE_FILE,
 };
 pub use metrics::serve_metrics;
 pub use tenant::TenantNode;

@@ -139,13 +139,19 @@ pub fn render(host: &Host) -> String {
         }
     }
 
-    let gateway = host.gateway().info();
-    let _ = writeln!(
-        out,
-        "# HELP micronode_gateway_channels The gateway's channels."
-    );
-    let _ = writeln!(out, "# TYPE micronode_gateway_channels gauge");
-    let _ = writeln!(out, "micronode_gateway_channels {}", gateway.num_channels);
+    // In a fleet the gateway is a node of its own, with its own metrics.
+    if let Some(gateway) = host.gateway() {
+        let _ = writeln!(
+            out,
+            "# HELP micronode_gateway_channels The gateway's channels."
+        );
+        let _ = writeln!(out, "# TYPE micronode_gateway_channels gauge");
+        let _ = writeln!(
+            out,
+            "micronode_gateway_channels {}",
+            gateway.info().num_channels
+        );
+    }
     let _ = writeln!(
         out,
         "# HELP micronode_chain_tip_height The chain feed's tip."

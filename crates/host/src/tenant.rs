@@ -9,15 +9,17 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use bitcoin::secp256k1::PublicKey;
 use bitcoin::Network;
 use micronode_api::PairingBackend;
 use micronode_api::{TenantApi, TenantDirectory, TokenAuthority};
 use micronode_chain::ChainServices;
 use micronode_link::{PairingStore, DEFAULT_PAIRING_TTL};
 use micronode_node::edge::IpAllowList;
+use micronode_node::fleet::FleetLease;
+use micronode_node::remote::attach::LinkState;
+use micronode_node::store::NodeStore;
 use micronode_node::{
-    ChannelSettings, LiquiditySettings, LspSettings, Node, NodeConfig, RemoteKeys,
+    ChannelSettings, LiquiditySettings, LspSettings, Node, NodeConfig, RemoteKeys, StoreChoice,
 };
 use micronode_nwc::{NodeBackend, NwcConfig, NwcHandle, NwcService, SharedRelays};
 use micronode_wallet::WalletLink;
@@ -39,10 +41,8 @@ pub(crate) struct Shared {
     pub registry: Arc<Registry>,
     /// The front door's tenants.
     pub directory: TenantDirectory,
-    /// The gateway every tenant buys JIT channels from.
-    pub gateway_id: PublicKey,
-    /// Where the gateway accepts peers.
-    pub gateway_addr: SocketAddr,
+    /// The gateway every tenant buys JIT channels from, and where it accepts peers.
+    pub gateway: LspSettings,
     /// The address tenants' signer links listen on.
     pub signer_ip: IpAddr,
     /// Where tenants' signers may dial in from.
@@ -90,13 +90,21 @@ pub(crate) struct TenantSlot {
     /// Its place in the host's creation order (the registry's order at start, then each new
     /// tenant after the last): tenants created in the same second keep their order.
     pub seq: u64,
+    /// In a fleet, the lease this host runs the tenant under (taken when it is released).
+    pub lease: Mutex<Option<FleetLease>>,
 }
 
 impl TenantSlot {
     /// A slot for `record`, number `seq` in creation order, its data in `tenants_dir/<id>`.
-    pub fn new(record: TenantRecord, seq: u64, tenants_dir: &Path) -> Arc<TenantSlot> {
+    pub fn new(
+        record: TenantRecord,
+        seq: u64,
+        tenants_dir: &Path,
+        lease: Option<FleetLease>,
+    ) -> Arc<TenantSlot> {
         Arc::new(TenantSlot {
             seq,
+            lease: Mutex::new(lease),
             dir: tenants_dir.join(&record.id),
             record: Mutex::new(record),
             phase: Mutex::new(Phase::Starting),
@@ -117,6 +125,28 @@ impl TenantSlot {
 
     pub(crate) fn phase(&self) -> std::sync::MutexGuard<'_, Phase> {
         self.phase.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// In a fleet: its link state and store, from the lease this host holds (None off a
+    /// fleet, or once the lease is released).
+    fn fleet_parts(&self) -> Result<Option<(LinkState, Arc<NodeStore>)>, HostError> {
+        let lease = self.lease.lock().unwrap_or_else(|e| e.into_inner());
+        match lease.as_ref() {
+            None => Ok(None),
+            Some(lease) => Ok(Some((lease.link_state()?, lease.store()))),
+        }
+    }
+
+    /// In a fleet, whether this host may no longer run the tenant: its lease was lost or its
+    /// store refused a write because another host took the lease.
+    pub fn run_elsewhere(&self) -> bool {
+        let lost = self
+            .lease
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .is_some_and(|lease| lease.is_lost());
+        lost || self.node().is_some_and(|node| node.is_fenced())
     }
 
     /// Its Nostr Wallet Connect service, if its node runs and the host has one.
@@ -234,8 +264,12 @@ async fn run(slot: Arc<TenantSlot>, shared: Arc<Shared>) -> Result<(), HostError
     let listen = SocketAddr::new(shared.signer_ip, record.signer_port);
     let dir = slot.dir.clone();
     let allow = shared.signer_allow.clone();
+    let (link_state, store) = match slot.fleet_parts()? {
+        Some((link, store)) => (link, StoreChoice::Given(store)),
+        None => (LinkState::InDataDir, StoreChoice::SqliteInDataDir),
+    };
     let waiting = tokio::task::spawn_blocking(move || {
-        micronode_node::remote::attach::listen(&dir, listen, &allow)
+        micronode_node::remote::attach::listen_with(link_state, &dir, listen, &allow)
     })
     .await??;
     let node_link_key = waiting.node_link_key();
@@ -267,9 +301,10 @@ async fn run(slot: Arc<TenantSlot>, shared: Arc<Shared>) -> Result<(), HostError
     let mut config = NodeConfig::new(&slot.dir, shared.network);
     config.alias = record.name.clone();
     config.channels = shared.tenant_channels.clone();
+    config.store = store;
     config.liquidity = LiquiditySettings {
         lsps2_service: None,
-        lsp: Some(LspSettings::new(shared.gateway_id, shared.gateway_addr)),
+        lsp: Some(shared.gateway.clone()),
     };
     let node = Arc::new(Node::start(config, Arc::new(keys), shared.chain.clone()).await?);
     let root = node.keys_app_token_root().ok_or_else(|| {

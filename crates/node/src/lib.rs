@@ -18,6 +18,7 @@ pub use micronode_edge as edge;
 pub use micronode_store as store;
 pub mod error;
 pub mod events;
+pub mod fleet;
 mod funding;
 pub mod keys;
 mod liquidity;

@@ -45,6 +45,43 @@ impl HostProcess {
     /// Starts a host in `dir` on the test bitcoind (its log goes to `<dir>.log`, appended),
     /// serving NWC on `nwc_relay` if given.
     pub fn start(env: &Env, dir: &Path, nwc_relay: Option<&str>) -> HostProcess {
+        Self::start_with(env, dir, nwc_relay, &[])
+    }
+
+    /// A host of a fleet: its tenants in the database `db_url` under leases of `lease_ms`,
+    /// sealed with the fleet key in `key_file`, its name in the leases `holder`, and every
+    /// tenant's channels bought from `gateway` (`<node id>@<address>`), a node of its own.
+    pub fn start_fleet(
+        env: &Env,
+        dir: &Path,
+        db_url: &str,
+        key_file: &Path,
+        holder: &str,
+        gateway: &str,
+    ) -> HostProcess {
+        let key_file = key_file.display().to_string();
+        let flags = [
+            "--fleet-database",
+            db_url,
+            "--fleet-key-file",
+            &key_file,
+            "--fleet-holder",
+            holder,
+            "--fleet-lease-ms",
+            "2000",
+            "--lsp",
+            gateway,
+        ];
+        Self::start_with(env, dir, None, &flags)
+    }
+
+    /// [`HostProcess::start`] with more flags.
+    pub fn start_with(
+        env: &Env,
+        dir: &Path,
+        nwc_relay: Option<&str>,
+        flags: &[&str],
+    ) -> HostProcess {
         std::fs::create_dir_all(dir).expect("host dir");
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -73,7 +110,8 @@ impl HostProcess {
                             .into_iter()
                             .flat_map(|relay| ["--nwc-relay", relay]),
                     )
-                    .args(["--tenant-nwc-rate", &TENANT_NWC_RATE.to_string()]),
+                    .args(["--tenant-nwc-rate", &TENANT_NWC_RATE.to_string()])
+                    .args(flags),
             )
             .env(
                 "MICRONODE_LOG",
@@ -277,6 +315,31 @@ pub async fn door(api: &str, bearer: &str, tenant: Option<&str>) -> DoorClient {
 /// The code a refused call carries.
 pub fn code_of(status: &tonic::Status) -> Option<micronode_proto::ErrorCode> {
     micronode_proto::ErrorCode::of_status(status)
+}
+
+/// The tenant's record of the payment the payer recorded as `paid`: one outcome on both sides.
+pub async fn agrees(
+    client: &mut DoorClient,
+    invoice: &str,
+    paid: &micronode_node::PaymentRecord,
+    received_msat: u64,
+) {
+    let (status, amount) = inbound(client, invoice).await;
+    match paid.status {
+        PaymentStatus::Succeeded => {
+            assert_eq!(
+                (status, amount),
+                (v1::PaymentStatus::Succeeded as i32, Some(received_msat)),
+                "paid, so received"
+            );
+        }
+        PaymentStatus::Failed => assert_ne!(
+            status,
+            v1::PaymentStatus::Succeeded as i32,
+            "failed for the payer, so not received"
+        ),
+        PaymentStatus::Pending => panic!("no outcome: {paid:?}"),
+    }
 }
 
 /// Makes an invoice of `amount_msat` through the tenant's API.

@@ -1,0 +1,224 @@
+//! Two hosts of a fleet on one PostgreSQL database: `kill -9` of the host running three
+//! tenants in the middle of a burst of payments to them. The other host takes their leases
+//! once they lapse, their signers dial in again, every payment has one outcome on both sides,
+//! every channel's two sides agree to the sat, and no channel is closed.
+//!
+//! The fleet's gateway is a node of its own (here in the test process), so the loss of either
+//! host leaves the tenants' channel peer up.
+
+mod daemon;
+
+use std::time::Instant;
+
+use daemon::host::*;
+use daemon::tenant::{assert_no_close, outcome_mining};
+use micronode_node::store::testing::TestDatabase;
+use micronode_node::{Lsps2ServiceSettings, PaymentStatus};
+use micronode_proto::v1;
+use micronode_testenv::nodes::{open_channel_with, Env, TestNode, TIMEOUT};
+use micronode_testenv::wait_until;
+
+/// Payments in the burst, per tenant.
+const BURST: usize = 4;
+/// Each burst payment.
+const BURST_MSAT: u64 = 1_000_000;
+/// What a tenant holds after its first, JIT, payment of 50,000 sat.
+const AFTER_JIT_SAT: u64 = 48_000;
+
+/// The gateway's balance in its channel with `tenant` (node id).
+fn gateway_side_sat(gateway: &TestNode, tenant: &str) -> u64 {
+    let channels: Vec<_> = gateway
+        .list_channels()
+        .into_iter()
+        .filter(|c| c.counterparty == tenant)
+        .collect();
+    assert_eq!(channels.len(), 1, "one channel with {tenant}: {channels:?}");
+    channels[0].balance_sat
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kill_9_of_the_host_running_three_tenants_mid_burst_moves_them_without_a_close() {
+    let env = Env::new("fleet-hosts").await;
+    let db = TestDatabase::new("fleet_hosts");
+    let key = env.dir.0.join("fleet.key");
+    std::fs::write(&key, "23".repeat(32)).expect("key file");
+
+    // The fleet's gateway serves JIT channels; an outside payer has a channel to it.
+    let mut gateway_config = env.node_config("gateway");
+    gateway_config.liquidity.lsps2_service = Some(Lsps2ServiceSettings::default());
+    let gateway = env.start_node_with(gateway_config).await;
+    let mut gateway_events = gateway.subscribe_events();
+    env.fund(&gateway, 2_000_000).await;
+    let payer = env.start_node("payer").await;
+    env.fund(&payer, 2_000_000).await;
+    open_channel_with(&env, &payer, &gateway, 1_000_000, false).await;
+    let gateway_peer = format!(
+        "{}@{}",
+        gateway.node_id(),
+        gateway.listen_addr().expect("listens")
+    );
+
+    // Two hosts; A creates the three tenants, so it runs them.
+    let start = |name: &str| {
+        HostProcess::start_fleet(
+            &env,
+            &env.dir.0.join(name),
+            &db.url,
+            &key,
+            name,
+            &gateway_peer,
+        )
+    };
+    let mut host_a = start("host-a");
+    let host_b = start("host-b");
+    assert_eq!(host_a.ready["fleet_holder"], "host-a");
+    assert!(host_a.ready["gateway_cookie"].is_null(), "no gateway here");
+    let names = ["alice", "bob", "carol"];
+    let mut tenants = Vec::new();
+    for name in names {
+        tenants.push(provision(&env, &host_a, name).await);
+    }
+    for tenant in &tenants {
+        assert!(
+            host_b.admin(&["show", &tenant.id]).is_err(),
+            "B runs none of A's tenants"
+        );
+    }
+    let mut clients = Vec::new();
+    for tenant in &tenants {
+        let mut client = door(&host_a.api(), &tenant.app.token, None).await;
+        first_payment(&env, &payer, &mut client, 50_000_000).await;
+        assert_eq!(in_channels_sat(&mut client).await, AFTER_JIT_SAT);
+        clients.push(client);
+    }
+    let gateway_before: Vec<u64> = tenants
+        .iter()
+        .map(|t| gateway_side_sat(&gateway, &t.node_id))
+        .collect();
+    let payer_before = payer.list_channels()[0].balance_sat;
+
+    // A burst of payments to the three tenants, and kill -9 of A in the middle of it: once the
+    // first has succeeded, with the rest in flight.
+    let mut invoices = Vec::new();
+    for _ in 0..BURST {
+        for client in clients.iter_mut() {
+            invoices.push(invoice(client, BURST_MSAT).await);
+        }
+    }
+    let mut ids = Vec::new();
+    for invoice in &invoices {
+        ids.push(payer.pay_invoice(invoice, None, None).expect("pay"));
+    }
+    wait_until("a payment of the burst succeeded", TIMEOUT, || async {
+        ids.iter().any(|id| {
+            payer
+                .payment(id)
+                .is_some_and(|p| p.status == PaymentStatus::Succeeded)
+        })
+    })
+    .await
+    .expect("the burst goes through");
+    let done_before_kill = ids
+        .iter()
+        .filter(|id| {
+            payer
+                .payment(id)
+                .is_some_and(|p| p.status != PaymentStatus::Pending)
+        })
+        .count();
+    host_a.kill_9();
+    let killed = Instant::now();
+
+    // B takes the three tenants over once their leases lapse; their signers dial in again.
+    wait_until("the tenants run on B", TIMEOUT, || async {
+        tenants.iter().all(|t| {
+            host_b
+                .admin(&["show", &t.id])
+                .is_ok_and(|shown| shown["state"] == "active" && shown["signer_connected"] == true)
+        })
+    })
+    .await
+    .expect("B takes the tenants over");
+    println!(
+        "three tenants served again on B {:?} after the kill; {done_before_kill} of {} payments \
+         had an outcome before it",
+        killed.elapsed(),
+        ids.len()
+    );
+    let mut clients = Vec::new();
+    for tenant in &tenants {
+        let shown = host_b.show(&tenant.id);
+        assert_eq!(shown["node_id"], tenant.node_id.as_str(), "the same node");
+        clients.push(door(&host_b.api(), &tenant.app.token, None).await);
+    }
+
+    // Every payment has one outcome on both sides.
+    let mut received = [0u64; 3];
+    for (n, (invoice, id)) in invoices.iter().zip(&ids).enumerate() {
+        let paid = outcome_mining(&env, &payer, id).await;
+        agrees(&mut clients[n % 3], invoice, &paid, BURST_MSAT).await;
+        if paid.status == PaymentStatus::Succeeded {
+            received[n % 3] += BURST_MSAT / 1000;
+            assert_eq!(paid.fee_msat, Some(0), "no fee through the JIT channels");
+        }
+    }
+    wait_until("nothing in flight", TIMEOUT, || async {
+        gateway.list_channels().iter().all(|c| c.pending_htlcs == 0)
+    })
+    .await
+    .expect("settled");
+
+    // Both sides of every channel agree to the sat, and every channel is open and usable.
+    let total: u64 = received.iter().sum();
+    println!("the tenants received {received:?} sat of the burst");
+    assert!(total > 0, "some of the burst was paid");
+    assert_eq!(payer.list_channels()[0].balance_sat, payer_before - total);
+    for (n, tenant) in tenants.iter().enumerate() {
+        let client = &mut clients[n];
+        assert_eq!(
+            in_channels_sat(client).await,
+            AFTER_JIT_SAT + received[n],
+            "{}",
+            tenant.name
+        );
+        assert_eq!(
+            gateway_side_sat(&gateway, &tenant.node_id),
+            gateway_before[n] - received[n],
+            "{}",
+            tenant.name
+        );
+        let channels = client
+            .list_channels(v1::ListChannelsRequest {})
+            .await
+            .expect("channels")
+            .into_inner()
+            .channels;
+        assert_eq!(channels.len(), 1, "{channels:?}");
+        assert!(channels[0].is_usable, "{channels:?}");
+    }
+
+    // Paid again after the failover, through B.
+    for client in clients.iter_mut() {
+        let before = in_channels_sat(client).await;
+        let invoice = invoice(client, 2_000_000).await;
+        let id = payer.pay_invoice(&invoice, None, None).expect("pay");
+        let paid = outcome_mining(&env, &payer, &id).await;
+        assert_eq!(paid.status, PaymentStatus::Succeeded, "{paid:?}");
+        agrees(client, &invoice, &paid, 2_000_000).await;
+        wait_until("the tenant's balance counts it", TIMEOUT, || {
+            let mut c = client.clone();
+            async move { in_channels_sat(&mut c).await == before + 2_000 }
+        })
+        .await
+        .expect("received to the sat");
+    }
+    assert_no_close(&mut gateway_events);
+    assert_eq!(
+        gateway.list_channels().len(),
+        4,
+        "the payer's and three tenants'"
+    );
+    drop((host_b, tenants));
+    gateway.stop().await.expect("stop gateway");
+    payer.stop().await.expect("stop payer");
+}

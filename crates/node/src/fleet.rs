@@ -1,0 +1,162 @@
+//! A node of a fleet: its state in the fleet's PostgreSQL database, sealed under a key derived
+//! from the operator's fleet key, and run only while this process holds its lease
+//! (docs/fleet.md). Used by `node run --fleet-database` and by fleet hosts for each tenant.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use zeroize::Zeroizing;
+
+use crate::remote::attach::LinkState;
+use crate::store::{derive_tenant_secret, DataKey, Lease, LeaseKeeper, NodeStore, PgDatabase};
+use crate::{KeysBackend, Node, NodeError};
+
+/// What a node's signer-link key is derived for (see `derive_tenant_secret`).
+const LINK_KEY_LABEL: &[u8] = b"micronode/signer-link-identity/v1";
+
+/// The operator's fleet key: every node's data key and link identity are derived from it.
+pub struct FleetKey(Zeroizing<[u8; 32]>);
+
+/// Why a fleet key file could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum FleetKeyError {
+    /// The file could not be read.
+    #[error("reading the fleet key file {path}")]
+    Read {
+        /// The file.
+        path: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file does not hold 64 hex digits.
+    #[error("{path} must hold 64 hex digits")]
+    Malformed {
+        /// The file.
+        path: String,
+    },
+}
+
+impl FleetKey {
+    /// Reads the key from a file of 64 hex digits.
+    pub fn read(path: &Path) -> Result<FleetKey, FleetKeyError> {
+        let shown = path.display().to_string();
+        let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|source| {
+            FleetKeyError::Read {
+                path: shown.clone(),
+                source,
+            }
+        })?);
+        let bytes =
+            Zeroizing::new(
+                hex::decode(text.trim()).map_err(|_| FleetKeyError::Malformed {
+                    path: shown.clone(),
+                })?,
+            );
+        let key = <[u8; 32]>::try_from(bytes.as_slice())
+            .map_err(|_| FleetKeyError::Malformed { path: shown })?;
+        Ok(FleetKey(Zeroizing::new(key)))
+    }
+
+    /// The data key that seals node `tenant`'s state.
+    pub fn data_key(&self, tenant: &str) -> DataKey {
+        DataKey::derive(&self.0, tenant)
+    }
+
+    /// Node `tenant`'s signer-link private key: the same on every machine with the fleet key.
+    fn link_key(&self, tenant: &str) -> Zeroizing<[u8; 32]> {
+        derive_tenant_secret(&self.0, tenant, LINK_KEY_LABEL)
+    }
+}
+
+impl std::fmt::Debug for FleetKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("FleetKey(..)")
+    }
+}
+
+/// A lease this process holds on a node, and the node's store opened under it.
+pub struct FleetLease {
+    keeper: LeaseKeeper,
+    store: Arc<NodeStore>,
+    link_key: Zeroizing<[u8; 32]>,
+    lost: watch::Receiver<bool>,
+}
+
+impl FleetLease {
+    /// Keeps `lease` (renewed every third of `ttl` on a thread of its own) and opens the
+    /// node's sealed store, fenced by it. Blocking: call it off the async workers.
+    pub fn keep(
+        db: PgDatabase,
+        lease: Lease,
+        ttl: Duration,
+        key: &FleetKey,
+    ) -> Result<FleetLease, NodeError> {
+        let (lost_tx, lost) = watch::channel(false);
+        let tenant = lease.tenant.clone();
+        let store = Arc::new(NodeStore::from(
+            db.tenant_store(&lease, &key.data_key(&tenant)),
+        ));
+        let keeper = LeaseKeeper::start(db, lease, ttl, move |_| {
+            let _ = lost_tx.send(true);
+        })
+        .map_err(|e| NodeError::Internal(format!("starting the lease keeper: {e}")))?;
+        Ok(FleetLease {
+            keeper,
+            store,
+            link_key: key.link_key(&tenant),
+            lost,
+        })
+    }
+
+    /// The lease kept.
+    pub fn lease(&self) -> &Lease {
+        self.keeper.lease()
+    }
+
+    /// The node's sealed, fenced store.
+    pub fn store(&self) -> Arc<NodeStore> {
+        self.store.clone()
+    }
+
+    /// Where a remote-signer node keeps its link identity and pairing in the fleet: the
+    /// identity derived from the fleet key, the pairing in the node's store. So its signer,
+    /// which pins the node's link key, is served by whichever machine runs the node.
+    pub fn link_state(&self) -> Result<LinkState, NodeError> {
+        let identity = micronode_link::LinkIdentity::from_private_key(&self.link_key)
+            .map_err(|e| NodeError::Signer(format!("making the node's link identity: {e}")))?;
+        Ok(LinkState::Fleet {
+            identity,
+            store: self.store.clone(),
+        })
+    }
+
+    /// Whether the lease was lost (another process took it, or renewing it failed for
+    /// longer than it lasts).
+    pub fn is_lost(&self) -> bool {
+        *self.lost.borrow() || self.keeper.is_lost()
+    }
+
+    /// Resolves when this process may no longer run `node`: its lease was lost, or its store
+    /// refused a write because another process took the lease.
+    pub async fn gone<K: KeysBackend>(&mut self, node: &Node<K>) -> &'static str {
+        let mut tick = tokio::time::interval(Duration::from_millis(200));
+        loop {
+            tokio::select! {
+                _ = self.lost.wait_for(|lost| *lost) => return "its lease was lost",
+                _ = tick.tick() => {
+                    if node.is_fenced() {
+                        return "another process took its lease";
+                    }
+                }
+            }
+        }
+    }
+
+    /// Lets the lease lapse now, so another process may take the node at once. Blocking.
+    pub fn release(self) -> Result<(), crate::store::LeaseError> {
+        self.keeper.release()
+    }
+}
