@@ -56,7 +56,12 @@ pub async fn run(mut settings: ResolvedSettings) -> anyhow::Result<()> {
         None => None,
         Some(fleet) => {
             let lease = crate::fleet_node::take(fleet).await?;
-            settings.node.store = micronode_node::StoreChoice::Given(lease.store());
+            let (lease, store) = tokio::task::spawn_blocking(move || {
+                let store = lease.open_node_store(None);
+                (lease, store)
+            })
+            .await?;
+            settings.node.store = micronode_node::StoreChoice::Given(store?);
             Some(lease)
         }
     };

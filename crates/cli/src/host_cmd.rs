@@ -9,6 +9,7 @@ use anyhow::Context;
 use std::sync::Arc;
 
 use micronode_host::{FleetHosting, Host, HostConfig, ADMIN_ADDRESS_FILE, ADMIN_COOKIE_FILE};
+use micronode_node::fleet::DataKeySource;
 use micronode_proto::v1;
 use micronode_proto::v1::admin_client::AdminClient;
 use serde::Serialize;
@@ -73,6 +74,12 @@ struct RunArgs {
     /// The address tenants' signers dial (each tenant gets its own port) [default: 127.0.0.1].
     #[arg(long, env = "MICRONODE_TENANT_SIGNER_IP")]
     tenant_signer_ip: Option<IpAddr>,
+    /// In a fleet, where each tenant's data key comes from: `signer` (released by the
+    /// tenant's signer when it connects, held in memory only: the operator cannot read the
+    /// state) or `operator` (derived from the fleet key) [default: signer]. Fixed for a fleet:
+    /// state sealed under one opens under no other. See docs/adr/0007.
+    #[arg(long, value_enum, env = "MICRONODE_FLEET_DATA_KEY")]
+    fleet_data_key: Option<DataKeyArg>,
     /// The host's settings: `--data-dir` is the host directory [default:
     /// $MICRONODE_HOME/<network>/host], `--listen` the gateway's P2P address and
     /// `--api-listen` the tenants' front door (`--api-allow` who may call it),
@@ -80,6 +87,15 @@ struct RunArgs {
     /// Wallet Connect service of all tenants.
     #[command(flatten)]
     settings: NodeSettings,
+}
+
+/// `--fleet-data-key`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum DataKeyArg {
+    /// Released by the tenant's signer.
+    Signer,
+    /// Derived from the operator's fleet key.
+    Operator,
 }
 
 #[derive(clap::Args, Debug)]
@@ -154,8 +170,15 @@ struct Ready {
 
 /// In a fleet (`--fleet-database`): the database, the fleet key and the fleet's gateway
 /// (`--lsp`), which every host's tenants buy their channels from.
-async fn fleet_hosting(resolved: &ResolvedSettings) -> anyhow::Result<Option<FleetHosting>> {
+async fn fleet_hosting(
+    resolved: &ResolvedSettings,
+    data_key: Option<DataKeyArg>,
+) -> anyhow::Result<Option<FleetHosting>> {
     let Some(fleet) = &resolved.fleet else {
+        anyhow::ensure!(
+            data_key.is_none(),
+            "--fleet-data-key applies to a fleet host only (with --fleet-database)"
+        );
         return Ok(None);
     };
     let gateway = resolved.node.liquidity.lsp.clone().context(
@@ -168,6 +191,10 @@ async fn fleet_hosting(resolved: &ResolvedSettings) -> anyhow::Result<Option<Fle
         key: Arc::new(key),
         holder: fleet.holder.clone(),
         lease: fleet.lease,
+        data_key: match data_key.unwrap_or(DataKeyArg::Signer) {
+            DataKeyArg::Signer => DataKeySource::Signer,
+            DataKeyArg::Operator => DataKeySource::Operator,
+        },
         gateway,
     }))
 }
@@ -237,7 +264,7 @@ async fn serve(args: RunArgs) -> anyhow::Result<()> {
         nwc_relays: resolved.nwc_relays.clone(),
         tenant_nwc_rate: nwc_rate(args.tenant_nwc_rate.unwrap_or(20)),
         wallet_relay,
-        fleet: fleet_hosting(&resolved).await?,
+        fleet: fleet_hosting(&resolved, args.fleet_data_key).await?,
     };
     let host = Host::start(config, chain.clone())
         .await

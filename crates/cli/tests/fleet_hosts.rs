@@ -3,16 +3,24 @@
 //! once they lapse, their signers dial in again, every payment has one outcome on both sides,
 //! every channel's two sides agree to the sat, and no channel is closed.
 //!
+//! The tenants' state is sealed under keys their signers released: the operator, with its
+//! fleet key and the database, reads none of it.
+//!
 //! The fleet's gateway is a node of its own (here in the test process), so the loss of either
 //! host leaves the tenants' channel peer up.
 
 mod daemon;
 
+use std::path::Path;
 use std::time::Instant;
+
+use lightning::util::persist::KVStoreSync;
 
 use daemon::host::*;
 use daemon::tenant::{assert_no_close, outcome_mining};
+use micronode_node::fleet::FleetKey;
 use micronode_node::store::testing::TestDatabase;
+use micronode_node::store::{Lease, PgDatabase};
 use micronode_node::{Lsps2ServiceSettings, PaymentStatus};
 use micronode_proto::v1;
 use micronode_testenv::nodes::{open_channel_with, Env, TestNode, TIMEOUT};
@@ -34,6 +42,37 @@ fn gateway_side_sat(gateway: &TestNode, tenant: &str) -> u64 {
         .collect();
     assert_eq!(channels.len(), 1, "one channel with {tenant}: {channels:?}");
     channels[0].balance_sat
+}
+
+/// The operator, with its fleet key and the database, opens the tenants' signer-link
+/// entries (sealed under the fleet key) but none of their node state: channel manager,
+/// monitors and payments are sealed under the keys their signers released.
+fn operator_reads_no_tenant_state(db: &TestDatabase, key_file: &Path, tenants: &[HostedTenant]) {
+    let pg = PgDatabase::connect(&db.url, 2).expect("connect");
+    let fleet_key = FleetKey::read(key_file).expect("fleet key");
+    for tenant in tenants {
+        let stored = pg.entry_count(&tenant.id).expect("count");
+        assert!(stored > 3, "{}: {stored} entries", tenant.name);
+        let lease = Lease {
+            tenant: tenant.id.clone(),
+            holder: "the operator".into(),
+            epoch: 0,
+        };
+        let as_operator = pg.tenant_store(&lease, &fleet_key.data_key(&tenant.id));
+        assert!(
+            KVStoreSync::read(&as_operator, "signer_link", "", "pairing").is_ok(),
+            "the operator's key opens what it sealed"
+        );
+        let manager = KVStoreSync::read(&as_operator, "", "", "manager");
+        assert_eq!(
+            manager.map_err(|e| e.kind()),
+            Err(lightning::io::ErrorKind::NotFound),
+            "{}: the channel manager is not readable with the operator's key",
+            tenant.name
+        );
+        let monitors = KVStoreSync::list(&as_operator, "monitors", "").expect("list");
+        assert!(monitors.is_empty(), "{monitors:?}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -218,6 +257,7 @@ async fn kill_9_of_the_host_running_three_tenants_mid_burst_moves_them_without_a
         4,
         "the payer's and three tenants'"
     );
+    operator_reads_no_tenant_state(&db, &key, &tenants);
     drop((host_b, tenants));
     gateway.stop().await.expect("stop gateway");
     payer.stop().await.expect("stop payer");

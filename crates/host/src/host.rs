@@ -10,7 +10,7 @@ use bitcoin::Network;
 use micronode_api::TenantDirectory;
 use micronode_api::{CookieAuth, RateLimit, TenantApi};
 use micronode_chain::ChainServices;
-use micronode_node::fleet::{FleetKey, FleetLease};
+use micronode_node::fleet::{DataKeySource, FleetKey, FleetLease};
 use micronode_node::store::PgDatabase;
 use micronode_node::{ChannelSettings, LocalKeys, LspSettings, Node, NodeConfig};
 use tokio::sync::watch;
@@ -70,6 +70,8 @@ pub struct FleetHosting {
     pub holder: String,
     /// How long a lease lasts unless renewed: a dead host's tenants are taken after it.
     pub lease: Duration,
+    /// Where each tenant's data key comes from (docs/adr/0007).
+    pub data_key: DataKeySource,
     /// The fleet's gateway, run as a node of its own (`node run`): every host's tenants buy
     /// their channels from it, so a host's loss leaves their channels' peer up.
     pub gateway: LspSettings,
@@ -197,6 +199,7 @@ impl Host {
             tenant_channels: config.tenant_channels.clone(),
             nwc,
             wallet_relay: config.wallet_relay.clone(),
+            data_key: config.fleet.as_ref().map(|f| f.data_key),
         });
         if let Some(gateway) = &gateway {
             let cookie = CookieAuth::create(dir.join(GATEWAY_COOKIE_FILE))?;

@@ -15,9 +15,8 @@ use micronode_api::{TenantApi, TenantDirectory, TokenAuthority};
 use micronode_chain::ChainServices;
 use micronode_link::{PairingStore, DEFAULT_PAIRING_TTL};
 use micronode_node::edge::IpAllowList;
-use micronode_node::fleet::FleetLease;
+use micronode_node::fleet::{DataKeySource, FleetLease};
 use micronode_node::remote::attach::LinkState;
-use micronode_node::store::NodeStore;
 use micronode_node::{
     ChannelSettings, LiquiditySettings, LspSettings, Node, NodeConfig, RemoteKeys, StoreChoice,
 };
@@ -53,6 +52,8 @@ pub(crate) struct Shared {
     pub nwc: Option<SharedRelays>,
     /// The relay tenants dial for browser-wallet pairing, if any.
     pub wallet_relay: Option<String>,
+    /// In a fleet, where tenants' data keys come from.
+    pub data_key: Option<DataKeySource>,
 }
 
 /// Where a tenant is in its life on this host, now.
@@ -127,14 +128,33 @@ impl TenantSlot {
         self.phase.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// In a fleet: its link state and store, from the lease this host holds (None off a
+    /// In a fleet: its signer link's state, from the lease this host holds (None off a
     /// fleet, or once the lease is released).
-    fn fleet_parts(&self) -> Result<Option<(LinkState, Arc<NodeStore>)>, HostError> {
+    fn fleet_link_state(&self) -> Result<Option<LinkState>, HostError> {
         let lease = self.lease.lock().unwrap_or_else(|e| e.into_inner());
-        match lease.as_ref() {
-            None => Ok(None),
-            Some(lease) => Ok(Some((lease.link_state()?, lease.store()))),
-        }
+        Ok(match lease.as_ref() {
+            None => None,
+            Some(lease) => Some(lease.link_state()?),
+        })
+    }
+
+    /// Where its node's state is: in a fleet, its rows sealed under the key `source` names
+    /// (the signer's, released by `keys`), fenced by this host's lease, refused if they do not
+    /// open under it; else its data directory. Blocking.
+    fn node_store(
+        &self,
+        keys: &RemoteKeys,
+        source: Option<DataKeySource>,
+    ) -> Result<StoreChoice, HostError> {
+        let lease = self.lease.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(lease) = lease.as_ref() else {
+            return Ok(StoreChoice::SqliteInDataDir);
+        };
+        let store = match source {
+            Some(DataKeySource::Signer) => lease.open_node_store(Some(&keys.state_key()))?,
+            _ => lease.open_node_store(None)?,
+        };
+        Ok(StoreChoice::Given(store))
     }
 
     /// In a fleet, whether this host may no longer run the tenant: its lease was lost or its
@@ -264,10 +284,7 @@ async fn run(slot: Arc<TenantSlot>, shared: Arc<Shared>) -> Result<(), HostError
     let listen = SocketAddr::new(shared.signer_ip, record.signer_port);
     let dir = slot.dir.clone();
     let allow = shared.signer_allow.clone();
-    let (link_state, store) = match slot.fleet_parts()? {
-        Some((link, store)) => (link, StoreChoice::Given(store)),
-        None => (LinkState::InDataDir, StoreChoice::SqliteInDataDir),
-    };
+    let link_state = slot.fleet_link_state()?.unwrap_or(LinkState::InDataDir);
     let waiting = tokio::task::spawn_blocking(move || {
         micronode_node::remote::attach::listen_with(link_state, &dir, listen, &allow)
     })
@@ -301,7 +318,15 @@ async fn run(slot: Arc<TenantSlot>, shared: Arc<Shared>) -> Result<(), HostError
     let mut config = NodeConfig::new(&slot.dir, shared.network);
     config.alias = record.name.clone();
     config.channels = shared.tenant_channels.clone();
-    config.store = store;
+    let (keys, store) = {
+        let (slot, source) = (slot.clone(), shared.data_key);
+        tokio::task::spawn_blocking(move || {
+            let store = slot.node_store(&keys, source);
+            (keys, store)
+        })
+        .await?
+    };
+    config.store = store?;
     config.liquidity = LiquiditySettings {
         lsps2_service: None,
         lsp: Some(shared.gateway.clone()),

@@ -6,12 +6,17 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use lightning::util::persist::KVStoreSync;
 use tokio::sync::watch;
 use zeroize::Zeroizing;
 
 use crate::remote::attach::LinkState;
 use crate::store::{derive_tenant_secret, DataKey, Lease, LeaseKeeper, NodeStore, PgDatabase};
 use crate::{KeysBackend, Node, NodeError};
+
+/// The entry that marks a node's state as sealed under the key it is opened with.
+const SEAL_MARK_NAMESPACE: &str = "micronode_seal";
+const SEAL_MARK_KEY: &str = "mark";
 
 /// What a node's signer-link key is derived for (see `derive_tenant_secret`).
 const LINK_KEY_LABEL: &[u8] = b"micronode/signer-link-identity/v1";
@@ -77,8 +82,23 @@ impl std::fmt::Debug for FleetKey {
     }
 }
 
+/// Where the key that seals a fleet node's state comes from (docs/adr/0007).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DataKeySource {
+    /// Derived from the operator's fleet key and the node's name: the node runs without its
+    /// signer's help, and the operator, holding the fleet key, can read its state.
+    Operator,
+    /// Released by the node's signer when it connects, held in memory only: the operator's
+    /// database and backups hold nothing it can read, and the state opens only while the
+    /// tenant's signer is connected.
+    Signer,
+}
+
 /// A lease this process holds on a node, and the node's store opened under it.
 pub struct FleetLease {
+    db: PgDatabase,
+    /// The node's data key derived from the fleet key.
+    operator_key: DataKey,
     keeper: LeaseKeeper,
     store: Arc<NodeStore>,
     link_key: Zeroizing<[u8; 32]>,
@@ -86,8 +106,8 @@ pub struct FleetLease {
 }
 
 impl FleetLease {
-    /// Keeps `lease` (renewed every third of `ttl` on a thread of its own) and opens the
-    /// node's sealed store, fenced by it. Blocking: call it off the async workers.
+    /// Keeps `lease` (renewed every third of `ttl` on a thread of its own). Blocking: call it
+    /// off the async workers.
     pub fn keep(
         db: PgDatabase,
         lease: Lease,
@@ -96,14 +116,17 @@ impl FleetLease {
     ) -> Result<FleetLease, NodeError> {
         let (lost_tx, lost) = watch::channel(false);
         let tenant = lease.tenant.clone();
-        let store = Arc::new(NodeStore::from(
-            db.tenant_store(&lease, &key.data_key(&tenant)),
-        ));
-        let keeper = LeaseKeeper::start(db, lease, ttl, move |_| {
+        let operator_key = key.data_key(&tenant);
+        // The signer link's pairing is always under the operator's key: it is there before
+        // any signer connects.
+        let store = Arc::new(NodeStore::from(db.tenant_store(&lease, &operator_key)));
+        let keeper = LeaseKeeper::start(db.clone(), lease, ttl, move |_| {
             let _ = lost_tx.send(true);
         })
         .map_err(|e| NodeError::Internal(format!("starting the lease keeper: {e}")))?;
         Ok(FleetLease {
+            db,
+            operator_key,
             keeper,
             store,
             link_key: key.link_key(&tenant),
@@ -116,9 +139,40 @@ impl FleetLease {
         self.keeper.lease()
     }
 
-    /// The node's sealed, fenced store.
-    pub fn store(&self) -> Arc<NodeStore> {
-        self.store.clone()
+    /// The node's store sealed under `key`, fenced by the lease, once it is known to open
+    /// under it: a node that has stored state before must find its seal mark, else the state
+    /// is under another key (another `--fleet-data-key` mode, another fleet key or signer) and
+    /// starting on it would start a fresh node beside its channels. A new node gets the mark.
+    /// Blocking.
+    /// `signer_key` is the key the node's signer released ([`DataKeySource::Signer`]); None
+    /// opens it under the operator's key.
+    pub fn open_node_store(
+        &self,
+        signer_key: Option<&DataKey>,
+    ) -> Result<Arc<NodeStore>, NodeError> {
+        let store = self
+            .db
+            .tenant_store(self.lease(), signer_key.unwrap_or(&self.operator_key));
+        let tenant = &self.lease().tenant;
+        match KVStoreSync::read(&store, SEAL_MARK_NAMESPACE, "", SEAL_MARK_KEY) {
+            Ok(_) => {}
+            Err(e) if e.kind() == lightning::io::ErrorKind::NotFound => {
+                let stored = self.db.entry_count(tenant).map_err(|e| {
+                    NodeError::Internal(format!("counting the node's entries: {e}"))
+                })?;
+                // A new node has at most its signer link's pairing entry.
+                if stored > 1 {
+                    return Err(NodeError::Internal(format!(
+                        "the stored state of {tenant} ({stored} entries) does not open under this \
+                         data key: it was sealed under another (another --fleet-data-key mode, \
+                         fleet key or signer); refusing to start a fresh node beside its channels"
+                    )));
+                }
+                KVStoreSync::write(&store, SEAL_MARK_NAMESPACE, "", SEAL_MARK_KEY, vec![1])?;
+            }
+            Err(e) => return Err(e.into()),
+        }
+        Ok(Arc::new(NodeStore::from(store)))
     }
 
     /// Where a remote-signer node keeps its link identity and pairing in the fleet: the

@@ -109,6 +109,10 @@ pub struct SignerHello {
     pub peer_storage_key: Hex,
     /// LDK receive-auth key (32 bytes); authenticates blinded-path receives. Memory only.
     pub receive_auth_key: Hex,
+    /// The key that seals the node's state in a fleet's database (32 bytes), derived from the
+    /// seed: the operator's database then holds nothing it can read, and the state opens
+    /// only while this signer is connected. It cannot move funds. Memory only.
+    pub state_key: Hex,
     /// Whether the tenant lets this node forward payments. When false the signer refuses
     /// every outgoing HTLC that is not one of the tenant's own approved payments, so the node
     /// must not announce channels or accept forwards.

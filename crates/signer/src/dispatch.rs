@@ -104,6 +104,7 @@ impl SignerEngine {
                     inbound_payment_key: Hex(node.get_inbound_payment_key_bytes().to_vec()),
                     peer_storage_key: Hex(node.get_peer_storage_key_bytes().to_vec()),
                     receive_auth_key: Hex(self.keys.get_receive_auth_key().0.to_vec()),
+                    state_key: Hex(self.state_key.to_vec()),
                     allow_routing: self.policy.allow_routing,
                     fee_allowance: self.policy.fee_allowance(),
                     max_dust_in_flight_sat: self.policy.max_dust_in_flight_sat,

@@ -92,6 +92,21 @@ pub struct SignerEngine {
     pub(crate) finished_last_pass: Mutex<HashSet<[u8; 32]>>,
     revoked: AtomicBool,
     revoked_marker: PathBuf,
+    /// The key that seals the node's state in a fleet's database ([`state_key_of`]).
+    pub(crate) state_key: Zeroizing<[u8; 32]>,
+}
+
+/// Domain of the state key's derivation: no other key of the seed is derived with it.
+const STATE_KEY_TAG: &[u8] = b"micronode/node-state-key/v1";
+
+/// The key that seals a node's state in a fleet's database: HMAC-SHA256 keyed by the seed
+/// over a fixed tag (as the app-token root is). It reveals nothing of the seed and signs
+/// nothing; the node holds it in memory only while this signer is connected.
+pub fn state_key_of(seed: &[u8; 32]) -> Zeroizing<[u8; 32]> {
+    use lightning_signer::bitcoin::hashes::{hmac, sha256, Hash, HashEngine};
+    let mut engine = hmac::HmacEngine::<sha256::Hash>::new(seed);
+    engine.input(STATE_KEY_TAG);
+    Zeroizing::new(hmac::Hmac::from_engine(engine).to_byte_array())
 }
 
 impl SignerEngine {
@@ -179,7 +194,9 @@ impl SignerEngine {
         let wallet = WalletLayoutView::new(node.get_account_extended_pubkey(), &store)?;
         let revoked_marker = dir.join("REVOKED");
         let apps = AppGate::open(dir, &seed, &node_id.to_string())?;
+        let state_key = state_key_of(&seed);
         let engine = Self {
+            state_key,
             apps,
             velocity: VelocityLimiter::open(
                 dir.join("velocity.json"),

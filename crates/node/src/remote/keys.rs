@@ -43,6 +43,8 @@ pub struct RemoteKeys {
     pubkey_cache: PathBuf,
     limits: crate::keys::SignerLimits,
     app_token_root: String,
+    /// The key the signer released to seal the node's state in a fleet's database.
+    state_key: zeroize::Zeroizing<[u8; 32]>,
 }
 
 /// What channel signers share with the backend: the transport, the queue of validations made
@@ -120,6 +122,7 @@ impl RemoteKeys {
                 requires_app_requests: hello.requires_app_requests,
             },
             app_token_root: hello.app_token_root,
+            state_key: zeroize::Zeroizing::new(key32(&hello.state_key, "state key")?),
             channels: Mutex::new(
                 channels
                     .into_iter()
@@ -133,6 +136,12 @@ impl RemoteKeys {
     /// The Lightning node id (the signer's).
     pub fn node_id(&self) -> PublicKey {
         self.node_id
+    }
+
+    /// The key the signer released to seal this node's state in a fleet's database (see
+    /// `SignerHello::state_key`).
+    pub fn state_key(&self) -> crate::store::DataKey {
+        crate::store::DataKey::from_bytes(*self.state_key)
     }
 
     fn call(&self, request: SignerRequest) -> Result<SignerReply, RemoteError> {
