@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use micronode_host::{FleetHosting, Host, HostConfig, ADMIN_ADDRESS_FILE, ADMIN_COOKIE_FILE};
 use micronode_node::fleet::DataKeySource;
+use micronode_node::store::PgDatabase;
 use micronode_proto::v1;
 use micronode_proto::v1::admin_client::AdminClient;
 use serde::Serialize;
@@ -111,7 +112,7 @@ struct TenantArgs {
     command: TenantCommand,
 }
 
-#[derive(clap::Subcommand, Debug)]
+#[derive(clap::Subcommand, Debug, Clone)]
 enum TenantCommand {
     /// Provision a tenant; prints its enrolment bundle (signer address and pairing code).
     Create {
@@ -147,6 +148,32 @@ enum TenantCommand {
     Pair {
         /// Id or name.
         tenant: String,
+    },
+    /// Move a fleet tenant out: write its state to a new bundle file that only its signer's
+    /// node can open, for another operator's fleet to import. Every host of this fleet stops
+    /// running it, and none runs it again. Works on the fleet's database, not a host.
+    Export {
+        /// Id or name.
+        tenant: String,
+        /// The bundle file to write (must not exist).
+        #[arg(long)]
+        out: PathBuf,
+        /// The fleet's database (a `postgres://` URL or key=value string).
+        #[arg(long, env = "MICRONODE_FLEET_DATABASE")]
+        fleet_database: String,
+        /// How long to wait for the host running it to let go, in seconds.
+        #[arg(long, default_value_t = 30)]
+        wait_secs: u64,
+    },
+    /// Move a tenant in: record another fleet's bundle in this fleet's database. A host of
+    /// the fleet takes it at once and waits for its signer to pair again (`tenant pair`
+    /// there gives the code).
+    Import {
+        /// The bundle file `tenant export` wrote.
+        bundle: PathBuf,
+        /// The fleet's database (a `postgres://` URL or key=value string).
+        #[arg(long, env = "MICRONODE_FLEET_DATABASE")]
+        fleet_database: String,
     },
 }
 
@@ -197,6 +224,35 @@ async fn fleet_hosting(
         },
         gateway,
     }))
+}
+
+/// `tenant export|import`: on the fleet's database, not a host's admin API.
+async fn transfer(command: &TenantCommand) -> anyhow::Result<()> {
+    let command = command.clone();
+    let moved = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+        let connect = |url: &str| PgDatabase::connect(url, 2).context("opening the fleet database");
+        Ok(match command {
+            TenantCommand::Export {
+                tenant,
+                out,
+                fleet_database,
+                wait_secs,
+            } => micronode_host::transfer::export_tenant(
+                &connect(&fleet_database)?,
+                &tenant,
+                &out,
+                std::time::Duration::from_secs(wait_secs),
+            )?,
+            TenantCommand::Import {
+                bundle,
+                fleet_database,
+            } => micronode_host::transfer::import_tenant(&connect(&fleet_database)?, &bundle)?,
+            other => anyhow::bail!("{other:?} is not a transfer"),
+        })
+    })
+    .await??;
+    println!("{}", serde_json::to_string_pretty(&moved)?);
+    Ok(())
 }
 
 /// Runs `micronode host`.
@@ -379,6 +435,12 @@ pub(crate) fn authed<T>(
 }
 
 async fn manage(args: TenantArgs) -> anyhow::Result<()> {
+    if matches!(
+        args.command,
+        TenantCommand::Export { .. } | TenantCommand::Import { .. }
+    ) {
+        return transfer(&args.command).await;
+    }
     let (mut client, auth) = admin_client(&args).await?;
     let refer = |tenant: &str| v1::TenantRef {
         tenant: tenant.to_string(),
@@ -441,6 +503,10 @@ async fn manage(args: TenantArgs) -> anyhow::Result<()> {
                 .await?
                 .into_inner(),
         ),
+        // On the fleet's database, not through the admin API.
+        TenantCommand::Export { .. } | TenantCommand::Import { .. } => {
+            return transfer(&args.command).await
+        }
     };
     println!("{}", serde_json::to_string_pretty(&out)?);
     Ok(())

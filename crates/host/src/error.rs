@@ -33,6 +33,9 @@ pub enum HostError {
     /// The operation does not apply in the tenant's state.
     #[error("{0}")]
     WrongState(String),
+    /// A tenant bundle is malformed or could not be written.
+    #[error("tenant bundle: {0}")]
+    Bundle(String),
     /// The registry's database failed.
     #[error("host registry: {0}")]
     Registry(String),
@@ -88,7 +91,7 @@ impl HostError {
             HostError::UnknownTenant(_) => ErrorCode::UnknownTenant,
             HostError::HasFunds { .. } => ErrorCode::TenantHasFunds,
             HostError::NotRunning(_) => ErrorCode::NotRunning,
-            HostError::WrongState(_) => ErrorCode::InvalidInput,
+            HostError::WrongState(_) | HostError::Bundle(_) => ErrorCode::InvalidInput,
             HostError::Node(e) => micronode_api::error::node_error_code(e),
             HostError::Registry(_)
             | HostError::FleetRegistry(_)

@@ -21,7 +21,7 @@ use tokio::sync::watch;
 
 use crate::error::HostError;
 use crate::host::{FleetHosting, Host};
-use crate::registry::TenantRecord;
+use crate::registry::{StoredState, TenantRecord};
 use crate::tenant::{Phase, TenantSlot};
 
 /// How long a tenant without a lease is left to the host that created it.
@@ -119,17 +119,32 @@ async fn stop_serving(host: &Host, slot: &Arc<TenantSlot>) {
     release_lease(slot).await;
 }
 
-/// Takes the tenants no live host runs, up to this host's share.
+/// Stops serving the tenants that left the fleet, then takes the tenants no live host runs,
+/// up to this host's share.
 async fn take_free(
     host: &Arc<Host>,
     fleet: &FleetHosting,
     failed_here: &HashMap<String, Instant>,
 ) -> Result<(), HostError> {
+    // The slots of before the registry is read: each has its row (a tenant is recorded
+    // before it gets a slot).
+    let slots_before = host.slots();
     let (registry, db) = (host.shared.registry.clone(), fleet.db.clone());
     let (records, leases) = tokio::task::spawn_blocking(move || -> Result<_, HostError> {
         Ok((registry.all()?, db.leases()?))
     })
     .await??;
+    for slot in slots_before {
+        let id = slot.record().id;
+        let gone = match records.iter().find(|r| r.id == id) {
+            Some(record) => record.state == StoredState::Exported,
+            None => true,
+        };
+        if gone {
+            tracing::info!(tenant = %id, "the tenant left the fleet (exported or deleted); no longer serving it");
+            stop_serving(host, &slot).await;
+        }
+    }
     let running: BTreeSet<String> = host.slots().iter().map(|s| s.record().id).collect();
     let free = free_tenants(&records, &leases, &running, &fleet.holder, now_secs());
     let mut count = running.len();
@@ -155,8 +170,8 @@ async fn take_free(
     Ok(())
 }
 
-/// The tenants nobody runs: not here, and their lease lapsed; or they never had one and were
-/// created more than [`UNCLAIMED_GRACE`] ago. Oldest first.
+/// The tenants nobody runs: not here, not exported, and their lease lapsed; or they never had
+/// one and were created more than [`UNCLAIMED_GRACE`] ago. Oldest first.
 fn free_tenants(
     records: &[TenantRecord],
     leases: &[LeaseInfo],
@@ -168,7 +183,7 @@ fn free_tenants(
         leases.iter().map(|l| (l.tenant.as_str(), l)).collect();
     records
         .iter()
-        .filter(|r| !running.contains(&r.id))
+        .filter(|r| !running.contains(&r.id) && r.state != StoredState::Exported)
         .filter(|r| match lease_of.get(r.id.as_str()) {
             // This host's name on a live lease: a lease of this host before a restart.
             Some(lease) => lease.expires_in_ms <= 0 || lease.holder == holder,
@@ -200,7 +215,6 @@ fn now_secs() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::registry::StoredState;
 
     fn record(id: &str, created_at: u64) -> TenantRecord {
         TenantRecord {
@@ -223,7 +237,7 @@ mod tests {
     }
 
     #[test]
-    fn free_tenants_are_the_lapsed_and_the_long_unclaimed_not_the_live_or_running() {
+    fn free_tenants_are_the_lapsed_and_the_long_unclaimed_not_the_live_running_or_exported() {
         let records = [
             record("lapsed", 0),
             record("live", 0),
@@ -231,12 +245,17 @@ mod tests {
             record("running-here", 0),
             record("new", 1_000),
             record("unclaimed", 900),
+            TenantRecord {
+                state: StoredState::Exported,
+                ..record("exported", 0)
+            },
         ];
         let leases = [
             lease("lapsed", "a", 0),
             lease("live", "a", 500),
             lease("mine-before-restart", "b", 500),
             lease("running-here", "b", 500),
+            lease("exported", "a", 0),
         ];
         let running = BTreeSet::from(["running-here".to_string()]);
         let free: Vec<String> = free_tenants(&records, &leases, &running, "b", 1_010)

@@ -510,7 +510,12 @@ impl Host {
             wallet.stop().await;
         }
         let stopped = match slot.node() {
-            Some(node) => node.stop().await,
+            Some(node) => {
+                let stopped = node.stop().await;
+                // Its port and thread are freed now, whatever still holds the node.
+                node.keys().close_link();
+                stopped
+            }
             None => Ok(()),
         };
         // Dropping the phase drops the node and its signer link (port and thread freed).
@@ -545,6 +550,9 @@ impl Host {
                     StoredState::Active => TenantStatus::Active,
                     StoredState::Suspended => TenantStatus::Suspended,
                     StoredState::Deleting => TenantStatus::Deleting,
+                    StoredState::Exported => {
+                        TenantStatus::Failed("exported: it has left this fleet".into())
+                    }
                 };
                 (
                     status,

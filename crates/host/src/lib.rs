@@ -31,6 +31,7 @@ pub mod host;
 pub mod metrics;
 pub mod registry;
 pub mod tenant;
+pub mod transfer;
 
 pub use admin::{serve_admin, AdminService, ADMIN_ADDRESS_FILE, ADMIN_COOKIE_FILE};
 pub use error::HostError;

@@ -93,6 +93,8 @@ pub(crate) struct TenantSlot {
     pub seq: u64,
     /// In a fleet, the lease this host runs the tenant under (taken when it is released).
     pub lease: Mutex<Option<FleetLease>>,
+    /// Its task (signer link, then node start), aborted when the host stops running it.
+    pub task: Mutex<Option<tokio::task::AbortHandle>>,
 }
 
 impl TenantSlot {
@@ -106,6 +108,7 @@ impl TenantSlot {
         Arc::new(TenantSlot {
             seq,
             lease: Mutex::new(lease),
+            task: Mutex::new(None),
             dir: tenants_dir.join(&record.id),
             record: Mutex::new(record),
             phase: Mutex::new(Phase::Starting),
@@ -244,6 +247,7 @@ impl TenantSlot {
                 ),
             ),
             (_, StoredState::Active) => directory.remove(&node_id),
+            (_, StoredState::Exported) => directory.remove(&node_id),
             (_, StoredState::Suspended | StoredState::Deleting) => directory.suspend(&node_id),
         }
     }
@@ -255,6 +259,7 @@ pub(crate) fn launch(slot: Arc<TenantSlot>, shared: Arc<Shared>) {
     let record = slot.record();
     let span = tracing::info_span!("tenant", tenant = %record.id, name = %record.name);
     let task = tokio::spawn(run(slot.clone(), shared).instrument(span.clone()));
+    *slot.task.lock().unwrap_or_else(|e| e.into_inner()) = Some(task.abort_handle());
     tokio::spawn(
         async move {
             let failure = match task.await {

@@ -101,6 +101,11 @@ impl<K: KeysBackend> Node<K> {
         self.inner.node_id
     }
 
+    /// The node's keys backend.
+    pub fn keys(&self) -> &Arc<K> {
+        &self.inner.keys
+    }
+
     /// The public key of the tenant's app-token root when the tenant's signer holds it (see
     /// [`crate::keys::WalletSigner::app_token_root`]).
     pub fn keys_app_token_root(&self) -> Option<String> {

@@ -36,7 +36,7 @@ pub use backend::NodeStore;
 pub use error::StoreError;
 pub use postgres::{
     Fenced, Lease, LeaseError, LeaseInfo, LeaseKeeper, PgDatabase, PgError, PgTenantStore,
-    RegistryInsert, RegistryRow, DEFAULT_CONNECTIONS, PG_SCHEMA_VERSION,
+    RegistryInsert, RegistryRow, SealedEntry, TenantRows, DEFAULT_CONNECTIONS, PG_SCHEMA_VERSION,
 };
 pub use sealing::{derive_tenant_secret, DataKey, SealError, PAD_TO};
 pub use sqlite::{SqliteStore, StoreWrite, DEFAULT_DB_FILE_NAME, SCHEMA_VERSION};

@@ -33,14 +33,17 @@ pub enum StoredState {
     Suspended,
     /// Its channels are closing before it is deleted.
     Deleting,
+    /// It left the fleet with `host tenant export`: no host of this fleet runs it again.
+    Exported,
 }
 
 impl StoredState {
-    fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             StoredState::Active => "active",
             StoredState::Suspended => "suspended",
             StoredState::Deleting => "deleting",
+            StoredState::Exported => "exported",
         }
     }
 
@@ -49,6 +52,7 @@ impl StoredState {
             "active" => Ok(StoredState::Active),
             "suspended" => Ok(StoredState::Suspended),
             "deleting" => Ok(StoredState::Deleting),
+            "exported" => Ok(StoredState::Exported),
             other => Err(HostError::Registry(format!(
                 "unknown tenant state {other:?}"
             ))),

@@ -138,6 +138,12 @@ impl RemoteKeys {
         self.node_id
     }
 
+    /// Ends the signer link for good (the node has stopped and will not run again in this
+    /// process): its port and thread are freed even while something still holds the node.
+    pub fn close_link(&self) {
+        self.core.transport.close();
+    }
+
     /// The key the signer released to seal this node's state in a fleet's database (see
     /// `SignerHello::state_key`).
     pub fn state_key(&self) -> crate::store::DataKey {

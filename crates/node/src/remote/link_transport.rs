@@ -31,9 +31,10 @@ pub struct LinkSignerTransport {
     connections: watch::Receiver<u64>,
     timeout: Duration,
     local_addr: SocketAddr,
-    /// Dropped with the transport: the link's thread then stops listening, drops the signer's
-    /// connection and ends (a host deleting a tenant frees its port and thread).
-    _closed: watch::Sender<()>,
+    /// Dropped with the transport or by [`SignerTransport::close`]: the link's thread then
+    /// stops listening, drops the signer's connection and ends (a host that deletes a tenant,
+    /// or lets another host run it, frees its port and thread).
+    closed: Mutex<Option<watch::Sender<()>>>,
 }
 
 impl LinkSignerTransport {
@@ -107,7 +108,7 @@ impl LinkSignerTransport {
             connections: conn_rx,
             timeout,
             local_addr,
-            _closed: closed_tx,
+            closed: Mutex::new(Some(closed_tx)),
         })
     }
 
@@ -223,6 +224,10 @@ async fn serve(
 }
 
 impl SignerTransport for LinkSignerTransport {
+    fn close(&self) {
+        self.closed.lock().unwrap_or_else(|p| p.into_inner()).take();
+    }
+
     fn call(&self, request: SignerRequest) -> Result<SignerReply, RemoteError> {
         let id = self.next_id.fetch_add(1, Ordering::SeqCst);
         let (tx, rx) = std_mpsc::sync_channel(1);

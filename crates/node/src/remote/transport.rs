@@ -73,4 +73,8 @@ pub trait SignerTransport: Send + Sync {
 
     /// A counter bumped on every new signer connection.
     fn connections(&self) -> tokio::sync::watch::Receiver<u64>;
+
+    /// Ends the link for good: stops listening for the signer and drops its connection.
+    /// Calls fail as offline afterwards.
+    fn close(&self) {}
 }

@@ -10,6 +10,7 @@ mod lease;
 mod registry;
 mod schema;
 mod tenant;
+mod transfer;
 mod workers;
 
 use std::str::FromStr;
@@ -20,6 +21,7 @@ pub use lease::{Lease, LeaseError, LeaseInfo};
 pub use registry::{RegistryInsert, RegistryRow};
 pub use schema::PG_SCHEMA_VERSION;
 pub use tenant::{Fenced, PgTenantStore};
+pub use transfer::{SealedEntry, TenantRows};
 pub use workers::PgError;
 
 use crate::error::StoreError;

@@ -35,7 +35,7 @@ pub enum RegistryInsert {
     NameTaken,
 }
 
-const COLUMNS: &str = "id, name, state, node_id, signer_port, created_at";
+pub(super) const COLUMNS: &str = "id, name, state, node_id, signer_port, created_at";
 
 impl PgDatabase {
     /// Records a new tenant, unless its name is taken.
@@ -128,7 +128,7 @@ impl PgDatabase {
     }
 }
 
-fn registry_row(row: &postgres::Row) -> Result<RegistryRow, postgres::Error> {
+pub(super) fn registry_row(row: &postgres::Row) -> Result<RegistryRow, postgres::Error> {
     let port: i32 = row.try_get(4)?;
     let created: i64 = row.try_get(5)?;
     Ok(RegistryRow {
