@@ -236,7 +236,7 @@ mod tests {
             ),
         ];
         for (bytes, why) in cases {
-            let e = parse_bundle(bytes).err().expect("refused");
+            let e = parse_bundle(bytes).expect_err("refused");
             assert!(e.to_string().contains(why), "{e}");
         }
         let ok = br#"{"format":"micronode-tenant-bundle/v1","id":"t-1","name":"a","node_id":"02ab","signer_port":7,"created_at":5,"entries":[["01","02","03"]]}"#;

@@ -43,8 +43,7 @@ fn state_opens_only_under_the_key_it_was_sealed_with() {
     for wrong in [None, Some(DataKey::from_bytes([8; 32]))] {
         let refused = kept
             .open_node_store(wrong.as_ref())
-            .err()
-            .expect("refused under another key");
+            .expect_err("refused under another key");
         assert!(
             refused
                 .to_string()
