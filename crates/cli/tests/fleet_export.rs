@@ -13,9 +13,9 @@ use daemon::host::*;
 use daemon::signer::SignerProcess;
 use daemon::tenant::{assert_no_close, outcome_mining};
 use micronode_node::store::testing::TestDatabase;
-use micronode_node::{Lsps2ServiceSettings, PaymentStatus};
+use micronode_node::PaymentStatus;
 use micronode_proto::v1;
-use micronode_testenv::nodes::{open_channel_with, Env, TIMEOUT};
+use micronode_testenv::nodes::{Env, TIMEOUT};
 use micronode_testenv::wait_until;
 
 /// Runs `micronode host tenant <args>` on a fleet's database; its JSON, or its error text.
@@ -49,19 +49,13 @@ async fn a_tenant_moves_to_another_operator_with_its_channel() {
     );
     let key_old = key_file(&env.dir.0, "old.key", "41");
     let key_new = key_file(&env.dir.0, "new.key", "42");
-    let mut gateway_config = env.node_config("gateway");
-    gateway_config.liquidity.lsps2_service = Some(Lsps2ServiceSettings::default());
-    let gateway = env.start_node_with(gateway_config).await;
-    let mut gateway_events = gateway.subscribe_events();
-    env.fund(&gateway, 2_000_000).await;
-    let payer = env.start_node("payer").await;
-    env.fund(&payer, 2_000_000).await;
-    open_channel_with(&env, &payer, &gateway, 1_000_000, false).await;
-    let gateway_peer = format!(
-        "{}@{}",
-        gateway.node_id(),
-        gateway.listen_addr().expect("listens")
-    );
+    // The fleet's gateway serves JIT channels; an outside payer has a channel to it.
+    let FleetGateway {
+        gateway,
+        events: mut gateway_events,
+        payer,
+        peer: gateway_peer,
+    } = fleet_gateway(&env).await;
     let host = |name: &str, db: &TestDatabase, key: &Path| {
         HostProcess::start_fleet(
             &env,
@@ -70,6 +64,7 @@ async fn a_tenant_moves_to_another_operator_with_its_channel() {
             key,
             name,
             &gateway_peer,
+            &[],
         )
     };
 

@@ -3,6 +3,10 @@
 //! once they lapse, their signers dial in again, every payment has one outcome on both sides,
 //! every channel's two sides agree to the sat, and no channel is closed.
 //!
+//! Then fencing: the host now running them is paused (SIGSTOP) until a third host took their
+//! leases, and resumed: it lets them go, their signers come to the third host, which serves
+//! them on, to the sat and with no close.
+//!
 //! The tenants' state is sealed under keys their signers released: the operator, with its
 //! fleet key and the database, reads none of it.
 //!
@@ -21,9 +25,8 @@ use daemon::tenant::{assert_no_close, outcome_mining};
 use micronode_node::fleet::FleetKey;
 use micronode_node::store::testing::TestDatabase;
 use micronode_node::store::{Lease, PgDatabase};
-use micronode_node::{Lsps2ServiceSettings, PaymentStatus};
-use micronode_proto::v1;
-use micronode_testenv::nodes::{open_channel_with, Env, TestNode, TIMEOUT};
+use micronode_node::PaymentStatus;
+use micronode_testenv::nodes::{Env, TestNode, TIMEOUT};
 use micronode_testenv::wait_until;
 
 /// Payments in the burst, per tenant.
@@ -83,22 +86,15 @@ async fn kill_9_of_the_host_running_three_tenants_mid_burst_moves_them_without_a
     std::fs::write(&key, "23".repeat(32)).expect("key file");
 
     // The fleet's gateway serves JIT channels; an outside payer has a channel to it.
-    let mut gateway_config = env.node_config("gateway");
-    gateway_config.liquidity.lsps2_service = Some(Lsps2ServiceSettings::default());
-    let gateway = env.start_node_with(gateway_config).await;
-    let mut gateway_events = gateway.subscribe_events();
-    env.fund(&gateway, 2_000_000).await;
-    let payer = env.start_node("payer").await;
-    env.fund(&payer, 2_000_000).await;
-    open_channel_with(&env, &payer, &gateway, 1_000_000, false).await;
-    let gateway_peer = format!(
-        "{}@{}",
-        gateway.node_id(),
-        gateway.listen_addr().expect("listens")
-    );
+    let FleetGateway {
+        gateway,
+        events: mut gateway_events,
+        payer,
+        peer: gateway_peer,
+    } = fleet_gateway(&env).await;
 
     // Two hosts; A creates the three tenants, so it runs them.
-    let start = |name: &str| {
+    let start = |name: &str, more: &[&str]| {
         HostProcess::start_fleet(
             &env,
             &env.dir.0.join(name),
@@ -106,16 +102,20 @@ async fn kill_9_of_the_host_running_three_tenants_mid_burst_moves_them_without_a
             &key,
             name,
             &gateway_peer,
+            more,
         )
     };
-    let mut host_a = start("host-a");
-    let host_b = start("host-b");
+    let mut host_a = start("host-a", &[]);
+    let host_b = start("host-b", &[]);
     assert_eq!(host_a.ready["fleet_holder"], "host-a");
     assert!(host_a.ready["gateway_cookie"].is_null(), "no gateway here");
     let names = ["alice", "bob", "carol"];
     let mut tenants = Vec::new();
     for name in names {
-        tenants.push(provision(&env, &host_a, name).await);
+        // Hosts A and B take signers at 127.0.0.1, host C (below) at 127.0.0.2.
+        let both =
+            |address: &str| format!("{address},{}", address.replace("127.0.0.1", "127.0.0.2"));
+        tenants.push(provision_dialling(&env, &host_a, name, both).await);
     }
     for tenant in &tenants {
         assert!(
@@ -226,22 +226,70 @@ async fn kill_9_of_the_host_running_three_tenants_mid_burst_moves_them_without_a
             "{}",
             tenant.name
         );
-        let channels = client
-            .list_channels(v1::ListChannelsRequest {})
-            .await
-            .expect("channels")
-            .into_inner()
-            .channels;
-        assert_eq!(channels.len(), 1, "{channels:?}");
-        assert!(channels[0].is_usable, "{channels:?}");
+        assert_one_usable_channel(client).await;
     }
 
     // Paid again after the failover, through B.
+    pays_each(&env, &payer, &mut clients).await;
+
+    // Fencing: B paused (SIGSTOP) until a third host, C, took the tenants' leases, then
+    // resumed. B finds its leases lost and lets the tenants go (its node's writes are refused
+    // by then), their signers come to C, and C serves them on.
+    let host_c = start("host-c", &["--tenant-signer-ip", "127.0.0.2"]);
+    host_b.signal(libc::SIGSTOP);
+    let pg = PgDatabase::connect(&db.url, 2).expect("connect");
+    wait_until("C holds the tenants' leases", TIMEOUT, || {
+        let leases = pg.leases().expect("leases");
+        std::future::ready(tenants.iter().all(|t| {
+            leases
+                .iter()
+                .any(|l| l.tenant == t.id && l.holder == "host-c" && l.expires_in_ms > 0)
+        }))
+    })
+    .await
+    .expect("C takes the tenants of the paused B");
+    host_b.signal(libc::SIGCONT);
+    wait_until("B lets go, C serves", TIMEOUT, || async {
+        tenants.iter().all(|t| {
+            host_b.admin(&["show", &t.id]).is_err()
+                && host_c.admin(&["show", &t.id]).is_ok_and(|shown| {
+                    shown["state"] == "active" && shown["signer_connected"] == true
+                })
+        })
+    })
+    .await
+    .expect("the resumed B stops serving the tenants; C serves them");
+    let mut clients = Vec::new();
+    for (n, tenant) in tenants.iter().enumerate() {
+        let mut client = door(&host_c.api(), &tenant.app.token, None).await;
+        assert_eq!(
+            in_channels_sat(&mut client).await,
+            AFTER_JIT_SAT + received[n] + 2_000,
+            "{}",
+            tenant.name
+        );
+        clients.push(client);
+    }
+    pays_each(&env, &payer, &mut clients).await;
+    assert_no_close(&mut gateway_events);
+    assert_eq!(
+        gateway.list_channels().len(),
+        4,
+        "the payer's and three tenants'"
+    );
+    operator_reads_no_tenant_state(&db, &key, &tenants);
+    drop((host_b, host_c, tenants));
+    gateway.stop().await.expect("stop gateway");
+    payer.stop().await.expect("stop payer");
+}
+
+/// The payer pays each tenant 2,000 sat; both sides record it, the tenant to the sat.
+async fn pays_each(env: &Env, payer: &TestNode, clients: &mut [DoorClient]) {
     for client in clients.iter_mut() {
         let before = in_channels_sat(client).await;
         let invoice = invoice(client, 2_000_000).await;
         let id = payer.pay_invoice(&invoice, None, None).expect("pay");
-        let paid = outcome_mining(&env, &payer, &id).await;
+        let paid = outcome_mining(env, payer, &id).await;
         assert_eq!(paid.status, PaymentStatus::Succeeded, "{paid:?}");
         agrees(client, &invoice, &paid, 2_000_000).await;
         wait_until("the tenant's balance counts it", TIMEOUT, || {
@@ -251,14 +299,4 @@ async fn kill_9_of_the_host_running_three_tenants_mid_burst_moves_them_without_a
         .await
         .expect("received to the sat");
     }
-    assert_no_close(&mut gateway_events);
-    assert_eq!(
-        gateway.list_channels().len(),
-        4,
-        "the payer's and three tenants'"
-    );
-    operator_reads_no_tenant_state(&db, &key, &tenants);
-    drop((host_b, tenants));
-    gateway.stop().await.expect("stop gateway");
-    payer.stop().await.expect("stop payer");
 }

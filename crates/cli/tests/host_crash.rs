@@ -7,7 +7,6 @@ mod daemon;
 use daemon::host::*;
 use daemon::tenant::outcome_mining;
 use micronode_node::PaymentStatus;
-use micronode_proto::v1;
 use micronode_testenv::nodes::{Env, TIMEOUT};
 use micronode_testenv::wait_until;
 
@@ -115,14 +114,7 @@ async fn kill_9_of_the_host_mid_jit_open_and_mid_burst_loses_nothing() {
     assert_eq!(in_channels_sat(&mut a).await, alice_sat + received[0]);
     assert_eq!(in_channels_sat(&mut b).await, bob_sat + received[1]);
     for client in [&mut a, &mut b] {
-        let channels = client
-            .list_channels(v1::ListChannelsRequest {})
-            .await
-            .expect("channels")
-            .into_inner()
-            .channels;
-        assert_eq!(channels.len(), 1, "{channels:?}");
-        assert!(channels[0].is_usable, "{channels:?}");
+        assert_one_usable_channel(client).await;
     }
     assert_eq!(payer.list_channels().len(), 1);
     drop((alice, bob));

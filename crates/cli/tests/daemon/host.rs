@@ -48,9 +48,10 @@ impl HostProcess {
         Self::start_with(env, dir, nwc_relay, &[])
     }
 
-    /// A host of a fleet: its tenants in the database `db_url` under leases of `lease_ms`,
-    /// sealed with the fleet key in `key_file`, its name in the leases `holder`, and every
-    /// tenant's channels bought from `gateway` (`<node id>@<address>`), a node of its own.
+    /// A host of a fleet: its tenants in the database `db_url` under leases of 2,000 ms,
+    /// sealed with the fleet key in `key_file`, its name in the leases `holder`, every
+    /// tenant's channels bought from `gateway` (`<node id>@<address>`), a node of its own;
+    /// `more` flags after those.
     pub fn start_fleet(
         env: &Env,
         dir: &Path,
@@ -58,6 +59,7 @@ impl HostProcess {
         key_file: &Path,
         holder: &str,
         gateway: &str,
+        more: &[&str],
     ) -> HostProcess {
         let key_file = key_file.display().to_string();
         let flags = [
@@ -72,6 +74,7 @@ impl HostProcess {
             "--lsp",
             gateway,
         ];
+        let flags: Vec<&str> = flags.iter().chain(more).copied().collect();
         Self::start_with(env, dir, None, &flags)
     }
 
@@ -194,6 +197,13 @@ impl HostProcess {
         let _ = self.child.wait();
     }
 
+    /// Sends `signal` (SIGSTOP, SIGCONT) to the host.
+    pub fn signal(&self, signal: libc::c_int) {
+        // SAFETY: kill(2) on our own child, not yet reaped.
+        let done = unsafe { libc::kill(self.child.id() as libc::pid_t, signal) };
+        assert_eq!(done, 0, "signal {signal}");
+    }
+
     /// SIGTERM, and waits for the host to stop.
     pub fn terminate(&mut self) {
         // SAFETY: kill(2) on our own child, not yet reaped.
@@ -230,6 +240,17 @@ pub struct HostedTenant {
 /// `<env>/<name>-signer` with the enrolment bundle, waits until the tenant is active, and
 /// bakes an app credential.
 pub async fn provision(env: &Env, host: &HostProcess, name: &str) -> HostedTenant {
+    provision_dialling(env, host, name, str::to_string).await
+}
+
+/// [`provision`], the signer dialling `addresses(<the enrolment's signer address>)` (several,
+/// comma-separated, for the hosts of a fleet).
+pub async fn provision_dialling(
+    env: &Env,
+    host: &HostProcess,
+    name: &str,
+    addresses: impl Fn(&str) -> String,
+) -> HostedTenant {
     let enrolment = host.admin(&["create", name]).expect("create tenant");
     let tenant = &enrolment["tenant"];
     let id = tenant["id"].as_str().expect("id").to_string();
@@ -242,7 +263,7 @@ pub async fn provision(env: &Env, host: &HostProcess, name: &str) -> HostedTenan
     std::fs::create_dir_all(&dir).expect("signer dir");
     signer::init(&dir);
     signer::set_policy(&dir, &node_pays_alone(Some(UNLIMITED_VELOCITY)));
-    let signer = SignerProcess::start(&dir, address, Some(code), &env.bitcoind);
+    let signer = SignerProcess::start(&dir, &addresses(address), Some(code), &env.bitcoind);
     wait_until("tenant active", TIMEOUT, || async {
         host.show(&id)["state"] == "active"
     })
@@ -542,4 +563,50 @@ pub async fn first_payment(env: &Env, payer: &TestNode, to: &mut DoorClient, amo
             Some(amount_msat - JIT_FEE_MSAT)
         )
     );
+}
+
+/// Asserts the tenant has exactly one channel, usable.
+pub async fn assert_one_usable_channel(client: &mut DoorClient) {
+    let channels = client
+        .list_channels(v1::ListChannelsRequest {})
+        .await
+        .expect("channels")
+        .into_inner()
+        .channels;
+    assert_eq!(channels.len(), 1, "{channels:?}");
+    assert!(channels[0].is_usable, "{channels:?}");
+}
+
+/// A fleet's gateway as a node of its own, funded and serving JIT channels, and an outside
+/// payer with a private channel to it.
+pub struct FleetGateway {
+    pub gateway: TestNode,
+    /// The gateway's events from its start (to check that no channel closed).
+    pub events: tokio::sync::broadcast::Receiver<micronode_node::NodeEvent>,
+    pub payer: TestNode,
+    /// `<node id>@<address>`, as hosts' `--lsp` takes it.
+    pub peer: String,
+}
+
+/// Starts a [`FleetGateway`].
+pub async fn fleet_gateway(env: &Env) -> FleetGateway {
+    let mut config = env.node_config("gateway");
+    config.liquidity.lsps2_service = Some(micronode_node::Lsps2ServiceSettings::default());
+    let gateway = env.start_node_with(config).await;
+    let events = gateway.subscribe_events();
+    env.fund(&gateway, 2_000_000).await;
+    let payer = env.start_node("payer").await;
+    env.fund(&payer, 2_000_000).await;
+    micronode_testenv::nodes::open_channel_with(env, &payer, &gateway, 1_000_000, false).await;
+    let peer = format!(
+        "{}@{}",
+        gateway.node_id(),
+        gateway.listen_addr().expect("listens")
+    );
+    FleetGateway {
+        gateway,
+        events,
+        payer,
+        peer,
+    }
 }

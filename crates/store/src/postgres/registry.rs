@@ -41,21 +41,9 @@ impl PgDatabase {
     /// Records a new tenant, unless its name is taken.
     pub fn insert_registry_row(&self, row: &RegistryRow) -> Result<RegistryInsert, PgError> {
         let row = row.clone();
-        let inserted = self.workers().run("record a tenant", move |c| {
-            c.execute(
-                "INSERT INTO fleet_tenants (id, name, state, node_id, signer_port, created_at)
-                 VALUES ($1, $2, $3, $4, $5, $6)
-                 ON CONFLICT (name) DO NOTHING",
-                &[
-                    &row.id,
-                    &row.name,
-                    &row.state,
-                    &row.node_id,
-                    &i32::from(row.signer_port),
-                    &i64::try_from(row.created_at).unwrap_or(i64::MAX),
-                ],
-            )
-        })?;
+        let inserted = self
+            .workers()
+            .run("record a tenant", move |c| insert_row(c, &row))?;
         Ok(if inserted == 1 {
             RegistryInsert::Inserted
         } else {
@@ -126,6 +114,26 @@ impl PgDatabase {
             tx.commit()
         })
     }
+}
+
+/// Inserts `row` unless its name is taken; how many rows were inserted (0 or 1).
+pub(super) fn insert_row(
+    c: &mut impl postgres::GenericClient,
+    row: &RegistryRow,
+) -> Result<u64, postgres::Error> {
+    c.execute(
+        "INSERT INTO fleet_tenants (id, name, state, node_id, signer_port, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6)
+         ON CONFLICT (name) DO NOTHING",
+        &[
+            &row.id,
+            &row.name,
+            &row.state,
+            &row.node_id,
+            &i32::from(row.signer_port),
+            &i64::try_from(row.created_at).unwrap_or(i64::MAX),
+        ],
+    )
 }
 
 pub(super) fn registry_row(row: &postgres::Row) -> Result<RegistryRow, postgres::Error> {

@@ -87,26 +87,14 @@ impl PgDatabase {
     }
 
     /// Records a tenant moved from another fleet: its registry row, its entries and a lapsed
-    /// lease (so a host takes it at once), in one transaction. Refused (nothing written) when its name is taken; an id this fleet knows
-    /// already is an error.
+    /// lease (so a host takes it at once), in one transaction. Refused (nothing written) when
+    /// its name is taken; an id this fleet knows already is an error.
     pub fn import_tenant_rows(&self, rows: &TenantRows) -> Result<RegistryInsert, PgError> {
         let rows = rows.clone();
         self.workers().run("import a tenant", move |c| {
             let mut tx = c.transaction()?;
             let r = &rows.registry;
-            let inserted = tx.execute(
-                "INSERT INTO fleet_tenants (id, name, state, node_id, signer_port, created_at)
-                 VALUES ($1, $2, $3, $4, $5, $6)
-                 ON CONFLICT (name) DO NOTHING",
-                &[
-                    &r.id,
-                    &r.name,
-                    &r.state,
-                    &r.node_id,
-                    &i32::from(r.signer_port),
-                    &i64::try_from(r.created_at).unwrap_or(i64::MAX),
-                ],
-            )?;
+            let inserted = super::registry::insert_row(&mut tx, r)?;
             if inserted != 1 {
                 return Ok(RegistryInsert::NameTaken);
             }
