@@ -196,7 +196,7 @@ async fn serve<K: KeysBackend>(
     }
     node.stop().await.context("stopping the node")?;
     if let Some(lease) = fleet {
-        crate::fleet_node::release(lease).await;
+        lease.release_logged().await;
     }
     if let Err(e) = chain.save_graph() {
         tracing::warn!(error = %e, "could not save the network graph");

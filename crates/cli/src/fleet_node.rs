@@ -53,16 +53,3 @@ pub async fn take(settings: &FleetSettings) -> anyhow::Result<FleetLease> {
         tokio::task::spawn_blocking(move || FleetLease::keep(db, lease, ttl, &key)).await??;
     Ok(kept)
 }
-
-/// Lets the lease lapse now, so another process may take the node at once.
-pub async fn release(lease: FleetLease) {
-    match tokio::task::spawn_blocking(move || lease.release()).await {
-        Ok(Ok(())) => tracing::info!("released the node's lease"),
-        Ok(Err(e)) => {
-            tracing::warn!(error = %e, "could not release the lease; it lapses on its own")
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, "could not release the lease; it lapses on its own")
-        }
-    }
-}

@@ -269,6 +269,11 @@ async fn serve(args: RunArgs) -> anyhow::Result<()> {
         None => NodeSettings::default(),
     };
     let mut settings = base.overridden_by(args.settings);
+    anyhow::ensure!(
+        settings.fleet_tenant.is_none(),
+        "--fleet-tenant names the one node of `node run`; a fleet host runs the tenants of the \
+         fleet's registry"
+    );
     let network = settings.network.unwrap_or(bitcoin::Network::Regtest);
     if settings.data_dir.is_none() {
         settings.data_dir = Some(micronode_home().join(network_dir(network)).join("host"));

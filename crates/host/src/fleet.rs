@@ -53,16 +53,8 @@ pub(crate) async fn take_lease(fleet: &FleetHosting, id: &str) -> Result<FleetLe
 /// tenant at once). A failure is logged: the lease then lapses on its own.
 pub(crate) async fn release_lease(slot: &TenantSlot) {
     let lease = slot.lease.lock().unwrap_or_else(|e| e.into_inner()).take();
-    let Some(lease) = lease else { return };
-    let tenant = lease.lease().tenant.clone();
-    match tokio::task::spawn_blocking(move || lease.release()).await {
-        Ok(Ok(())) => tracing::info!(%tenant, "released the tenant's lease"),
-        Ok(Err(e)) => {
-            tracing::warn!(%tenant, error = %e, "could not release the lease; it lapses on its own")
-        }
-        Err(e) => {
-            tracing::warn!(%tenant, error = %e, "could not release the lease; it lapses on its own")
-        }
+    if let Some(lease) = lease {
+        lease.release_logged().await;
     }
 }
 

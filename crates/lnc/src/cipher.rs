@@ -62,7 +62,9 @@ impl CipherState {
         }
     }
 
-    pub(crate) fn encrypt(&mut self, ad: &[u8], plaintext: &[u8]) -> Vec<u8> {
+    /// Encrypts; the nonce advances only when it succeeds. ChaCha20-Poly1305 refuses only
+    /// messages of 256 GiB or more, which no frame or act carries; still a typed error.
+    pub(crate) fn encrypt(&mut self, ad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>> {
         let cipher = ChaCha20Poly1305::new(Key::from_slice(&self.key));
         let out = cipher
             .encrypt(
@@ -72,9 +74,9 @@ impl CipherState {
                     aad: ad,
                 },
             )
-            .expect("ChaCha20-Poly1305 encrypts any message under 256 GiB");
+            .map_err(|_| LncError::Encrypt(plaintext.len()))?;
         self.advance();
-        out
+        Ok(out)
     }
 
     /// Decrypts; the nonce advances whether or not it succeeds (a failure ends the connection).
@@ -125,11 +127,11 @@ impl SymmetricState {
         self.cipher = CipherState::new(key, [0u8; 32]);
     }
 
-    pub(crate) fn encrypt_and_hash(&mut self, plaintext: &[u8]) -> Vec<u8> {
+    pub(crate) fn encrypt_and_hash(&mut self, plaintext: &[u8]) -> Result<Vec<u8>> {
         let ad = self.hash;
-        let ciphertext = self.cipher.encrypt(&ad, plaintext);
+        let ciphertext = self.cipher.encrypt(&ad, plaintext)?;
         self.mix_hash(&ciphertext);
-        ciphertext
+        Ok(ciphertext)
     }
 
     pub(crate) fn decrypt_and_hash(&mut self, ciphertext: &[u8]) -> Result<Vec<u8>> {

@@ -42,6 +42,9 @@ pub enum LncError {
     /// A message is longer than a frame can carry.
     #[error("a message of {0} bytes is longer than 65535")]
     TooLong(usize),
+    /// The cipher refused to encrypt a message (only possible at 256 GiB or more).
+    #[error("a message of {0} bytes could not be encrypted")]
+    Encrypt(usize),
     /// A sealed key did not open: another phrase sealed it, or it was changed.
     #[error("the app key in this pairing does not open with this phrase")]
     Sealed,

@@ -236,7 +236,7 @@ impl Handshake {
                 }
                 Token::S => {
                     let s = self.local_static.public_key(&secp).serialize();
-                    out.extend(self.state.encrypt_and_hash(&s));
+                    out.extend(self.state.encrypt_and_hash(&s)?);
                 }
                 dh => self.mix_dh(*dh)?,
             }
@@ -252,11 +252,11 @@ impl Handshake {
                 return Err(LncError::TooLong(self.auth_data.len()));
             }
             let len = (self.auth_data.len() as u32).to_be_bytes();
-            out.extend(self.state.encrypt_and_hash(&len));
+            out.extend(self.state.encrypt_and_hash(&len)?);
             let payload = std::mem::take(&mut self.auth_data);
-            out.extend(self.state.encrypt_and_hash(&payload));
+            out.extend(self.state.encrypt_and_hash(&payload)?);
         } else {
-            out.extend(self.state.encrypt_and_hash(&[]));
+            out.extend(self.state.encrypt_and_hash(&[])?);
         }
         Ok(())
     }

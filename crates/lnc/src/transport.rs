@@ -39,8 +39,8 @@ impl Transport {
             return Err(LncError::TooLong(message.len()));
         }
         let len = (message.len() as u16).to_be_bytes();
-        let mut frame = self.send.encrypt(&[], &len);
-        frame.extend(self.send.encrypt(&[], message));
+        let mut frame = self.send.encrypt(&[], &len)?;
+        frame.extend(self.send.encrypt(&[], message)?);
         Ok(frame)
     }
 

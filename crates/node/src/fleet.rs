@@ -213,4 +213,23 @@ impl FleetLease {
     pub fn release(self) -> Result<(), crate::store::LeaseError> {
         self.keeper.release()
     }
+
+    /// [`FleetLease::release`] off the async workers, with a log line of what happened: a
+    /// failure is not an error, the lease then lapses on its own.
+    pub async fn release_logged(self) {
+        let tenant = self.lease().tenant.clone();
+        if self.is_lost() {
+            tracing::info!(%tenant, "the lease was already lost; nothing to release");
+        }
+        let released = match tokio::task::spawn_blocking(move || self.release()).await {
+            Ok(released) => released.map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        match released {
+            Ok(()) => tracing::info!(%tenant, "released the lease"),
+            Err(e) => {
+                tracing::warn!(%tenant, error = %e, "could not release the lease; it lapses on its own")
+            }
+        }
+    }
 }

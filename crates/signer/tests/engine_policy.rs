@@ -54,6 +54,52 @@ fn hello_gives_public_material_and_the_same_node_after_restart() {
     assert_eq!(again.node_id(), id, "restored from durable state");
 }
 
+/// The hello's state key (what seals the node's state in a fleet's database) is the seed's
+/// own: the same after a restart, another seed's differs, and it is none of the other key
+/// material the hello carries nor the seed itself.
+#[test]
+fn the_state_key_is_the_seeds_own_and_no_other_secret() {
+    let hello_of = |signer: &SignerEngine| match signer.handle(&SignerRequest::Hello {
+        version: PROTOCOL_VERSION,
+    }) {
+        SignerResponse::Ok {
+            reply: SignerReply::Hello(hello),
+        } => hello,
+        other => panic!("hello failed: {other:?}"),
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let hello = hello_of(&engine(dir.path(), PolicyConfig::default()));
+    assert_eq!(hello.state_key.0.len(), 32);
+    assert_eq!(
+        hello.state_key.0,
+        micronode_signer::engine::state_key_of(&[7u8; 32]).to_vec()
+    );
+    for other in [
+        &hello.inbound_payment_key,
+        &hello.peer_storage_key,
+        &hello.receive_auth_key,
+    ] {
+        assert_ne!(hello.state_key.0, other.0);
+    }
+    assert_ne!(hello.state_key.0, vec![7u8; 32], "not the seed");
+    let again = hello_of(&engine(dir.path(), PolicyConfig::default()));
+    assert_eq!(
+        again.state_key.0, hello.state_key.0,
+        "stable across restarts"
+    );
+    let other_dir = tempfile::tempdir().unwrap();
+    let mut policy = PolicyConfig::default();
+    policy.require_app_requests = false;
+    let other = SignerEngine::open(
+        other_dir.path(),
+        Zeroizing::new([8u8; 32]),
+        bitcoin::Network::Regtest,
+        policy,
+    )
+    .expect("open signer");
+    assert_ne!(hello_of(&other).state_key.0, hello.state_key.0);
+}
+
 #[test]
 fn payments_over_the_velocity_limit_are_refused_with_the_rule() {
     let dir = tempfile::tempdir().unwrap();

@@ -80,25 +80,35 @@ impl PgDatabase {
 
     /// Sets a tenant's lifecycle state.
     pub fn set_registry_state(&self, id: &str, state: &str) -> Result<(), PgError> {
-        let (id, state) = (id.to_owned(), state.to_owned());
-        self.workers().run("update a tenant", move |c| {
-            c.execute(
-                "UPDATE fleet_tenants SET state = $2 WHERE id = $1",
-                &[&id, &state],
-            )
-            .map(drop)
-        })
+        self.update_registry_row(
+            "update a tenant",
+            "UPDATE fleet_tenants SET state = $2 WHERE id = $1",
+            id,
+            state,
+        )
     }
 
     /// Records the node id a tenant's signer gave.
     pub fn set_registry_node_id(&self, id: &str, node_id: &str) -> Result<(), PgError> {
-        let (id, node_id) = (id.to_owned(), node_id.to_owned());
-        self.workers().run("record a node id", move |c| {
-            c.execute(
-                "UPDATE fleet_tenants SET node_id = $2 WHERE id = $1",
-                &[&id, &node_id],
-            )
-            .map(drop)
+        self.update_registry_row(
+            "record a node id",
+            "UPDATE fleet_tenants SET node_id = $2 WHERE id = $1",
+            id,
+            node_id,
+        )
+    }
+
+    /// Runs `statement` (`$1` the tenant's id, `$2` the value) for one tenant.
+    fn update_registry_row(
+        &self,
+        step: &'static str,
+        statement: &'static str,
+        id: &str,
+        value: &str,
+    ) -> Result<(), PgError> {
+        let (id, value) = (id.to_owned(), value.to_owned());
+        self.workers().run(step, move |c| {
+            c.execute(statement, &[&id, &value]).map(drop)
         })
     }
 
