@@ -88,13 +88,11 @@ fn the_state_key_is_the_seeds_own_and_no_other_secret() {
         "stable across restarts"
     );
     let other_dir = tempfile::tempdir().unwrap();
-    let mut policy = PolicyConfig::default();
-    policy.require_app_requests = false;
     let other = SignerEngine::open(
         other_dir.path(),
         Zeroizing::new([8u8; 32]),
         bitcoin::Network::Regtest,
-        policy,
+        PolicyConfig::default(),
     )
     .expect("open signer");
     assert_ne!(hello_of(&other).state_key.0, hello.state_key.0);
