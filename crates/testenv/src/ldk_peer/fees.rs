@@ -93,12 +93,12 @@ pub async fn teach_fee_rate(bitcoind: &Bitcoind, sat_per_vb: u64) -> Result<Taug
             rates.push(btc_per_kvb.map(|r| (r * 100_000_000.0).round() as u64));
         }
         last = format!("{rates:?} sat/kvB for {LDK_NODE_ESTIMATES:?}");
-        let first = rates[0];
-        let settled = rates.iter().all(|r| *r == first);
-        if let (true, Some(got)) = (settled, first) {
-            // The wallet pays at least the rate; a byte of slack in its size estimate may
-            // lift the average a little.
-            if got >= want && got <= want + want / 100 + 1 {
+        // The wallet pays at least the rate; a byte of slack in its size estimate may lift the
+        // average a little, and differently per target (Knots gave 50,002 and 50,001 for
+        // 50,000): every target within that band counts, at the lowest of them.
+        let in_band = |r: &Option<u64>| r.is_some_and(|r| r >= want && r <= want + want / 100 + 1);
+        if rates.iter().all(in_band) {
+            if let Some(got) = rates.iter().flatten().copied().min() {
                 return Ok(TaughtFeeRate {
                     sat_per_kvb: got,
                     // ldk-node: BTC/kvB * 25_000_000, rounded.
